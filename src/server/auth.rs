@@ -1,0 +1,127 @@
+//! Authentication: the ticket must arrive in the first message; the URL query and the session
+//! cookie never authenticate; a connection that has not authenticated in time is closed.
+//! Weaken switches: `url-token`, `cookie-auth`, `auth-required`, `unauth-timeout`.
+
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::tickets::TicketStore;
+use super::weaken::{Defence, Weakened};
+
+/// Query parameter names a careless server reads credentials from.
+pub const URL_CREDENTIAL_PARAMS: &[&str] = &["token", "access_token", "ticket", "auth", "jwt"];
+
+/// Outcome of a connection's first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstMessage {
+    /// A valid ticket: the connection is authenticated.
+    Authenticated,
+    /// An auth message that failed, with the logged reason.
+    Refused(&'static str),
+    /// Not an auth message at all.
+    NotAuth,
+}
+
+/// Judges the first message: `{"type":"auth","ticket":"..."}`.
+pub fn first_message(
+    text: &str,
+    store: &TicketStore,
+    session: Option<&str>,
+    weakened: &Weakened,
+) -> FirstMessage {
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
+        return FirstMessage::NotAuth;
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("auth") {
+        return FirstMessage::NotAuth;
+    }
+    match obj.get("ticket").and_then(Value::as_str) {
+        None => FirstMessage::Refused("auth_malformed"),
+        Some(ticket) => match store.redeem(ticket, session, weakened) {
+            Ok(()) => FirstMessage::Authenticated,
+            Err(r) => FirstMessage::Refused(r.reason()),
+        },
+    }
+}
+
+/// What the handshake URL's query carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlCredential {
+    /// No credential-looking parameter.
+    None,
+    /// A credential parameter that was (correctly) ignored.
+    Ignored,
+    /// A credential that authenticated (only with `url-token` weakened).
+    Accepted,
+}
+
+/// Compares secrets in constant time.
+pub fn secret_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Looks at the query string of the handshake URL.
+pub fn url_credential(
+    query: Option<&str>,
+    store: &TicketStore,
+    api_token: &str,
+    weakened: &Weakened,
+) -> UrlCredential {
+    let Some(query) = query else {
+        return UrlCredential::None;
+    };
+    let mut seen = false;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !URL_CREDENTIAL_PARAMS.contains(&k.as_ref()) {
+            continue;
+        }
+        seen = true;
+        if weakened.is(Defence::UrlToken)
+            && (secret_eq(&v, api_token) || store.redeem(&v, None, &Weakened::none()).is_ok())
+        {
+            return UrlCredential::Accepted;
+        }
+    }
+    if seen {
+        UrlCredential::Ignored
+    } else {
+        UrlCredential::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_the_first_message_authenticates() {
+        let store = TicketStore::new(Duration::from_secs(30), true);
+        let w = Weakened::none();
+        let s = store.session(None);
+        let t = store.issue(&s);
+        let q = format!("ticket={t}");
+        assert_eq!(
+            url_credential(Some(&q), &store, "api", &w),
+            UrlCredential::Ignored
+        );
+        let msg = format!(r#"{{"type":"auth","ticket":"{t}"}}"#);
+        assert_eq!(
+            first_message(&msg, &store, None, &w),
+            FirstMessage::Authenticated
+        );
+        assert_eq!(
+            first_message(&msg, &store, None, &w),
+            FirstMessage::Refused("ticket_replayed")
+        );
+        assert_eq!(
+            first_message(r#"{"type":"payment"}"#, &store, None, &w),
+            FirstMessage::NotAuth
+        );
+        let weak = Weakened::of([Defence::UrlToken]);
+        assert_eq!(
+            url_credential(Some("access_token=api"), &store, "api", &weak),
+            UrlCredential::Accepted
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTPS side: the WebSocket handshake (Origin check before the upgrade, credential and
+//! cookie handling, extension negotiation) and the ticket endpoint, on one port.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use super::Shared;
+use super::auth::{self, UrlCredential};
+use super::connection::{self, Opened};
+use super::cookies;
+use super::origin;
+use super::weaken::Defence;
+use crate::config::policy::DeflatePolicy;
+
+/// Path of the WebSocket endpoint.
+pub const WS_PATH: &str = "/ws";
+/// Path of the ticket endpoint.
+pub const TICKET_PATH: &str = "/ws/ticket";
+
+type Reply = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, body: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Whether a request asks for a WebSocket upgrade.
+pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+    header_has_token(req, header::UPGRADE, "websocket")
+}
+
+/// Routes one request on the TLS port (or the plaintext port when `tls` is weakened).
+pub async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply, Infallible> {
+    let path = req.uri().path().to_string();
+    Ok(match (req.method(), path.as_str()) {
+        (_, WS_PATH) if is_upgrade(&req) => handshake(req, shared),
+        (&Method::POST, TICKET_PATH) => ticket(&req, &shared),
+        (_, TICKET_PATH) => plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
+        (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
+        (_, WS_PATH) => plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket endpoint: upgrade required\n",
+        ),
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    })
+}
+
+/// `POST /ws/ticket`: a bearer API token buys a short-lived single-use ticket and a session cookie.
+fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    if !auth::secret_eq(bearer, &shared.api_token) {
+        shared.log.event(
+            "ticket",
+            id,
+            json!({"ok": false, "reason": "bad_api_token"}),
+        );
+        let mut r = plain(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let presented = cookies::session_from_cookies(
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+    );
+    let session = shared.tickets.session(presented.as_deref());
+    let ticket = shared.tickets.issue(&session);
+    shared.log.event("ticket", id, json!({"ok": true}));
+    let body =
+        json!({ "ticket": ticket, "expires_in": shared.tickets.ttl().as_secs_f64() }).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let cookie = cookies::set_cookie(&session, shared.settings.samesite, &shared.weakened);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Validates the upgrade request and, when every pre-upgrade defence agrees, answers 101.
+fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let headers = req.headers();
+    let key = headers
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+        .filter(|k| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .map(|d| d.len() == 16)
+                .unwrap_or(false)
+        });
+    let version_ok = headers
+        .get("sec-websocket-version")
+        .map(|v| v.as_bytes() == b"13")
+        .unwrap_or(false);
+    if req.method() != Method::GET
+        || !header_has_token(&req, header::CONNECTION, "upgrade")
+        || key.is_none()
+    {
+        shared.log.event(
+            "handshake_refused",
+            id,
+            json!({"reason": "bad_upgrade_request"}),
+        );
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "invalid WebSocket upgrade request\n",
+        );
+    }
+    if !version_ok {
+        let mut r = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version\n",
+        );
+        r.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        return r;
+    }
+    let origin_header = headers.get(header::ORIGIN).map(|v| v.as_bytes());
+    let origin_params = shared.settings.origin.as_ref();
+    if let Err(refusal) = origin::check(origin_header, origin_params, &shared.weakened) {
+        let shown = origin_header.map(|o| super::log::clip(&String::from_utf8_lossy(o)));
+        shared.log.event(
+            "handshake_refused",
+            id,
+            json!({"reason": refusal.reason(), "origin": shown}),
+        );
+        let status = origin_params
+            .and_then(|p| p.status)
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::FORBIDDEN);
+        return plain(status, "origin not allowed\n");
+    }
+
+    let session =
+        cookies::session_from_cookies(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
+            .filter(|s| shared.tickets.is_session(s));
+    let url_cred = auth::url_credential(
+        req.uri().query(),
+        &shared.tickets,
+        &shared.api_token,
+        &shared.weakened,
+    );
+    if url_cred == UrlCredential::Ignored {
+        shared.log.event(
+            "violation",
+            id,
+            json!({"reason": "credential_in_url_ignored"}),
+        );
+    }
+    let cookie_auth = shared.weakened.is(Defence::CookieAuth) && session.is_some();
+    let authenticated =
+        shared.settings.ticket.is_none() || url_cred == UrlCredential::Accepted || cookie_auth;
+
+    let deflate = shared.settings.deflate == DeflatePolicy::Allow
+        && headers
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|ext| ext.split(';').next().map(str::trim) == Some("permessage-deflate"));
+
+    let accept = tungstenite::handshake::derive_accept_key(&key.unwrap_or_default());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let opened = Opened {
+        id,
+        session,
+        authenticated,
+        deflate,
+    };
+    shared.log.event(
+        "connect",
+        id,
+        json!({
+            "authenticated": authenticated,
+            "via": if url_cred == UrlCredential::Accepted { "url" } else if cookie_auth { "cookie" } else { "none" },
+            "deflate": deflate,
+        }),
+    );
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                shared.active.fetch_add(1, Ordering::Relaxed);
+                connection::run(TokioIo::new(upgraded), shared.clone(), opened).await;
+                shared.active.fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(e) => shared.log.event(
+                "close",
+                id,
+                json!({"reason": format!("upgrade failed: {e}")}),
+            ),
+        }
+    });
+
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert("sec-websocket-accept", v);
+    }
+    if deflate {
+        h.insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            ),
+        );
+    }
+    r
+}
+
+/// The plaintext listener: refuses upgrades with 426 and redirects everything else to https.
+pub async fn refuse_plaintext(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Reply, Infallible> {
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    if is_upgrade(&req) {
+        shared.log.event(
+            "handshake_refused",
+            id,
+            json!({"reason": "plaintext_upgrade"}),
+        );
+        let mut r = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "plaintext WebSocket refused: use wss://\n",
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(r);
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .or(Some(h.to_string()))
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let location = format!(
+        "https://{host}:{}{}",
+        shared.tls_port.load(Ordering::Relaxed),
+        req.uri().path()
+    );
+    let mut r = plain(StatusCode::MOVED_PERMANENTLY, "use https\n");
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}

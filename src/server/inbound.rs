@@ -1,0 +1,226 @@
+//! Turns client frames into messages, applying the frame-level defences (protocol strictness,
+//! maximum size, bounded inflation) before any payload is read. Sans-IO so it can be fuzzed.
+
+use crate::wire::{Control, Data, OpCode, RawHeader};
+
+use super::max_size::{self, InflateError};
+use super::protocol;
+
+/// What to do with a frame whose header just arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderDecision {
+    /// Read this many payload bytes, then call [`Inbound::on_frame`].
+    Read(usize),
+    /// Discard this many payload bytes (a lax server ignoring a frame it does not understand).
+    Skip(u64),
+    /// Close with this code and reason without reading the payload.
+    Close(u16, &'static str),
+}
+
+/// A complete event from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A reassembled (and inflated) data message.
+    Message {
+        /// Text (opcode 1) or binary (opcode 2).
+        text: bool,
+        /// The payload, not yet UTF-8 checked.
+        data: Vec<u8>,
+    },
+    /// A ping to answer.
+    Ping(Vec<u8>),
+    /// A pong (heartbeat answer).
+    Pong,
+    /// The client closes; `code` echoes its code when it sent a valid one.
+    Close(Option<u16>),
+    /// A frame that completes nothing yet (a fragment).
+    Nothing,
+}
+
+struct Partial {
+    text: bool,
+    compressed: bool,
+    data: Vec<u8>,
+}
+
+/// Per-connection frame state.
+pub struct Inbound {
+    strict: bool,
+    limit: usize,
+    deflate: bool,
+    partial: Option<Partial>,
+}
+
+impl Inbound {
+    /// `strict`: RFC 6455 violations close with 1002; `limit`: largest message; `deflate`:
+    /// permessage-deflate was negotiated.
+    pub fn new(strict: bool, limit: usize, deflate: bool) -> Self {
+        Self {
+            strict,
+            limit,
+            deflate,
+            partial: None,
+        }
+    }
+
+    /// Decides from the header alone; the size decision never looks at the payload.
+    pub fn on_header(&self, h: &RawHeader) -> HeaderDecision {
+        if self.strict
+            && let Some(reason) =
+                protocol::header_violation(h, self.partial.is_some(), self.deflate)
+        {
+            return HeaderDecision::Close(1002, reason);
+        }
+        if h.is_reserved_opcode() {
+            return HeaderDecision::Skip(h.length);
+        }
+        let buffered = if h.is_control() {
+            0
+        } else {
+            self.partial.as_ref().map_or(0, |p| p.data.len())
+        };
+        if !max_size::fits(buffered, h.length, self.limit) {
+            return HeaderDecision::Close(1009, "message too big");
+        }
+        // `fits` bounded the length by `limit`, a usize.
+        HeaderDecision::Read(usize::try_from(h.length).unwrap_or(self.limit))
+    }
+
+    /// Consumes a frame's unmasked payload; `Err` carries the close code and reason.
+    pub fn on_frame(
+        &mut self,
+        h: &RawHeader,
+        payload: Vec<u8>,
+    ) -> Result<Event, (u16, &'static str)> {
+        match h.header.opcode {
+            OpCode::Control(Control::Ping) => Ok(Event::Ping(payload)),
+            OpCode::Control(Control::Pong) => Ok(Event::Pong),
+            OpCode::Control(Control::Close) => {
+                if self.strict
+                    && let Some(v) = protocol::close_violation(&payload)
+                {
+                    return Err(v);
+                }
+                let code = crate::wire::parse_close(&payload)
+                    .code
+                    .filter(|c| crate::wire::close_code_allowed(*c));
+                Ok(Event::Close(code))
+            }
+            OpCode::Data(Data::Continue) => match self.partial.as_mut() {
+                // A lax server ignores a continuation with nothing to continue.
+                None => Ok(Event::Nothing),
+                Some(p) => {
+                    p.data.extend_from_slice(&payload);
+                    if h.header.is_final {
+                        self.finish()
+                    } else {
+                        Ok(Event::Nothing)
+                    }
+                }
+            },
+            OpCode::Data(d) => {
+                // Strict mode closed on an interleaved data frame; a lax server starts over.
+                self.partial = Some(Partial {
+                    text: d == Data::Text,
+                    compressed: self.deflate && h.header.rsv1,
+                    data: payload,
+                });
+                if h.header.is_final {
+                    self.finish()
+                } else {
+                    Ok(Event::Nothing)
+                }
+            }
+            OpCode::Control(Control::Reserved(_)) => Ok(Event::Nothing),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Event, (u16, &'static str)> {
+        let Some(p) = self.partial.take() else {
+            return Ok(Event::Nothing);
+        };
+        let data = if p.compressed {
+            max_size::inflate_bounded(&p.data, self.limit).map_err(|e| match e {
+                InflateError::TooBig => (1009, "inflated message too big"),
+                InflateError::Corrupt => (1007, "invalid compressed payload"),
+            })?
+        } else {
+            p.data
+        };
+        Ok(Event::Message { text: p.text, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{FrameHeader, parse_header};
+
+    fn raw(first: u8, len: u64, masked: bool) -> RawHeader {
+        let mut out = Vec::new();
+        let h = FrameHeader {
+            is_final: first & 0x80 != 0,
+            rsv1: first & 0x40 != 0,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::Data(Data::Binary),
+            mask: masked.then_some([1, 2, 3, 4]),
+        };
+        let _ = h.format(len, &mut out);
+        out[0] = first;
+        parse_header(&out).expect("header")
+    }
+
+    #[test]
+    fn size_is_decided_from_the_header() {
+        let inb = Inbound::new(true, 1024, false);
+        assert_eq!(
+            inb.on_header(&raw(0x82, 100 << 20, true)),
+            HeaderDecision::Close(1009, "message too big")
+        );
+        assert_eq!(
+            inb.on_header(&raw(0x82, 1024, true)),
+            HeaderDecision::Read(1024)
+        );
+    }
+
+    #[test]
+    fn fragments_add_up_against_the_limit() {
+        let mut inb = Inbound::new(true, 1024, false);
+        let first = raw(0x02, 800, true);
+        assert_eq!(inb.on_header(&first), HeaderDecision::Read(800));
+        assert_eq!(inb.on_frame(&first, vec![0; 800]), Ok(Event::Nothing));
+        assert_eq!(
+            inb.on_header(&raw(0x80, 300, true)),
+            HeaderDecision::Close(1009, "message too big")
+        );
+    }
+
+    #[test]
+    fn strictness_is_switchable() {
+        let strict = Inbound::new(true, 1024, false);
+        let lax = Inbound::new(false, 1024, false);
+        for (first, masked) in [
+            (0x83, true),
+            (0x82, false),
+            (0xC2, true),
+            (0x09, true),
+            (0x80, true),
+        ] {
+            assert!(
+                matches!(
+                    strict.on_header(&raw(first, 4, masked)),
+                    HeaderDecision::Close(1002, _)
+                ),
+                "{first:#x}"
+            );
+            assert!(
+                !matches!(
+                    lax.on_header(&raw(first, 4, masked)),
+                    HeaderDecision::Close(..)
+                ),
+                "{first:#x}"
+            );
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The hardened reference server: a real TLS WebSocket server that enforces a policy.
+//!
+//! One module per defence, each honouring its `--weaken` switch ([`weaken::Defence`]):
+//! [`transport`] (tls, tls-version, tls-cert), [`origin`], [`auth`] (url-token, auth-required,
+//! cookie-auth, unauth-timeout), [`tickets`] (ticket-replay, ticket-expiry, ticket-validation,
+//! ticket-binding), [`cookies`] (cookie-samesite), [`schema`], [`rate_limit`], [`max_size`],
+//! [`heartbeat`], [`protocol`] (protocol-strict). [`http`] and [`connection`] wire them together.
+
+pub mod auth;
+pub mod connection;
+pub mod cookies;
+pub mod heartbeat;
+pub mod http;
+pub mod inbound;
+pub mod log;
+pub mod max_size;
+pub mod origin;
+pub mod protocol;
+pub mod rate_limit;
+pub mod schema;
+pub mod tickets;
+pub mod transport;
+pub mod weaken;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::LoadedPolicy;
+use crate::config::policy::{
+    CheckParams, DeflatePolicy, HeartbeatParams, OriginParams, RateLimitParams, SameSite,
+    TicketParams, TlsVersion,
+};
+pub use log::EventLog;
+pub use weaken::{Defence, Weakened};
+
+/// Message size limit when the policy has no `messages.max_size` control.
+pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
+
+/// The policy resolved into what the server enforces.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Lowest TLS version offered.
+    pub min_tls: TlsVersion,
+    /// Origin allowlist; `None` accepts any origin.
+    pub origin: Option<OriginParams>,
+    /// Ticket rules; `Some` means connections must authenticate.
+    pub ticket: Option<TicketParams>,
+    /// How long a connection may stay unauthenticated.
+    pub unauth_timeout: Option<Duration>,
+    /// JSON Schema for business messages.
+    pub schema: Option<serde_json::Value>,
+    /// Largest message accepted.
+    pub max_size: usize,
+    /// Whether permessage-deflate may be negotiated.
+    pub deflate: DeflatePolicy,
+    /// Per-connection rate limit.
+    pub rate: Option<RateLimitParams>,
+    /// Ping interval and missed-pong budget.
+    pub heartbeat: Option<HeartbeatParams>,
+    /// SameSite value of the session cookie.
+    pub samesite: SameSite,
+}
+
+impl Settings {
+    /// Reads every control the server can enforce from a policy.
+    pub fn from_policy(policy: &LoadedPolicy) -> Self {
+        let mut s = Settings {
+            min_tls: TlsVersion::V1_2,
+            origin: None,
+            ticket: None,
+            unauth_timeout: None,
+            schema: None,
+            max_size: DEFAULT_MAX_SIZE,
+            deflate: DeflatePolicy::Refuse,
+            rate: None,
+            heartbeat: None,
+            samesite: SameSite::Strict,
+        };
+        for p in &policy.params {
+            match p {
+                CheckParams::Tls(t) => s.min_tls = t.min_version,
+                CheckParams::Origin(o) => s.origin = Some(o.clone()),
+                CheckParams::Ticket(t) => s.ticket = Some(t.clone()),
+                CheckParams::Unauthenticated(u) => s.unauth_timeout = Some(u.timeout),
+                CheckParams::Schema(sc) => s.schema = Some(sc.schema.clone()),
+                CheckParams::MaxSize(m) => {
+                    s.max_size = m.limit.as_usize();
+                    s.deflate = m.deflate;
+                }
+                CheckParams::RateLimit(r) => s.rate = Some(r.clone()),
+                CheckParams::Heartbeat(h) => s.heartbeat = Some(h.clone()),
+                CheckParams::Cookies(c) => s.samesite = c.samesite,
+                CheckParams::UrlTokens(_)
+                | CheckParams::Protocol(_)
+                | CheckParams::Attestation(_)
+                | CheckParams::Custom(_) => {}
+            }
+        }
+        s
+    }
+}
+
+/// State shared by every connection of one server.
+pub struct Shared {
+    /// What is enforced.
+    pub settings: Settings,
+    /// What is switched off.
+    pub weakened: Weakened,
+    /// Issued tickets and sessions.
+    pub tickets: tickets::TicketStore,
+    /// Bearer token the ticket endpoint requires.
+    pub api_token: String,
+    /// Lifecycle event log.
+    pub log: EventLog,
+    /// The policy's schema, compiled once.
+    pub validator: Option<Arc<jsonschema::Validator>>,
+    /// Next connection/request id for log correlation.
+    pub next_conn: AtomicU64,
+    /// Upgraded connections currently open.
+    pub active: AtomicUsize,
+    /// The TLS port, for redirects from the plaintext listener.
+    pub tls_port: AtomicU16,
+}
+
+/// How to start a server.
+pub struct ServerOptions {
+    /// The policy to enforce.
+    pub policy: LoadedPolicy,
+    /// TLS listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Optional plaintext listen address.
+    pub plain_listen: Option<SocketAddr>,
+    /// Certificate chain and key PEM files; generated when absent.
+    pub cert: Option<(PathBuf, PathBuf)>,
+    /// Defences switched off.
+    pub weakened: Weakened,
+    /// Bearer token for the ticket endpoint; random when absent.
+    pub api_token: Option<String>,
+    /// Where lifecycle events go.
+    pub log: EventLog,
+}
+
+impl ServerOptions {
+    /// Hardened server on 127.0.0.1 with a free port, generated certificate and plaintext listener.
+    pub fn local(policy: LoadedPolicy) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            policy,
+            listen: any,
+            plain_listen: Some(any),
+            cert: None,
+            weakened: Weakened::none(),
+            api_token: None,
+            log: EventLog::discard(),
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Certificate or TLS set-up failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The policy's schema does not compile.
+    #[error("the policy's messages.schema is not a valid JSON Schema: {0}")]
+    Schema(String),
+    /// Writing the emitted target failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running server; dropping it stops accepting connections.
+pub struct ServerHandle {
+    /// TLS address actually bound.
+    pub addr: SocketAddr,
+    /// Plaintext address actually bound.
+    pub plain_addr: Option<SocketAddr>,
+    /// Bearer token of the ticket endpoint.
+    pub api_token: String,
+    /// PEM of the CA that signed the server certificate (when generated).
+    pub ca_pem: Option<String>,
+    /// First allowed origin, what a legitimate client sends.
+    pub origin: Option<String>,
+    /// State shared with connections (for tests and benchmarks).
+    pub shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds the listeners and starts serving.
+pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
+    crate::tls::install_crypto_provider();
+    let settings = Settings::from_policy(&opts.policy);
+    let validator = match &settings.schema {
+        Some(s) => Some(Arc::new(
+            jsonschema::validator_for(s).map_err(|e| ServerError::Schema(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let cert = match &opts.cert {
+        Some((c, k)) => crate::tls::load_cert_and_key(c, k)?,
+        None => {
+            let names = if opts.weakened.is(Defence::TlsCert) {
+                vec!["wrong-host.invalid".to_string()]
+            } else {
+                let mut n = vec![addr.ip().to_string(), "localhost".to_string()];
+                if addr.ip().is_unspecified() {
+                    n.push("127.0.0.1".into());
+                }
+                n
+            };
+            crate::tls::generate_ca_and_leaf(&names)?
+        }
+    };
+    let ca_pem = cert.ca_pem.clone();
+    let tls = transport::server_config(cert, settings.min_tls, &opts.weakened)?;
+    let ttl = settings
+        .ticket
+        .as_ref()
+        .map_or(Duration::from_secs(30), |t| t.ttl_max);
+    let single_use = settings.ticket.as_ref().is_none_or(|t| t.single_use);
+    let api_token = opts
+        .api_token
+        .clone()
+        .unwrap_or_else(|| tickets::random_token(32));
+    let origin = settings
+        .origin
+        .as_ref()
+        .and_then(|o| o.allowed.first())
+        .map(|o| o.to_string());
+    let shared = Arc::new(Shared {
+        settings,
+        weakened: opts.weakened.clone(),
+        tickets: tickets::TicketStore::new(ttl, single_use),
+        api_token: api_token.clone(),
+        log: opts.log.clone(),
+        validator,
+        next_conn: AtomicU64::new(1),
+        active: AtomicUsize::new(0),
+        tls_port: AtomicU16::new(addr.port()),
+    });
+    let mut tasks = vec![tokio::spawn(transport::serve_tls(
+        listener,
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        shared.clone(),
+    ))];
+    let plain_addr = match opts.plain_listen {
+        Some(p) => {
+            let l = TcpListener::bind(p)
+                .await
+                .map_err(|source| ServerError::Bind { addr: p, source })?;
+            let a = l
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr: p, source })?;
+            tasks.push(tokio::spawn(transport::serve_plain(l, shared.clone())));
+            Some(a)
+        }
+        None => None,
+    };
+    shared.log.event(
+        "listening",
+        0,
+        serde_json::json!({
+            "addr": addr.to_string(),
+            "plain_addr": plain_addr.map(|a| a.to_string()),
+            "policy": opts.policy.policy.policy,
+            "weakened": opts.weakened.iter().map(Defence::name).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(ServerHandle {
+        addr,
+        plain_addr,
+        api_token,
+        ca_pem,
+        origin,
+        shared,
+        tasks,
+    })
+}
+
+impl ServerHandle {
+    fn host(&self) -> String {
+        match self.addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    }
+
+    /// `wss://host:port/ws`
+    pub fn ws_url(&self) -> String {
+        format!(
+            "wss://{}:{}{}",
+            self.host(),
+            self.addr.port(),
+            http::WS_PATH
+        )
+    }
+
+    /// `https://host:port/ws/ticket`
+    pub fn ticket_url(&self) -> String {
+        format!(
+            "https://{}:{}{}",
+            self.host(),
+            self.addr.port(),
+            http::TICKET_PATH
+        )
+    }
+
+    /// `ws://host:plainport/ws`, when a plaintext listener runs.
+    pub fn plain_ws_url(&self) -> Option<String> {
+        self.plain_addr
+            .map(|a| format!("ws://{}:{}{}", self.host(), a.port(), http::WS_PATH))
+    }
+
+    /// A target file (SPEC format) describing this server; `ca_file` is relative to the target.
+    pub fn target_yaml(&self, name: &str, ca_file: Option<&str>) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let mut y = format!("target: {}\nurl: {}\n", q(name), q(&self.ws_url()));
+        if let Some(p) = self.plain_ws_url() {
+            y += &format!("plaintext_url: {}\n", q(&p));
+        }
+        if let Some(ca) = ca_file {
+            y += &format!("tls: {{ ca_file: {} }}\n", q(ca));
+        }
+        if let Some(o) = &self.origin {
+            y += &format!("origin: {}\n", q(o));
+        }
+        if self.shared.settings.ticket.is_some() {
+            y += &format!(
+                "auth:\n  ticket:\n    request:\n      method: POST\n      url: {}\n      headers: {{ Authorization: {} }}\n    extract: /ticket\n  first_message: '{{\"type\":\"auth\",\"ticket\":\"{{{{ticket}}}}\"}}'\n  accepted_when: {{ json: {{ \"/type\": \"auth_ok\" }} }}\n",
+                q(&self.ticket_url()),
+                q(&format!("Bearer {}", self.api_token)),
+            );
+        }
+        y += "messages:\n  valid: ['{\"type\":\"payment\",\"amount\":12.5,\"reference\":\"TX-123456\",\"currency\":\"USD\"}']\n";
+        y += "  accepted_when: { json: { \"/type\": \"ack\" } }\n  rejected_when: { json: { \"/type\": \"error\" } }\n";
+        y += "limits: { connect_timeout: 5s, case_timeout: 30s, max_parallel: 8 }\n";
+        y
+    }
+
+    /// Writes the target file and the CA certificate beside it (`<stem>-ca.pem`), owner-only.
+    pub fn write_target(&self, path: &Path) -> Result<(), ServerError> {
+        let werr = |path: &Path, source| ServerError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let ca_name = match &self.ca_pem {
+            Some(pem) => {
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("target");
+                let name = format!("{stem}-ca.pem");
+                let ca_path = path.with_file_name(&name);
+                std::fs::write(&ca_path, pem).map_err(|e| werr(&ca_path, e))?;
+                Some(name)
+            }
+            None => None,
+        };
+        let name = format!("wsaudit-reference-{}", self.addr.port());
+        write_private(path, &self.target_yaml(&name, ca_name.as_deref())).map_err(|e| werr(path, e))
+    }
+}
+
+/// Writes a file readable only by its owner: it holds the API token.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+/// Number of upgraded connections open now.
+pub fn active_connections(handle: &ServerHandle) -> usize {
+    handle.shared.active.load(Ordering::Relaxed)
+}

@@ -1,0 +1,109 @@
+//! Origin allowlist (CSWSH defence): checked during the handshake, refused with 403 before the
+//! upgrade. Matching is exact on scheme, host and port.
+
+use crate::config::policy::{MissingOrigin, OriginParams};
+use crate::config::values::Origin;
+
+use super::weaken::{Defence, Weakened};
+
+/// Why a handshake's Origin was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginRefusal {
+    /// No Origin header and the policy rejects that.
+    Missing,
+    /// The header is not a serialised origin (e.g. `null`, a path, bad bytes).
+    Unparseable,
+    /// A well-formed origin that is not on the allowlist.
+    NotAllowed,
+}
+
+impl OriginRefusal {
+    /// Short reason for the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OriginRefusal::Missing => "origin_missing",
+            OriginRefusal::Unparseable => "origin_unparseable",
+            OriginRefusal::NotAllowed => "origin_not_allowed",
+        }
+    }
+}
+
+/// Decides whether a handshake's Origin header value may open a WebSocket.
+///
+/// Invariant (fuzzed): an accepted header parses to an origin equal to an allowed one; no
+/// substring, prefix, suffix or pattern match ever accepts.
+pub fn check(
+    header: Option<&[u8]>,
+    params: Option<&OriginParams>,
+    weakened: &Weakened,
+) -> Result<(), OriginRefusal> {
+    let Some(params) = params else { return Ok(()) };
+    if weakened.is(Defence::Origin) {
+        // A careless server: whatever the browser sent is fine.
+        return Ok(());
+    }
+    let Some(raw) = header else {
+        return match params.missing_origin {
+            MissingOrigin::Allow => Ok(()),
+            MissingOrigin::Reject => Err(OriginRefusal::Missing),
+        };
+    };
+    let text = std::str::from_utf8(raw).map_err(|_| OriginRefusal::Unparseable)?;
+    // Browsers send the serialisation exactly; anything with spaces or a trailing slash is not one.
+    if text.trim() != text {
+        return Err(OriginRefusal::Unparseable);
+    }
+    let origin: Origin = text.parse().map_err(|_| OriginRefusal::Unparseable)?;
+    if params.allowed.contains(&origin) {
+        Ok(())
+    } else {
+        Err(OriginRefusal::NotAllowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> OriginParams {
+        OriginParams {
+            allowed: vec!["https://app.example.com".parse().expect("origin")],
+            missing_origin: MissingOrigin::Reject,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn only_exact_origins_pass() {
+        let p = params();
+        let w = Weakened::none();
+        assert_eq!(
+            check(Some(b"https://app.example.com"), Some(&p), &w),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(b"https://app.example.com:443"), Some(&p), &w),
+            Ok(())
+        );
+        for bad in [
+            "https://app.example.com.evil.example",
+            "https://evilapp.example.com",
+            "https://appXexample.com",
+            "https://sub.app.example.com",
+            "http://app.example.com",
+            "https://app.example.com:8443",
+            "null",
+            "https://app.example.com/",
+        ] {
+            assert!(
+                check(Some(bad.as_bytes()), Some(&p), &w).is_err(),
+                "{bad} accepted"
+            );
+        }
+        assert_eq!(check(None, Some(&p), &w), Err(OriginRefusal::Missing));
+        assert_eq!(
+            check(Some(b"null"), Some(&p), &Weakened::of([Defence::Origin])),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Short-lived, single-use, random tickets issued by `POST /ws/ticket` and redeemed by the first
+//! WebSocket message. Replay, expiry, validation and session binding are separate weaken switches.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rand::Rng;
+
+use super::weaken::{Defence, Weakened};
+
+/// Upper bound on tickets kept, so a client minting tickets in a loop cannot exhaust memory.
+const MAX_TICKETS: usize = 100_000;
+
+/// Why a ticket did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketRefusal {
+    /// Never issued (forged, garbage, or from another server).
+    Unknown,
+    /// Already redeemed once.
+    Replayed,
+    /// Older than the TTL.
+    Expired,
+    /// Issued to a different session than the connection's cookie names.
+    WrongSession,
+}
+
+impl TicketRefusal {
+    /// Short reason for the log and the close frame.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TicketRefusal::Unknown => "ticket_unknown",
+            TicketRefusal::Replayed => "ticket_replayed",
+            TicketRefusal::Expired => "ticket_expired",
+            TicketRefusal::WrongSession => "ticket_wrong_session",
+        }
+    }
+}
+
+struct Issued {
+    at: Instant,
+    used: bool,
+    session: String,
+}
+
+/// Issued tickets and sessions.
+pub struct TicketStore {
+    ttl: Duration,
+    single_use: bool,
+    tickets: Mutex<HashMap<String, Issued>>,
+    sessions: Mutex<HashMap<String, Instant>>,
+}
+
+/// 128 random bits or more, URL-safe base64 without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes.max(16)];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl TicketStore {
+    /// A store issuing tickets valid for `ttl`.
+    pub fn new(ttl: Duration, single_use: bool) -> Self {
+        Self {
+            ttl,
+            single_use,
+            tickets: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The TTL tickets are issued with.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Starts a session (the cookie's value) or keeps a known one.
+    pub fn session(&self, presented: Option<&str>) -> String {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = presented.filter(|s| sessions.contains_key(*s)) {
+            return s.to_string();
+        }
+        if sessions.len() >= MAX_TICKETS {
+            sessions.clear();
+        }
+        let id = random_token(16);
+        sessions.insert(id.clone(), Instant::now());
+        id
+    }
+
+    /// Whether a cookie value names a session this server started.
+    pub fn is_session(&self, id: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
+    /// Issues a new ticket bound to `session`.
+    pub fn issue(&self, session: &str) -> String {
+        let ticket = random_token(32);
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        if tickets.len() >= MAX_TICKETS {
+            // Expired and used tickets go first; a full store of live ones is cleared outright.
+            let ttl = self.ttl;
+            tickets.retain(|_, t| !t.used && t.at.elapsed() <= ttl);
+            if tickets.len() >= MAX_TICKETS {
+                tickets.clear();
+            }
+        }
+        tickets.insert(
+            ticket.clone(),
+            Issued {
+                at: Instant::now(),
+                used: false,
+                session: session.to_string(),
+            },
+        );
+        ticket
+    }
+
+    /// Redeems a ticket for a connection whose cookie named `session` (if any).
+    pub fn redeem(
+        &self,
+        ticket: &str,
+        session: Option<&str>,
+        weakened: &Weakened,
+    ) -> Result<(), TicketRefusal> {
+        if weakened.is(Defence::TicketValidation) {
+            // A careless server that trusts whatever the client calls a ticket.
+            return if ticket.is_empty() {
+                Err(TicketRefusal::Unknown)
+            } else {
+                Ok(())
+            };
+        }
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        let issued = tickets.get_mut(ticket).ok_or(TicketRefusal::Unknown)?;
+        if issued.used && self.single_use && !weakened.is(Defence::TicketReplay) {
+            return Err(TicketRefusal::Replayed);
+        }
+        if issued.at.elapsed() > self.ttl && !weakened.is(Defence::TicketExpiry) {
+            return Err(TicketRefusal::Expired);
+        }
+        if let Some(s) = session
+            && s != issued.session
+            && !weakened.is(Defence::TicketBinding)
+        {
+            return Err(TicketRefusal::WrongSession);
+        }
+        issued.used = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_are_single_use_bound_and_expire() {
+        let store = TicketStore::new(Duration::from_millis(50), true);
+        let w = Weakened::none();
+        let s = store.session(None);
+        let t = store.issue(&s);
+        assert!(t.len() >= 43, "at least 256 bits of randomness in base64");
+        assert_eq!(
+            store.redeem(&t, Some("other"), &w),
+            Err(TicketRefusal::WrongSession)
+        );
+        assert_eq!(store.redeem(&t, Some(&s), &w), Ok(()));
+        assert_eq!(store.redeem(&t, None, &w), Err(TicketRefusal::Replayed));
+        assert_eq!(
+            store.redeem(&t, None, &Weakened::of([Defence::TicketReplay])),
+            Ok(())
+        );
+        let t2 = store.issue(&s);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(store.redeem(&t2, None, &w), Err(TicketRefusal::Expired));
+        assert_eq!(
+            store.redeem("forged", None, &w),
+            Err(TicketRefusal::Unknown)
+        );
+        assert_eq!(
+            store.redeem("forged", None, &Weakened::of([Defence::TicketValidation])),
+            Ok(())
+        );
+    }
+}

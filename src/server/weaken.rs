@@ -1,0 +1,171 @@
+//! The `--weaken` switches: each turns off exactly one defence, the way a careless server would,
+//! so every attack can be shown to fail against a server lacking its defence.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// One defence of the reference server that can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Defence {
+    /// The plaintext listener upgrades like the TLS one instead of refusing.
+    Tls,
+    /// TLS is capped at 1.2 instead of offering 1.3.
+    TlsVersion,
+    /// The certificate names a different host.
+    TlsCert,
+    /// Any Origin (or none) is accepted.
+    Origin,
+    /// A ticket or API token in the URL query authenticates the connection.
+    UrlToken,
+    /// Tickets may be used more than once.
+    TicketReplay,
+    /// Tickets never expire.
+    TicketExpiry,
+    /// Any non-empty ticket is accepted without looking it up.
+    TicketValidation,
+    /// A ticket issued to one session is accepted on another session's connection.
+    TicketBinding,
+    /// Business messages are processed before authentication.
+    AuthRequired,
+    /// The session cookie alone authenticates the WebSocket.
+    CookieAuth,
+    /// Unauthenticated connections are never timed out.
+    UnauthTimeout,
+    /// Messages are not validated: anything that parses is acknowledged.
+    Schema,
+    /// No per-connection rate limit.
+    RateLimit,
+    /// Messages are buffered up to 100 MiB whatever the policy says.
+    MaxSize,
+    /// No pings, no stale-connection termination.
+    Heartbeat,
+    /// The session cookie has no SameSite attribute.
+    CookieSamesite,
+    /// RFC 6455 violations are tolerated instead of closed with 1002.
+    ProtocolStrict,
+}
+
+impl Defence {
+    /// Every defence, in the order `--help` lists them.
+    pub const ALL: [Defence; 18] = [
+        Defence::Tls,
+        Defence::TlsVersion,
+        Defence::TlsCert,
+        Defence::Origin,
+        Defence::UrlToken,
+        Defence::TicketReplay,
+        Defence::TicketExpiry,
+        Defence::TicketValidation,
+        Defence::TicketBinding,
+        Defence::AuthRequired,
+        Defence::CookieAuth,
+        Defence::UnauthTimeout,
+        Defence::Schema,
+        Defence::RateLimit,
+        Defence::MaxSize,
+        Defence::Heartbeat,
+        Defence::CookieSamesite,
+        Defence::ProtocolStrict,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defence::Tls => "tls",
+            Defence::TlsVersion => "tls-version",
+            Defence::TlsCert => "tls-cert",
+            Defence::Origin => "origin",
+            Defence::UrlToken => "url-token",
+            Defence::TicketReplay => "ticket-replay",
+            Defence::TicketExpiry => "ticket-expiry",
+            Defence::TicketValidation => "ticket-validation",
+            Defence::TicketBinding => "ticket-binding",
+            Defence::AuthRequired => "auth-required",
+            Defence::CookieAuth => "cookie-auth",
+            Defence::UnauthTimeout => "unauth-timeout",
+            Defence::Schema => "schema",
+            Defence::RateLimit => "rate-limit",
+            Defence::MaxSize => "max-size",
+            Defence::Heartbeat => "heartbeat",
+            Defence::CookieSamesite => "cookie-samesite",
+            Defence::ProtocolStrict => "protocol-strict",
+        }
+    }
+}
+
+impl fmt::Display for Defence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Defence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Defence::ALL
+            .into_iter()
+            .find(|d| d.name() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<_> = Defence::ALL.iter().map(|d| d.name()).collect();
+                format!(
+                    "unknown defence `{s}`: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// The set of defences switched off; empty for the hardened server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Weakened(BTreeSet<Defence>);
+
+impl Weakened {
+    /// No defence switched off.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The given defences switched off.
+    pub fn of(defences: impl IntoIterator<Item = Defence>) -> Self {
+        Self(defences.into_iter().collect())
+    }
+
+    /// Whether `d` is switched off.
+    pub fn is(&self, d: Defence) -> bool {
+        self.0.contains(&d)
+    }
+
+    /// The switched-off defences.
+    pub fn iter(&self) -> impl Iterator<Item = Defence> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl FromStr for Weakened {
+    type Err = String;
+    /// Parses a comma-separated list such as `origin,max-size`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_choices() {
+        for d in Defence::ALL {
+            assert_eq!(d.name().parse::<Defence>(), Ok(d));
+        }
+        let w: Weakened = "origin, max-size".parse().expect("valid list");
+        assert!(w.is(Defence::Origin) && w.is(Defence::MaxSize) && !w.is(Defence::Tls));
+        let err = "orign".parse::<Weakened>().expect_err("typo");
+        assert!(err.contains("expected one of tls, tls-version"), "{err}");
+    }
+}

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hardened reference server enforcing a policy.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start the reference server in-process, audit it, then audit a weakened copy.
     Demo,
 }
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Demo => {
             println!(
                 "wsaudit demo: the attack runner is coming; for now run the reference server:"

@@ -133,18 +133,16 @@ where
                 }
             },
             _ = ticker.tick(), if heartbeat.is_some() => {
-                let beat = heartbeat.as_mut().map(Heartbeat::tick);
-                match beat {
-                    Some(Beat::Ping(p)) => {
-                        if send(&mut wr, OpCode::Control(Control::Ping), &p).await.is_err() {
-                            break Ending { code: None, reason: "write failed", initiator: "server" };
-                        }
-                    }
+                let write_failed = match heartbeat.as_mut().map(Heartbeat::tick) {
+                    Some(Beat::Ping(p)) => send(&mut wr, OpCode::Control(Control::Ping), &p).await.is_err(),
                     Some(Beat::Terminate) => {
                         shared.log.event("violation", opened.id, json!({"code": 1001, "reason": "heartbeat missed"}));
                         break Ending::server(1001, "heartbeat missed");
                     }
-                    None => {}
+                    None => false,
+                };
+                if write_failed {
+                    break Ending { code: None, reason: "write failed", initiator: "server" };
                 }
             }
             _ = tokio::time::sleep_until(auth_deadline.unwrap_or(far)), if auth_deadline.is_some() && !authenticated => {

@@ -1,0 +1,192 @@
+//! Reference server authentication: first-message tickets (replay, expiry, forgery, session
+//! binding), credentials in the URL, cookie-only handshakes and the unauthenticated timeout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Connects, sends `first`, and returns what the server does next.
+async fn first_message_outcome(srv: &Srv, first: &str, headers: &[(&str, &str)]) -> Seen {
+    let mut ws = srv
+        .ws("/ws", Some(&srv.origin()), headers)
+        .await
+        .expect("handshake");
+    send_text(&mut ws, first).await;
+    next_seen(&mut ws, STEP).await
+}
+
+fn auth_ok() -> Seen {
+    Seen::Json(serde_json::json!({"type": "auth_ok"}))
+}
+
+#[tokio::test]
+async fn valid_ticket_authenticates_and_data_flows() {
+    let srv = start("").await;
+    let mut ws = srv.authed().await;
+    expect_ack(&mut ws).await;
+    let log = srv.log.text();
+    assert!(
+        log.contains(r#""event":"auth","ok":true"#) || log.contains(r#""ok":true"#),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn replayed_ticket_is_refused_unless_ticket_replay_is_weakened() {
+    for (weaken, replay_ok) in [("", false), ("ticket-replay", true)] {
+        let srv = start(weaken).await;
+        let (ticket, _) = srv.ticket().await;
+        assert_eq!(
+            first_message_outcome(&srv, &auth_message(&ticket), &[]).await,
+            auth_ok()
+        );
+        let second = first_message_outcome(&srv, &auth_message(&ticket), &[]).await;
+        if replay_ok {
+            assert_eq!(second, auth_ok(), "weakened: {weaken}");
+        } else {
+            assert_eq!(second, Seen::Close(Some(1008)));
+        }
+    }
+}
+
+#[tokio::test]
+async fn expired_ticket_is_refused_unless_ticket_expiry_is_weakened() {
+    // reference-fast: ttl_max 1s; wait the TTL plus a stated slack of 400 ms.
+    let full = start("").await;
+    let weak = start("ticket-expiry").await;
+    let (t_full, _) = full.ticket().await;
+    let (t_weak, _) = weak.ticket().await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert_eq!(
+        first_message_outcome(&full, &auth_message(&t_full), &[]).await,
+        Seen::Close(Some(1008))
+    );
+    assert_eq!(
+        first_message_outcome(&weak, &auth_message(&t_weak), &[]).await,
+        auth_ok()
+    );
+}
+
+#[tokio::test]
+async fn forged_and_malformed_tickets_are_refused_unless_ticket_validation_is_weakened() {
+    let full = start("").await;
+    for first in [
+        auth_message("forged-ticket-0000000000000000000000"),
+        auth_message(""),
+        r#"{"type":"auth"}"#.to_string(),
+        r#"{"type":"auth","ticket":42}"#.to_string(),
+    ] {
+        assert_eq!(
+            first_message_outcome(&full, &first, &[]).await,
+            Seen::Close(Some(1008)),
+            "{first}"
+        );
+    }
+    let weak = start("ticket-validation").await;
+    assert_eq!(
+        first_message_outcome(&weak, &auth_message("forged-ticket-0000"), &[]).await,
+        auth_ok()
+    );
+}
+
+#[tokio::test]
+async fn ticket_from_another_session_is_refused_unless_ticket_binding_is_weakened() {
+    for (weaken, expected) in [("", Seen::Close(Some(1008))), ("ticket-binding", auth_ok())] {
+        let srv = start(weaken).await;
+        let (ticket_a, _session_a) = srv.ticket().await;
+        let (_ticket_b, session_b) = srv.ticket().await;
+        let cookie = format!("wsaudit_session={session_b}");
+        let outcome =
+            first_message_outcome(&srv, &auth_message(&ticket_a), &[("cookie", &cookie)]).await;
+        assert_eq!(outcome, expected, "weakened: {weaken:?}");
+    }
+}
+
+#[tokio::test]
+async fn business_message_before_auth_is_refused_unless_auth_required_is_weakened() {
+    let full = start("").await;
+    assert_eq!(
+        first_message_outcome(&full, VALID_PAYMENT, &[]).await,
+        Seen::Close(Some(1008))
+    );
+    let weak = start("auth-required").await;
+    match first_message_outcome(&weak, VALID_PAYMENT, &[]).await {
+        Seen::Json(v) => assert_eq!(v["type"], "ack"),
+        other => panic!("weakened server should ack, saw {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_never_authenticate_unless_url_token_is_weakened() {
+    let full = start("").await;
+    let weak = start("url-token").await;
+    for param in ["token", "access_token", "ticket"] {
+        let (ticket, _) = full.ticket().await;
+        let mut ws = full
+            .ws(&format!("/ws?{param}={ticket}"), Some(&full.origin()), &[])
+            .await
+            .expect("handshake");
+        send_text(&mut ws, VALID_PAYMENT).await;
+        assert_eq!(
+            next_seen(&mut ws, STEP).await,
+            Seen::Close(Some(1008)),
+            "?{param}= on the full server"
+        );
+
+        let (ticket, _) = weak.ticket().await;
+        let mut ws = weak
+            .ws(&format!("/ws?{param}={ticket}"), Some(&weak.origin()), &[])
+            .await
+            .expect("handshake");
+        expect_ack(&mut ws).await;
+    }
+    let api = weak.handle.api_token.clone();
+    let mut ws = weak
+        .ws(
+            &format!("/ws?access_token={api}"),
+            Some(&weak.origin()),
+            &[],
+        )
+        .await
+        .expect("handshake");
+    expect_ack(&mut ws).await;
+    assert!(full.log.text().contains("credential_in_url_ignored"));
+}
+
+#[tokio::test]
+async fn cookie_only_handshake_does_not_authenticate_unless_cookie_auth_is_weakened() {
+    for (weaken, acked) in [("", false), ("cookie-auth", true)] {
+        let srv = start(weaken).await;
+        let (_ticket, session) = srv.ticket().await;
+        let cookie = format!("wsaudit_session={session}");
+        let outcome = first_message_outcome(&srv, VALID_PAYMENT, &[("cookie", &cookie)]).await;
+        match (acked, outcome) {
+            (false, Seen::Close(Some(1008))) => {}
+            (true, Seen::Json(v)) if v["type"] == "ack" => {}
+            (_, other) => panic!("weakened {weaken:?}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_unauthenticated_connection_is_closed_even_while_answering_pings() {
+    // reference-fast: unauthenticated timeout 1s, pings every 500 ms; tungstenite answers them.
+    let full = start("").await;
+    let mut ws = full.ws_ok().await;
+    let started = std::time::Instant::now();
+    assert_eq!(next_seen(&mut ws, STEP).await, Seen::Close(Some(1008)));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout"
+    );
+
+    let weak = start("unauth-timeout").await;
+    let mut ws = weak.ws_ok().await;
+    // Three times the timeout: still open, pings answered.
+    assert_eq!(
+        next_seen(&mut ws, Duration::from_secs(3)).await,
+        Seen::Silence
+    );
+}

@@ -1,0 +1,197 @@
+//! Reference server, before the upgrade: transport, Origin allowlist, ticket endpoint, cookies.
+//! Each defence is checked on the full server and shown to be gone on the weakened one.
+
+mod common;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn plaintext_upgrade_status(srv: &Srv) -> String {
+    let addr = srv.handle.plain_addr.expect("plaintext listener");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {}\r\n\r\n",
+        srv.origin()
+    );
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(STEP, tcp.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn plaintext_listener_refuses_upgrades_unless_tls_is_weakened() {
+    let full = start("").await;
+    assert_eq!(
+        plaintext_upgrade_status(&full).await,
+        "HTTP/1.1 426 Upgrade Required"
+    );
+    let weak = start("tls").await;
+    assert_eq!(
+        plaintext_upgrade_status(&weak).await,
+        "HTTP/1.1 101 Switching Protocols"
+    );
+}
+
+#[tokio::test]
+async fn tls_13_is_required_by_the_strict_policy_unless_tls_version_is_weakened() {
+    let full = start("").await;
+    let tls = full.tls().await.expect("TLS handshake");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let only12 = full.client_config(&[&rustls::version::TLS12]);
+    assert!(
+        full.tls_with(only12).await.is_err(),
+        "TLS 1.2 client must be refused"
+    );
+
+    let weak = start("tls-version").await;
+    let only12 = weak.client_config(&[&rustls::version::TLS12]);
+    let tls = weak
+        .tls_with(only12)
+        .await
+        .expect("weakened server speaks 1.2");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
+
+#[tokio::test]
+async fn certificate_names_the_host_unless_tls_cert_is_weakened() {
+    let full = start("").await;
+    assert!(full.tls().await.is_ok());
+    let weak = start("tls-cert").await;
+    let err = weak.tls().await.expect_err("certificate for another host");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+}
+
+async fn handshake_status(srv: &Srv, origin: Option<&str>) -> u16 {
+    match srv.ws("/ws", origin, &[]).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected handshake error {e}"),
+    }
+}
+
+const HOSTILE_ORIGINS: &[Option<&str>] = &[
+    Some("https://evil.example"),
+    Some("null"),
+    None,
+    Some("https://app.example.com.evil.example"),
+    Some("https://evilapp.example.com"),
+    Some("https://appXexample.com"),
+    Some("https://sub.app.example.com"),
+    Some("http://app.example.com"),
+    Some("https://app.example.com:8443"),
+    Some("https://app.example.com/"),
+];
+
+#[tokio::test]
+async fn origins_outside_the_allowlist_get_403_before_the_upgrade() {
+    let full = start("").await;
+    assert_eq!(handshake_status(&full, Some(&full.origin())).await, 101);
+    for origin in HOSTILE_ORIGINS {
+        assert_eq!(
+            handshake_status(&full, *origin).await,
+            403,
+            "origin {origin:?}"
+        );
+    }
+    let log = full.log.text();
+    assert!(log.contains(r#""reason":"origin_not_allowed""#), "{log}");
+    assert!(log.contains(r#""reason":"origin_missing""#), "{log}");
+}
+
+#[tokio::test]
+async fn weakened_origin_check_accepts_any_origin() {
+    let weak = start("origin").await;
+    for origin in HOSTILE_ORIGINS {
+        assert_eq!(
+            handshake_status(&weak, *origin).await,
+            101,
+            "origin {origin:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_origin_follows_the_policy() {
+    let text = std::fs::read_to_string(format!(
+        "{}/policies/reference-fast.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("policy")
+    .replace("missing_origin: reject", "missing_origin: allow");
+    let srv = start_with(policy_from(&text), "").await;
+    assert_eq!(handshake_status(&srv, None).await, 101);
+    assert_eq!(
+        handshake_status(&srv, Some("https://evil.example")).await,
+        403
+    );
+}
+
+#[tokio::test]
+async fn ticket_endpoint_requires_the_api_token_and_issues_random_tickets() {
+    let srv = start("").await;
+    let client = srv.http();
+    let denied = client
+        .post(srv.handle.ticket_url())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(denied.status(), 401);
+    let wrong = client
+        .post(srv.handle.ticket_url())
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), 401);
+    let (a, _) = srv.ticket().await;
+    let (b, _) = srv.ticket().await;
+    assert_ne!(a, b);
+    // base64url without padding: 43 characters carry 256 bits, well over the 128 required.
+    assert!(a.len() >= 22, "ticket too short: {} chars", a.len());
+    let get = client
+        .get(srv.handle.ticket_url())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(get.status(), 405);
+}
+
+async fn session_cookie(srv: &Srv) -> String {
+    let resp = srv.ticket_response().await;
+    resp.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("Set-Cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn session_cookie_is_secure_httponly_samesite_strict_unless_weakened() {
+    let full = start("").await;
+    let cookie = session_cookie(&full).await;
+    let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(
+        attrs.contains(&"Secure") && attrs.contains(&"HttpOnly"),
+        "{cookie}"
+    );
+    assert!(attrs.contains(&"SameSite=Strict"), "{cookie}");
+
+    let weak = start("cookie-samesite").await;
+    let cookie = session_cookie(&weak).await;
+    assert!(!cookie.contains("SameSite"), "{cookie}");
+}

@@ -6,6 +6,7 @@
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
 
 pub mod config;
+pub mod report;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -195,3 +195,70 @@ async fn session_cookie_is_secure_httponly_samesite_strict_unless_weakened() {
     let cookie = session_cookie(&weak).await;
     assert!(!cookie.contains("SameSite"), "{cookie}");
 }
+
+#[tokio::test]
+async fn given_certificate_and_key_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("rcgen");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+    wsaudit::tls::install_crypto_provider();
+    let mut opts = wsaudit::server::ServerOptions::local(policy("reference-fast.yaml"));
+    opts.cert = Some((cert, key));
+    let handle = wsaudit::server::start(opts).await.expect("server starts");
+    assert!(
+        handle.ca_pem.is_none(),
+        "no CA is generated when a certificate is given"
+    );
+    let srv = Srv {
+        handle,
+        roots: vec![generated.cert.der().clone()],
+        log: Captured::default(),
+    };
+    let tls = srv.tls().await.expect("TLS with the given certificate");
+    let presented = tls.get_ref().1.peer_certificates().expect("peer certs");
+    assert_eq!(presented[0].as_ref(), generated.cert.der().as_ref());
+}
+
+#[tokio::test]
+async fn emitted_target_describes_the_server_and_keeps_the_token_private() {
+    let srv = start("").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ref.yaml");
+    srv.handle.write_target(&path).expect("write target");
+    let text = std::fs::read_to_string(&path).expect("read target");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("target is YAML");
+    assert_eq!(doc["url"].as_str(), Some(srv.handle.ws_url().as_str()));
+    assert_eq!(
+        doc["plaintext_url"].as_str(),
+        srv.handle.plain_ws_url().as_deref()
+    );
+    assert_eq!(doc["origin"].as_str(), Some("https://app.example.com"));
+    assert_eq!(
+        doc["auth"]["ticket"]["request"]["url"].as_str(),
+        Some(srv.handle.ticket_url().as_str())
+    );
+    let bearer = format!("Bearer {}", srv.handle.api_token);
+    assert_eq!(
+        doc["auth"]["ticket"]["request"]["headers"]["Authorization"].as_str(),
+        Some(bearer.as_str())
+    );
+    let ca = dir
+        .path()
+        .join(doc["tls"]["ca_file"].as_str().expect("ca_file"));
+    assert_eq!(
+        std::fs::read_to_string(ca).expect("CA beside the target"),
+        srv.handle.ca_pem.clone().expect("CA")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "target file readable by others: {mode:o}");
+    }
+}

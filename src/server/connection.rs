@@ -283,22 +283,7 @@ async fn read_loop<R: AsyncRead>(
         }
     }
     // Discard (never buffer) a little more so the peer sees our close frame rather than a reset.
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match reader.read_header().await {
-                Ok(Some(h)) => {
-                    let n = h.length.min(left);
-                    left -= n;
-                    if reader.skip_payload(n).await.is_err() {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-    })
-    .await;
+    let _ = tokio::time::timeout(LINGER, reader.drain(LINGER_BYTES)).await;
 }
 
 /// Writes one unmasked server frame within the write deadline.

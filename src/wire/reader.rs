@@ -118,18 +118,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(())
     }
 
-    /// Reads and discards whatever arrives until end of stream.
-    pub async fn drain(&mut self) -> io::Result<u64> {
+    /// Reads and discards raw bytes until end of stream or `max` bytes; returns how many.
+    pub async fn drain(&mut self, max: u64) -> io::Result<u64> {
         let mut total = (self.end - self.start) as u64;
         self.start = 0;
         self.end = 0;
-        loop {
+        while total < max {
             let n = self.io.read(&mut self.buf[..]).await?;
             if n == 0 {
-                return Ok(total);
+                break;
             }
             total += n as u64;
         }
+        Ok(total)
     }
 
     /// The underlying reader.

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod report;
+pub mod run;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -1,0 +1,249 @@
+//! Runs cases concurrently under a bound, each with its own deadline, and keeps whatever
+//! evidence a case recorded even when its deadline cuts it short.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::report::{Evidence, Verdict};
+
+/// Evidence shared between a running case and the scheduler, so a deadline keeps it.
+#[derive(Clone, Default)]
+pub struct Transcript(Arc<Mutex<Evidence>>);
+
+impl Transcript {
+    /// Runs `f` on the evidence.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Evidence) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records something the harness sent.
+    pub fn sent(&self, what: impl AsRef<str>) {
+        self.with(|e| e.sent(what));
+    }
+
+    /// Records something the target did.
+    pub fn saw(&self, what: impl AsRef<str>) {
+        self.with(|e| e.saw(what));
+    }
+
+    /// Records a note.
+    pub fn note(&self, what: impl AsRef<str>) {
+        self.with(|e| e.note(what));
+    }
+
+    /// A copy of what was recorded so far.
+    pub fn snapshot(&self) -> Evidence {
+        self.with(|e| e.clone())
+    }
+}
+
+/// A case's verdict and the sentence explaining it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+}
+
+impl Outcome {
+    /// A pass with its reason.
+    pub fn pass(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Pass,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure with its reason.
+    pub fn fail(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Fail,
+            reason: reason.into(),
+        }
+    }
+
+    /// An inconclusive result with its reason.
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Error,
+            reason: reason.into(),
+        }
+    }
+
+    /// Not applicable, with the reason.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Skipped,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The future of one case.
+pub type CaseFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// One schedulable case: a deadline and a way to start it.
+pub struct Job {
+    /// Hard limit on the case's wall time.
+    pub deadline: Duration,
+    /// Starts the case, recording evidence into the transcript.
+    pub start: Box<dyn FnOnce(Transcript) -> CaseFuture + Send>,
+}
+
+/// What happened to one job.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The job's index in the input.
+    pub index: usize,
+    /// Verdict and reason.
+    pub outcome: Outcome,
+    /// Everything recorded.
+    pub evidence: Evidence,
+    /// When it started, from the start of the run.
+    pub started: Duration,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// Runs `jobs` with at most `max_parallel` at once; `None` results were not run (cancelled).
+///
+/// `cancel` switching to `true` stops launching jobs and abandons running ones; `on_done`
+/// sees each result as it arrives (progress display).
+pub async fn run_jobs(
+    jobs: Vec<Job>,
+    max_parallel: usize,
+    mut cancel: watch::Receiver<bool>,
+    mut on_done: impl FnMut(&Finished),
+) -> Vec<Option<Finished>> {
+    let run_start = Instant::now();
+    let permits = Arc::new(Semaphore::new(max_parallel.max(1)));
+    let mut results: Vec<Option<Finished>> = vec![None; jobs.len()];
+    let mut set = JoinSet::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let permits = permits.clone();
+        set.spawn(async move {
+            // The semaphore is never closed, so acquire only fails if it were; treat as not run.
+            let _permit = permits.acquire_owned().await.ok()?;
+            let transcript = Transcript::default();
+            let started = run_start.elapsed();
+            let t0 = Instant::now();
+            let outcome =
+                match tokio::time::timeout(job.deadline, (job.start)(transcript.clone())).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome::error(format!(
+                        "the harness deadline of {:.1}s passed before the case finished",
+                        job.deadline.as_secs_f64()
+                    )),
+                };
+            Some(Finished {
+                index,
+                outcome,
+                evidence: transcript.snapshot(),
+                started,
+                duration: t0.elapsed(),
+            })
+        });
+    }
+    let mut cancellable = true;
+    loop {
+        if *cancel.borrow() {
+            set.abort_all();
+            break;
+        }
+        tokio::select! {
+            joined = set.join_next() => match joined {
+                None => break,
+                Some(Ok(Some(f))) => {
+                    on_done(&f);
+                    let i = f.index;
+                    results[i] = Some(f);
+                }
+                // A panicking case or a cancelled one leaves its slot empty (reported as not run).
+                Some(_) => {}
+            },
+            changed = cancel.changed(), if cancellable => {
+                // The sender is gone: nobody can cancel any more; keep running.
+                cancellable = changed.is_ok();
+            }
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(ms: u64, deadline_ms: u64, verdict: Verdict) -> Job {
+        Job {
+            deadline: Duration::from_millis(deadline_ms),
+            start: Box::new(move |t: Transcript| {
+                Box::pin(async move {
+                    t.sent("start");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    t.saw("end");
+                    Outcome {
+                        verdict,
+                        reason: "done".into(),
+                    }
+                })
+            }),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_concurrently_and_deadlines_keep_evidence() {
+        let (_tx, rx) = watch::channel(false);
+        let jobs = vec![
+            job(100, 1000, Verdict::Pass),
+            job(5000, 200, Verdict::Pass),
+            job(100, 1000, Verdict::Fail),
+        ];
+        let mut seen = 0;
+        let out = run_jobs(jobs, 8, rx, |_| seen += 1).await;
+        assert_eq!(seen, 3);
+        let r: Vec<_> = out.into_iter().map(|f| f.expect("ran")).collect();
+        assert_eq!(r[0].outcome.verdict, Verdict::Pass);
+        assert_eq!(r[1].outcome.verdict, Verdict::Error);
+        assert_eq!(r[1].evidence.transcript, vec!["> start".to_string()]);
+        assert_eq!(r[2].outcome.verdict, Verdict::Fail);
+        // All three started at once.
+        assert!(r.iter().all(|f| f.started < Duration::from_millis(10)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bound_is_respected_and_cancel_stops_the_rest() {
+        let (tx, rx) = watch::channel(false);
+        let jobs = (0..4).map(|_| job(100, 1000, Verdict::Pass)).collect();
+        let out = run_jobs(jobs, 2, rx, |_| {}).await;
+        let starts: Vec<_> = out
+            .iter()
+            .map(|f| f.as_ref().expect("ran").started)
+            .collect();
+        assert_eq!(
+            starts
+                .iter()
+                .filter(|s| **s >= Duration::from_millis(100))
+                .count(),
+            2
+        );
+
+        let jobs = (0..4).map(|_| job(100, 1000, Verdict::Pass)).collect();
+        let rx = tx.subscribe();
+        let cancel = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let _ = tx.send(true);
+        });
+        let out = run_jobs(jobs, 1, rx, |_| {}).await;
+        let _ = cancel.await;
+        assert_eq!(out.iter().filter(|f| f.is_some()).count(), 1);
+    }
+}

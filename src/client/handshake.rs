@@ -541,6 +541,8 @@ impl Handshake {
 /// Connects to the request's URL and performs the handshake, all within `timeout`.
 ///
 /// Refusals (any status but 101) are `Ok` with no connection: they are results, not errors.
+/// A 101 whose `Sec-WebSocket-Accept` does not match the key sent is [`ClientError::BadAccept`]
+/// (unchecked only when the request deliberately carries no key).
 pub async fn connect(
     req: &UpgradeRequest,
     tls: &TlsClient,

@@ -80,8 +80,19 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: u64) {
 
 /// Appends one frame to `out`: header with the given bits, then the (masked, if `mask`) payload.
 pub fn encode_frame(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
+    encode_frame_declaring(out, header, payload.len() as u64, payload);
+}
+
+/// Like [`encode_frame`], but the header declares `declared` bytes whatever `payload` holds,
+/// which is how an attack client lies about a frame's length.
+pub fn encode_frame_declaring(
+    out: &mut Vec<u8>,
+    header: &FrameHeader,
+    declared: u64,
+    payload: &[u8],
+) {
     // Writing into a Vec cannot fail.
-    let _ = header.format(payload.len() as u64, out);
+    let _ = header.format(declared, out);
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(mask) = header.mask {

@@ -29,12 +29,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Starts from bytes already read past the handshake.
+    ///
+    /// The whole prefix is kept (the buffer grows to hold it): dropping any of it would desync
+    /// the frame stream. Callers bound the prefix by bounding how much they read for the head.
     pub fn with_prefix(io: R, prefix: &[u8]) -> Self {
-        let mut r = Self::new(io);
-        let n = prefix.len().min(CHUNK);
-        r.buf[..n].copy_from_slice(&prefix[..n]);
-        r.end = n;
-        r
+        let mut buf = vec![0u8; CHUNK.max(prefix.len())].into_boxed_slice();
+        buf[..prefix.len()].copy_from_slice(prefix);
+        Self {
+            io,
+            buf,
+            start: 0,
+            end: prefix.len(),
+        }
     }
 
     /// Bytes buffered but not yet consumed.

@@ -1,0 +1,1123 @@
+//! An upgraded connection for attacks: raw frames of any shape out (any opcode, FIN/RSV bits,
+//! mask or none, a declared length different from the bytes sent, a 100 MiB payload streamed
+//! from one small buffer), and bounded events in, read by a background task that answers pings
+//! (switchable) and logs when they arrived.
+//!
+//! Nothing a peer declares is allocated: frames above [`READ_CAP`] are skipped with their
+//! declared length recorded, and every queue is bounded.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::evidence::{Direction, PREVIEW_CHARS, Redactor, Transcript};
+use super::tls::TlsFacts;
+use super::{ClientError, Deadline, Step, io_error};
+use crate::wire::{
+    FrameHeader, FrameReader, OpCode, RawHeader, apply_mask, close_payload, encode_frame_declaring,
+    parse_close,
+};
+
+/// Largest message (or control frame) kept in memory; larger ones are skipped.
+pub const READ_CAP: usize = 1024 * 1024;
+/// Size of the reused buffer [`Connection::stream_frame`] writes from.
+pub const STREAM_CHUNK: usize = 16 * 1024;
+/// Default bound on one write (a frame, a pong).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events queued for the caller before the reader stops reading (TCP backpressure).
+const EVENT_QUEUE: usize = 16;
+/// Pings kept in the log.
+const PING_LOG: usize = 1024;
+/// Events [`Connection::wait_for_close`] keeps besides the end.
+const OBSERVED_KEEP: usize = 32;
+/// How long the reader waits to send a pong before giving up on it.
+const PONG_DEADLINE: Duration = Duration::from_secs(2);
+
+/// WebSocket opcodes by name, for [`FrameSpec::new`].
+pub mod opcode {
+    /// Continuation frame.
+    pub const CONTINUATION: u8 = 0x0;
+    /// Text frame.
+    pub const TEXT: u8 = 0x1;
+    /// Binary frame.
+    pub const BINARY: u8 = 0x2;
+    /// Close frame.
+    pub const CLOSE: u8 = 0x8;
+    /// Ping frame.
+    pub const PING: u8 = 0x9;
+    /// Pong frame.
+    pub const PONG: u8 = 0xA;
+}
+
+/// Anything an upgraded connection can run over (TCP, TLS, an in-memory pipe in tests).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// A boxed [`Stream`].
+pub type BoxStream = Box<dyn Stream>;
+
+/// How a frame is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mask {
+    /// A fresh random mask, as RFC 6455 requires of clients.
+    Random,
+    /// This mask (predictable: an attack on intermediaries, or a reproducible test).
+    Fixed([u8; 4]),
+    /// No mask: a protocol violation for a client.
+    Unmasked,
+}
+
+/// One frame to send, with every bit under the caller's control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSpec {
+    /// Opcode bits (only the low four are used; reserved values allowed).
+    pub opcode: u8,
+    /// FIN bit.
+    pub fin: bool,
+    /// RSV1 bit.
+    pub rsv1: bool,
+    /// RSV2 bit.
+    pub rsv2: bool,
+    /// RSV3 bit.
+    pub rsv3: bool,
+    /// Masking.
+    pub mask: Mask,
+    /// Payload bytes sent (before masking).
+    pub payload: Vec<u8>,
+    /// Length written in the header; `None` means the payload's true length.
+    pub declared_length: Option<u64>,
+}
+
+impl FrameSpec {
+    /// A final, randomly masked frame with this opcode and payload.
+    pub fn new(opcode: u8, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            opcode,
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            mask: Mask::Random,
+            payload: payload.into(),
+            declared_length: None,
+        }
+    }
+
+    /// A text frame.
+    pub fn text(text: &str) -> Self {
+        Self::new(opcode::TEXT, text.as_bytes())
+    }
+
+    /// A binary frame.
+    pub fn binary(data: impl Into<Vec<u8>>) -> Self {
+        Self::new(opcode::BINARY, data)
+    }
+
+    /// A close frame with a code and reason (any code, allowed or not).
+    pub fn close(code: u16, reason: &str) -> Self {
+        Self::new(opcode::CLOSE, close_payload(code, reason))
+    }
+
+    /// This frame with the FIN bit set as given.
+    pub fn fin(mut self, fin: bool) -> Self {
+        self.fin = fin;
+        self
+    }
+
+    /// This frame with the RSV bits set as given.
+    pub fn rsv(mut self, rsv1: bool, rsv2: bool, rsv3: bool) -> Self {
+        (self.rsv1, self.rsv2, self.rsv3) = (rsv1, rsv2, rsv3);
+        self
+    }
+
+    /// This frame with a mask choice.
+    pub fn mask(mut self, mask: Mask) -> Self {
+        self.mask = mask;
+        self
+    }
+
+    /// This frame declaring `length` in its header whatever the payload holds.
+    pub fn declaring(mut self, length: u64) -> Self {
+        self.declared_length = Some(length);
+        self
+    }
+
+    /// The header to send, with the mask resolved (a random one is drawn now).
+    pub fn header(&self) -> FrameHeader {
+        FrameHeader {
+            is_final: self.fin,
+            rsv1: self.rsv1,
+            rsv2: self.rsv2,
+            rsv3: self.rsv3,
+            opcode: OpCode::from(self.opcode & 0x0F),
+            mask: match self.mask {
+                Mask::Random => Some(rand::random()),
+                Mask::Fixed(m) => Some(m),
+                Mask::Unmasked => None,
+            },
+        }
+    }
+
+    /// The bytes on the wire (one random mask drawn per call).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.payload.len() + 14);
+        let declared = self.declared_length.unwrap_or(self.payload.len() as u64);
+        encode_frame_declaring(&mut out, &self.header(), declared, &self.payload);
+        out
+    }
+
+    /// A short description for evidence (payload preview redacted by `redactor`).
+    pub fn describe(&self, redactor: &Redactor) -> String {
+        let declared = self.declared_length.unwrap_or(self.payload.len() as u64);
+        let mut bits = String::new();
+        for (on, name) in [
+            (self.fin, " FIN"),
+            (self.rsv1, " RSV1"),
+            (self.rsv2, " RSV2"),
+            (self.rsv3, " RSV3"),
+            (self.mask == Mask::Unmasked, " unmasked"),
+        ] {
+            if on {
+                bits.push_str(name);
+            }
+        }
+        let length = if declared == self.payload.len() as u64 {
+            format!("{declared} B")
+        } else {
+            format!("declaring {declared} B, carrying {} B", self.payload.len())
+        };
+        format!(
+            "{} frame ({length},{bits}): {}",
+            opcode_name(self.opcode & 0x0F),
+            redactor.preview(&self.payload, PREVIEW_CHARS)
+        )
+    }
+}
+
+fn opcode_name(bits: u8) -> String {
+    match bits {
+        0 => "continuation".into(),
+        1 => "text".into(),
+        2 => "binary".into(),
+        8 => "close".into(),
+        9 => "ping".into(),
+        10 => "pong".into(),
+        b => format!("reserved opcode {b:#x}"),
+    }
+}
+
+/// Something the peer did, as seen by [`Connection::read_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message (lossily decoded if it was not UTF-8).
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// A ping (already answered unless [`Connection::answer_pings`] switched that off).
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// A close frame; `code` is `None` for an empty payload.
+    Close {
+        /// The close code.
+        code: Option<u16>,
+        /// The reason, lossily decoded.
+        reason: String,
+    },
+    /// A frame or message that was not kept: above [`READ_CAP`], a reserved opcode, or a
+    /// continuation with nothing to continue.
+    Skipped {
+        /// The frame's opcode bits.
+        opcode: u8,
+        /// The length its header declared (a message's total so far, when over the cap).
+        declared_len: u64,
+        /// Why it was skipped.
+        reason: &'static str,
+    },
+    /// The connection ended without a close frame (reset, EOF, unreadable bytes).
+    Dropped {
+        /// What the read said.
+        error: String,
+    },
+    /// Nothing arrived before the deadline.
+    Timeout,
+}
+
+impl Event {
+    /// Whether the connection is over after this event.
+    pub fn is_end(&self) -> bool {
+        matches!(self, Event::Close { .. } | Event::Dropped { .. })
+    }
+
+    /// A short description for evidence.
+    pub fn describe(&self, redactor: &Redactor) -> String {
+        let p = |b: &[u8]| redactor.preview(b, PREVIEW_CHARS);
+        match self {
+            Event::Text(t) => format!("text ({} B): {}", t.len(), p(t.as_bytes())),
+            Event::Binary(b) => format!("binary ({} B): {}", b.len(), p(b)),
+            Event::Ping(b) => format!("ping ({} B)", b.len()),
+            Event::Pong(b) => format!("pong ({} B)", b.len()),
+            Event::Close { code, reason } => match code {
+                Some(c) => format!("close {c}: {}", p(reason.as_bytes())),
+                None => "close without a code".into(),
+            },
+            Event::Skipped {
+                opcode,
+                declared_len,
+                reason,
+            } => format!(
+                "{} frame declaring {declared_len} B skipped: {reason}",
+                opcode_name(*opcode)
+            ),
+            Event::Dropped { error } => format!("connection dropped: {}", p(error.as_bytes())),
+            Event::Timeout => "nothing before the deadline".into(),
+        }
+    }
+}
+
+/// A ping the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingSeen {
+    /// When it arrived.
+    pub at: Instant,
+    /// Time since the connection opened.
+    pub since_open: Duration,
+    /// Its payload length.
+    pub payload_len: usize,
+    /// Whether a pong was sent back.
+    pub answered: bool,
+}
+
+/// Why [`Connection::stream_frame`] stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStop {
+    /// Every byte asked for was written.
+    Completed,
+    /// The peer closed or dropped the connection (its event is waiting in
+    /// [`Connection::read_event`]).
+    PeerEnded,
+    /// A write failed (reset, broken pipe).
+    WriteFailed(String),
+    /// The deadline passed.
+    Deadline,
+}
+
+/// What [`Connection::stream_frame`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Length the header declared.
+    pub declared_len: u64,
+    /// Whether the header went out.
+    pub header_sent: bool,
+    /// Payload bytes written.
+    pub payload_sent: u64,
+    /// Why it stopped.
+    pub stop: StreamStop,
+}
+
+/// Events seen until the connection ended (or the deadline passed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The last event: close, drop, or timeout.
+    pub end: Event,
+    /// Text and binary messages received on the way (data that flowed).
+    pub data_messages: u64,
+    /// The first events before the end, pings included.
+    pub events: Vec<Event>,
+}
+
+/// State shared by the caller's side and the reader task.
+struct Shared {
+    opened: Instant,
+    answer_pings: AtomicBool,
+    ended: AtomicBool,
+    pings: Mutex<Vec<PingSeen>>,
+    transcript: Mutex<Transcript>,
+}
+
+/// Locks a std mutex; a poisoned lock still holds usable evidence.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn record(&self, direction: Direction, what: impl AsRef<str>) {
+        lock(&self.transcript).push(direction, what);
+    }
+
+    fn redactor(&self) -> Redactor {
+        lock(&self.transcript).redactor().clone()
+    }
+}
+
+type Writer = Arc<tokio::sync::Mutex<WriteHalf<BoxStream>>>;
+
+/// An upgraded WebSocket connection driven by the harness.
+pub struct Connection {
+    writer: Writer,
+    events: mpsc::Receiver<Event>,
+    shared: Arc<Shared>,
+    reader: JoinHandle<()>,
+    write_timeout: Duration,
+    tls: Option<TlsFacts>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("ended", &self.has_ended())
+            .field("tls", &self.tls.as_ref().map(|t| t.version.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Connection {
+    /// Starts a connection over an upgraded stream; `prefix` holds bytes read past the
+    /// handshake. Must run inside a tokio runtime (the reader is a task).
+    pub fn new<S: Stream>(stream: S, prefix: &[u8]) -> Self {
+        Self::with_transcript(stream, prefix, Transcript::new(), None)
+    }
+
+    /// Like [`Connection::new`], continuing a transcript and keeping the TLS facts.
+    pub fn with_transcript<S: Stream>(
+        stream: S,
+        prefix: &[u8],
+        transcript: Transcript,
+        tls: Option<TlsFacts>,
+    ) -> Self {
+        let boxed: BoxStream = Box::new(stream);
+        let (rd, wr) = tokio::io::split(boxed);
+        let writer = Arc::new(tokio::sync::Mutex::new(wr));
+        let shared = Arc::new(Shared {
+            opened: Instant::now(),
+            answer_pings: AtomicBool::new(true),
+            ended: AtomicBool::new(false),
+            pings: Mutex::new(Vec::new()),
+            transcript: Mutex::new(transcript),
+        });
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let reader = tokio::spawn(read_loop(
+            FrameReader::with_prefix(rd, prefix),
+            tx,
+            shared.clone(),
+            writer.clone(),
+        ));
+        Self {
+            writer,
+            events,
+            shared,
+            reader,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            tls,
+        }
+    }
+
+    /// TLS facts of the connection, for `wss://`.
+    pub fn tls_facts(&self) -> Option<&TlsFacts> {
+        self.tls.as_ref()
+    }
+
+    /// Whether pings are answered with pongs (on by default); off simulates a stale client.
+    pub fn answer_pings(&self, answer: bool) {
+        self.shared.answer_pings.store(answer, Ordering::Relaxed);
+    }
+
+    /// Pings received so far, with arrival times.
+    pub fn pings(&self) -> Vec<PingSeen> {
+        lock(&self.shared.pings).clone()
+    }
+
+    /// Whether the reader saw the connection end (close frame, EOF or error).
+    pub fn has_ended(&self) -> bool {
+        self.shared.ended.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the transcript so far.
+    pub fn transcript(&self) -> Transcript {
+        lock(&self.shared.transcript).clone()
+    }
+
+    /// Registers a secret (ticket, token) to redact from transcript entries recorded from now on.
+    pub fn add_secret(&self, secret: &str) {
+        lock(&self.shared.transcript).add_secret(secret);
+    }
+
+    /// Adds a note to the transcript (what the caller is about to test, for instance).
+    pub fn note(&self, what: &str) {
+        self.shared.record(Direction::Note, what);
+    }
+
+    /// Sets the bound on each later write.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.write_timeout = timeout;
+    }
+
+    async fn write(&self, bytes: &[u8], deadline: &Deadline) -> Result<(), ClientError> {
+        deadline
+            .run(Step::WriteFrame, async {
+                let mut w = self.writer.lock().await;
+                w.write_all(bytes)
+                    .await
+                    .map_err(|e| io_error(Step::WriteFrame, &e))?;
+                w.flush().await.map_err(|e| io_error(Step::WriteFrame, &e))
+            })
+            .await
+    }
+
+    /// Sends one frame exactly as specified.
+    pub async fn send_frame(&self, spec: &FrameSpec) -> Result<(), ClientError> {
+        let redactor = self.shared.redactor();
+        let result = self
+            .write(&spec.encode(), &Deadline::after(self.write_timeout))
+            .await;
+        let what = spec.describe(&redactor);
+        match &result {
+            Ok(()) => self.shared.record(Direction::Sent, what),
+            Err(e) => self
+                .shared
+                .record(Direction::Note, format!("failed to send {what}: {e}")),
+        }
+        result
+    }
+
+    /// Sends a masked text frame.
+    pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
+        self.send_frame(&FrameSpec::text(text)).await
+    }
+
+    /// Sends a masked binary frame.
+    pub async fn send_binary(&self, data: &[u8]) -> Result<(), ClientError> {
+        self.send_frame(&FrameSpec::binary(data)).await
+    }
+
+    /// Sends a close frame with any code and reason.
+    pub async fn close(&self, code: u16, reason: &str) -> Result<(), ClientError> {
+        self.send_frame(&FrameSpec::close(code, reason)).await
+    }
+
+    /// Writes arbitrary bytes (garbage, a hand-made frame).
+    pub async fn send_raw(&self, bytes: &[u8]) -> Result<(), ClientError> {
+        let result = self
+            .write(bytes, &Deadline::after(self.write_timeout))
+            .await;
+        let redactor = self.shared.redactor();
+        self.shared.record(
+            Direction::Sent,
+            format!(
+                "{} raw bytes: {}",
+                bytes.len(),
+                redactor.preview(bytes, PREVIEW_CHARS)
+            ),
+        );
+        result
+    }
+
+    /// Sends one message split into `fragments`: the first with `opcode`, the rest as
+    /// continuations, FIN on the last (an empty list sends one empty final frame).
+    pub async fn send_fragmented(
+        &self,
+        opcode: u8,
+        fragments: &[&[u8]],
+    ) -> Result<(), ClientError> {
+        if fragments.is_empty() {
+            return self.send_frame(&FrameSpec::new(opcode, Vec::new())).await;
+        }
+        for (i, part) in fragments.iter().enumerate() {
+            let op = if i == 0 { opcode } else { opcode::CONTINUATION };
+            let spec = FrameSpec::new(op, *part).fin(i + 1 == fragments.len());
+            self.send_frame(&spec).await?;
+        }
+        Ok(())
+    }
+
+    /// Streams one frame of `send_len` payload bytes from a small reused buffer, under `timeout`.
+    ///
+    /// The header bits, mask and declared length come from `spec` (declared defaults to
+    /// `send_len`); its payload is the fill pattern, repeated (zeros when empty, first 1 KiB
+    /// used). Stops early when the peer ends the connection or a write fails.
+    pub async fn stream_frame(
+        &self,
+        spec: &FrameSpec,
+        send_len: u64,
+        timeout: Duration,
+    ) -> StreamReport {
+        let deadline = Deadline::after(timeout);
+        let header = spec.header();
+        let declared = spec.declared_length.unwrap_or(send_len);
+        let mut head = Vec::with_capacity(14);
+        // Writing into a Vec cannot fail.
+        let _ = header.format(declared, &mut head);
+        let chunk = stream_chunk(&spec.payload, header.mask);
+        let mut header_sent = false;
+        let mut sent: u64 = 0;
+        let outcome = tokio::time::timeout_at(deadline.at, async {
+            let mut w = self.writer.lock().await;
+            w.write_all(&head).await?;
+            header_sent = true;
+            while sent < send_len {
+                if self.shared.ended.load(Ordering::Relaxed) {
+                    return Ok(StreamStop::PeerEnded);
+                }
+                // The chunk length is a multiple of the mask and pattern periods, so the byte
+                // for stream offset `sent` is at `sent % len` in the pre-masked chunk.
+                let pos = (sent % chunk.len() as u64) as usize;
+                let n =
+                    (chunk.len() - pos).min(usize::try_from(send_len - sent).unwrap_or(usize::MAX));
+                let k = w.write(&chunk[pos..pos + n]).await?;
+                if k == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                }
+                sent += k as u64;
+            }
+            w.flush().await?;
+            Ok(StreamStop::Completed)
+        })
+        .await;
+        let stop = match outcome {
+            Err(_) => StreamStop::Deadline,
+            Ok(Ok(stop)) => stop,
+            // A write error right after the peer ended is the peer ending, not a client fault.
+            Ok(Err(_)) if self.has_ended() => StreamStop::PeerEnded,
+            Ok(Err(e)) => StreamStop::WriteFailed(e.to_string()),
+        };
+        self.shared.record(
+            Direction::Sent,
+            format!(
+                "streamed {} frame declaring {declared} B: {sent} B of {send_len} B sent, stopped: {stop:?}",
+                opcode_name(spec.opcode & 0x0F)
+            ),
+        );
+        StreamReport {
+            declared_len: declared,
+            header_sent,
+            payload_sent: sent,
+            stop,
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub async fn read_event(&mut self, timeout: Duration) -> Event {
+        self.read_event_by(&Deadline::after(timeout)).await
+    }
+
+    /// The next event, waiting until `deadline`.
+    pub async fn read_event_by(&mut self, deadline: &Deadline) -> Event {
+        match tokio::time::timeout_at(deadline.at, self.events.recv()).await {
+            Err(_) => Event::Timeout,
+            Ok(Some(e)) => e,
+            Ok(None) => Event::Dropped {
+                error: "the connection has already ended".into(),
+            },
+        }
+    }
+
+    /// Reads until the connection ends or `timeout` passes, counting the data that flowed.
+    pub async fn wait_for_close(&mut self, timeout: Duration) -> Observed {
+        let deadline = Deadline::after(timeout);
+        let mut observed = Observed {
+            end: Event::Timeout,
+            data_messages: 0,
+            events: Vec::new(),
+        };
+        loop {
+            let e = self.read_event_by(&deadline).await;
+            if e.is_end() || e == Event::Timeout {
+                observed.end = e;
+                return observed;
+            }
+            if matches!(e, Event::Text(_) | Event::Binary(_)) {
+                observed.data_messages += 1;
+            }
+            if observed.events.len() < OBSERVED_KEEP {
+                observed.events.push(e);
+            }
+        }
+    }
+
+    /// The next text message parsed as JSON, skipping pings and pongs; otherwise the event that
+    /// came instead (a non-JSON text, a close, a drop, a timeout...).
+    pub async fn expect_json_reply(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, Event> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            match self.read_event_by(&deadline).await {
+                Event::Ping(_) | Event::Pong(_) => continue,
+                Event::Text(t) => return serde_json::from_str(&t).map_err(|_| Event::Text(t)),
+                other => return Err(other),
+            }
+        }
+    }
+}
+
+/// The pre-masked chunk [`Connection::stream_frame`] repeats: the pattern tiled over a length
+/// that is a multiple of 4 (the mask period) and of the pattern length.
+fn stream_chunk(pattern: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let pattern: &[u8] = match pattern.len() {
+        0 => &[0],
+        n => &pattern[..n.min(1024)],
+    };
+    let period = lcm(4, pattern.len());
+    let len = STREAM_CHUNK - STREAM_CHUNK % period;
+    let mut chunk: Vec<u8> = pattern.iter().copied().cycle().take(len).collect();
+    if let Some(m) = mask {
+        apply_mask(&mut chunk, m, 0);
+    }
+    chunk
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
+/// A message being reassembled from fragments.
+enum Partial {
+    None,
+    /// Collecting a text (true) or binary (false) message.
+    Collecting(bool, Vec<u8>),
+    /// Dropping the rest of a message that went over the cap.
+    Skipping,
+}
+
+/// Reads frames until the connection ends, answering pings and queuing events.
+async fn read_loop(
+    mut reader: FrameReader<ReadHalf<BoxStream>>,
+    tx: mpsc::Sender<Event>,
+    shared: Arc<Shared>,
+    writer: Writer,
+) {
+    let mut partial = Partial::None;
+    let end = loop {
+        let h = match reader.read_header().await {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                break Event::Dropped {
+                    error: "connection closed without a close frame".into(),
+                };
+            }
+            Err(e) => {
+                break Event::Dropped {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let kept = match &partial {
+            Partial::Collecting(_, data) if !h.is_control() => data.len() as u64,
+            _ => 0,
+        };
+        if kept.saturating_add(h.length) > READ_CAP as u64 {
+            let event = Event::Skipped {
+                opcode: h.opcode_bits,
+                declared_len: kept.saturating_add(h.length),
+                reason: "larger than the client's read cap",
+            };
+            if !h.is_control() {
+                partial = if h.header.is_final {
+                    Partial::None
+                } else {
+                    Partial::Skipping
+                };
+            }
+            if !queue(&tx, &shared, event).await {
+                return;
+            }
+            // Skipping reads through a small buffer; a peer claiming 2^63 bytes just keeps
+            // this task busy until the caller's deadline drops the connection.
+            if let Err(e) = reader.skip_payload(h.length).await {
+                break Event::Dropped {
+                    error: e.to_string(),
+                };
+            }
+            continue;
+        }
+        // The cap check above bounds the length.
+        let len = usize::try_from(h.length).unwrap_or(READ_CAP);
+        let payload = match reader.read_payload(len, h.header.mask).await {
+            Ok(p) => p,
+            Err(e) => {
+                break Event::Dropped {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let event = match on_frame(&h, payload, &mut partial) {
+            Some(Event::Ping(p)) => {
+                answer_ping(&shared, &writer, &p).await;
+                Event::Ping(p)
+            }
+            Some(e) if e.is_end() => break e,
+            Some(e) => e,
+            None => continue,
+        };
+        if !queue(&tx, &shared, event).await {
+            return;
+        }
+    };
+    shared.ended.store(true, Ordering::Relaxed);
+    let _ = queue(&tx, &shared, end).await;
+}
+
+/// Turns one frame into an event; `None` while a fragmented message is incomplete.
+fn on_frame(h: &RawHeader, payload: Vec<u8>, partial: &mut Partial) -> Option<Event> {
+    let message = |text: bool, data: Vec<u8>| {
+        if text {
+            Event::Text(
+                String::from_utf8(data)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )
+        } else {
+            Event::Binary(data)
+        }
+    };
+    let skipped = |reason| {
+        Some(Event::Skipped {
+            opcode: h.opcode_bits,
+            declared_len: h.length,
+            reason,
+        })
+    };
+    match h.opcode_bits {
+        opcode::PING => Some(Event::Ping(payload)),
+        opcode::PONG => Some(Event::Pong(payload)),
+        opcode::CLOSE => {
+            let c = parse_close(&payload);
+            Some(Event::Close {
+                code: c.code,
+                reason: c.reason,
+            })
+        }
+        opcode::TEXT | opcode::BINARY => {
+            let text = h.opcode_bits == opcode::TEXT;
+            if h.header.is_final {
+                *partial = Partial::None;
+                Some(message(text, payload))
+            } else {
+                *partial = Partial::Collecting(text, payload);
+                None
+            }
+        }
+        opcode::CONTINUATION => match std::mem::replace(partial, Partial::None) {
+            Partial::Collecting(text, mut data) => {
+                data.extend_from_slice(&payload);
+                if h.header.is_final {
+                    Some(message(text, data))
+                } else {
+                    *partial = Partial::Collecting(text, data);
+                    None
+                }
+            }
+            Partial::Skipping => {
+                if !h.header.is_final {
+                    *partial = Partial::Skipping;
+                }
+                None
+            }
+            Partial::None => skipped("continuation without a message to continue"),
+        },
+        _ => skipped("reserved opcode"),
+    }
+}
+
+/// Logs a ping and, unless switched off, answers it with a pong carrying the same payload.
+async fn answer_ping(shared: &Shared, writer: &Writer, payload: &[u8]) {
+    let answer = shared.answer_pings.load(Ordering::Relaxed);
+    let mut answered = false;
+    if answer {
+        let mut pong = Vec::with_capacity(payload.len() + 14);
+        crate::wire::encode_frame(
+            &mut pong,
+            &crate::wire::header(OpCode::from(opcode::PONG), Some(rand::random())),
+            payload,
+        );
+        answered = tokio::time::timeout(PONG_DEADLINE, async {
+            let mut w = writer.lock().await;
+            w.write_all(&pong).await?;
+            w.flush().await
+        })
+        .await
+        .is_ok_and(|r| r.is_ok());
+    }
+    let mut pings = lock(&shared.pings);
+    if pings.len() < PING_LOG {
+        pings.push(PingSeen {
+            at: Instant::now(),
+            since_open: shared.opened.elapsed(),
+            payload_len: payload.len(),
+            answered,
+        });
+    }
+    drop(pings);
+    shared.record(
+        Direction::Received,
+        format!(
+            "ping ({} B), {}",
+            payload.len(),
+            match (answer, answered) {
+                (false, _) => "not answered (pongs switched off)",
+                (true, true) => "answered with a pong",
+                (true, false) => "pong could not be sent",
+            }
+        ),
+    );
+}
+
+/// Records and queues an event; pings and pongs are dropped when the caller lags (they are in
+/// the ping log and transcript), everything else waits. `false` once the caller is gone.
+async fn queue(tx: &mpsc::Sender<Event>, shared: &Shared, event: Event) -> bool {
+    if !matches!(event, Event::Ping(_)) {
+        let what = event.describe(&shared.redactor());
+        shared.record(Direction::Received, what);
+    }
+    match event {
+        Event::Ping(_) | Event::Pong(_) => !matches!(
+            tx.try_send(event),
+            Err(mpsc::error::TrySendError::Closed(_))
+        ),
+        e => tx.send(e).await.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::parse_header;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn frame_specs_encode_every_bit_as_asked() {
+        let f = FrameSpec::new(0x3, b"abc".to_vec())
+            .fin(false)
+            .rsv(true, false, true)
+            .mask(Mask::Unmasked)
+            .declaring(1 << 40)
+            .encode();
+        let h = parse_header(&f).expect("header");
+        assert_eq!(h.opcode_bits, 3);
+        assert!(!h.header.is_final && h.header.rsv1 && !h.header.rsv2 && h.header.rsv3);
+        assert_eq!(h.header.mask, None);
+        assert_eq!(h.length, 1 << 40);
+        assert_eq!(&f[h.header_len..], b"abc");
+        let masked = FrameSpec::text("hi")
+            .mask(Mask::Fixed([1, 2, 3, 4]))
+            .encode();
+        assert_eq!(masked[..2], [0x81, 0x82]);
+        assert_eq!(masked[6..], [b'h' ^ 1, b'i' ^ 2]);
+        let desc = FrameSpec::new(0xF, b"x".to_vec())
+            .declaring(9)
+            .describe(&Redactor::new());
+        assert!(
+            desc.contains("reserved opcode 0xf") && desc.contains("declaring 9 B"),
+            "{desc}"
+        );
+        assert_eq!(FrameSpec::close(1000, "").payload, [0x03, 0xE8]);
+    }
+
+    #[test]
+    fn stream_chunks_repeat_seamlessly_under_the_mask() {
+        let mask = [9, 8, 7, 6];
+        let chunk = stream_chunk(b"abc", Some(mask));
+        assert_eq!(chunk.len() % 12, 0);
+        assert!(chunk.len() <= STREAM_CHUNK);
+        // Unmask two consecutive copies as one stream: the pattern must continue across.
+        let mut two = [chunk.clone(), chunk].concat();
+        apply_mask(&mut two, mask, 0);
+        assert!(two.chunks(3).all(|c| c == b"abc"));
+        assert_eq!(stream_chunk(&[], None).len(), STREAM_CHUNK);
+    }
+
+    /// A connection over an in-memory pipe, and the peer's end.
+    fn pair() -> (Connection, tokio::io::DuplexStream) {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        (Connection::new(a, &[]), b)
+    }
+
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        FrameSpec::new(opcode, payload.to_vec())
+            .mask(Mask::Unmasked)
+            .encode()
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_logged_and_can_be_ignored() {
+        let (mut conn, mut peer) = pair();
+        peer.write_all(&server_frame(opcode::PING, b"p1"))
+            .await
+            .expect("write");
+        assert_eq!(
+            conn.read_event(Duration::from_secs(5)).await,
+            Event::Ping(b"p1".to_vec())
+        );
+        let mut pong = [0u8; 8];
+        peer.read_exact(&mut pong).await.expect("pong");
+        let h = parse_header(&pong).expect("pong header");
+        assert_eq!(h.opcode_bits, opcode::PONG);
+        let mut body = pong[h.header_len..].to_vec();
+        apply_mask(&mut body, h.header.mask.expect("masked pong"), 0);
+        assert_eq!(body, b"p1");
+
+        conn.answer_pings(false);
+        peer.write_all(&server_frame(opcode::PING, b"p2"))
+            .await
+            .expect("write");
+        peer.write_all(&server_frame(opcode::TEXT, b"{\"a\":1}"))
+            .await
+            .expect("write");
+        let reply = conn.expect_json_reply(Duration::from_secs(5)).await;
+        assert_eq!(reply, Ok(serde_json::json!({"a": 1})));
+        let pings = conn.pings();
+        assert_eq!(pings.len(), 2);
+        assert!(pings[0].answered && !pings[1].answered);
+        let t = conn.transcript().to_string();
+        assert!(t.contains("not answered"), "{t}");
+    }
+
+    #[tokio::test]
+    async fn oversized_and_fragmented_messages_are_bounded() {
+        let (mut conn, mut peer) = pair();
+        let d = Duration::from_secs(5);
+        let big = vec![b'x'; READ_CAP + 1];
+        let writer = tokio::spawn(async move {
+            peer.write_all(&server_frame(opcode::BINARY, &big))
+                .await
+                .expect("write");
+            // A fragmented text message, then a stray continuation and a reserved opcode.
+            for frame in [
+                FrameSpec::new(opcode::TEXT, b"he".to_vec()).fin(false),
+                FrameSpec::new(opcode::PING, b"".to_vec()),
+                FrameSpec::new(opcode::CONTINUATION, b"llo".to_vec()),
+                FrameSpec::new(opcode::CONTINUATION, b"?".to_vec()),
+                FrameSpec::new(0x5, b"r".to_vec()),
+                FrameSpec::close(1009, "too big"),
+            ] {
+                peer.write_all(&frame.mask(Mask::Unmasked).encode())
+                    .await
+                    .expect("write");
+            }
+            peer
+        });
+        assert_eq!(
+            conn.read_event(d).await,
+            Event::Skipped {
+                opcode: opcode::BINARY,
+                declared_len: READ_CAP as u64 + 1,
+                reason: "larger than the client's read cap"
+            }
+        );
+        assert!(matches!(conn.read_event(d).await, Event::Ping(_)));
+        assert_eq!(conn.read_event(d).await, Event::Text("hello".into()));
+        assert!(matches!(
+            conn.read_event(d).await,
+            Event::Skipped { opcode: 0, .. }
+        ));
+        assert!(matches!(
+            conn.read_event(d).await,
+            Event::Skipped { opcode: 5, .. }
+        ));
+        assert_eq!(
+            conn.read_event(d).await,
+            Event::Close {
+                code: Some(1009),
+                reason: "too big".into()
+            }
+        );
+        assert!(conn.has_ended());
+        assert!(matches!(conn.read_event(d).await, Event::Dropped { .. }));
+        drop(writer.await.expect("writer"));
+    }
+
+    #[tokio::test]
+    async fn streaming_sends_exactly_the_asked_bytes_and_stops_when_the_peer_goes() {
+        let (conn, mut peer) = pair();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let spec = FrameSpec::binary(b"ab".to_vec())
+            .mask(Mask::Fixed([1, 2, 3, 4]))
+            .declaring(1 << 30);
+        let report = conn
+            .stream_frame(&spec, 40_003, Duration::from_secs(5))
+            .await;
+        assert_eq!(report.stop, StreamStop::Completed);
+        assert_eq!(
+            (report.payload_sent, report.declared_len),
+            (40_003, 1 << 30)
+        );
+        drop(conn);
+        let got = reader.await.expect("reader");
+        let h = parse_header(&got).expect("header");
+        assert_eq!(h.length, 1 << 30);
+        let mut payload = got[h.header_len..].to_vec();
+        assert_eq!(payload.len(), 40_003);
+        apply_mask(&mut payload, [1, 2, 3, 4], 0);
+        assert!(payload.chunks(2).all(|c| c == &b"ab"[..c.len()]));
+
+        let (conn, peer) = pair();
+        drop(peer);
+        let report = conn
+            .stream_frame(
+                &FrameSpec::binary(Vec::new()),
+                100 << 20,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(report.payload_sent < 100 << 20);
+        assert_ne!(report.stop, StreamStop::Completed);
+    }
+
+    #[tokio::test]
+    async fn garbage_and_huge_claims_never_panic_or_allocate() {
+        let (mut conn, mut peer) = pair();
+        // A text frame claiming 2^63 - 1 bytes, then silence.
+        let mut claim = vec![0x81, 0x7F];
+        claim.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+        peer.write_all(&claim).await.expect("write");
+        assert!(matches!(
+            conn.read_event(Duration::from_secs(5)).await,
+            Event::Skipped { declared_len, .. } if declared_len == u64::MAX >> 1
+        ));
+        assert_eq!(
+            conn.read_event(Duration::from_millis(50)).await,
+            Event::Timeout
+        );
+        drop(peer);
+        assert!(matches!(
+            conn.read_event(Duration::from_secs(5)).await,
+            Event::Dropped { .. }
+        ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_bytes_from_the_peer_end_in_events_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let (mut conn, mut peer) = pair();
+                peer.write_all(&bytes).await.expect("write");
+                drop(peer);
+                let observed = conn.wait_for_close(Duration::from_secs(5)).await;
+                assert!(observed.end.is_end(), "{:?}", observed.end);
+            });
+        }
+    }
+}

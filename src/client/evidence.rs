@@ -1,0 +1,242 @@
+//! Evidence: short, lossy, redacted previews of what was sent and received, and a bounded
+//! transcript of one connection, so reports can show what happened without leaking a secret.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Characters a preview keeps by default.
+pub const PREVIEW_CHARS: usize = 120;
+/// Entries a transcript keeps; later ones are counted, not stored.
+pub const TRANSCRIPT_ENTRIES: usize = 200;
+/// What replaces a secret in any preview.
+pub const REDACTED: &str = "***";
+
+/// Replaces registered secrets (tickets, tokens, session cookies) in text meant for reports.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor with no secrets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a secret; empty strings are ignored (they would match everywhere).
+    pub fn add(&mut self, secret: impl Into<String>) {
+        let secret = secret.into();
+        if !secret.is_empty() && !self.secrets.contains(&secret) {
+            self.secrets.push(secret);
+            // Longest first, so a secret containing another is replaced whole.
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// Registers every secret of `other`.
+    pub fn extend(&mut self, other: &Redactor) {
+        for s in &other.secrets {
+            self.add(s.clone());
+        }
+    }
+
+    /// `text` with every registered secret replaced by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// A preview of `bytes` (see [`preview`]) with secrets replaced before truncation, so a
+    /// secret cut by the truncation cannot leak its first half.
+    pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
+        let longest = self.secrets.first().map_or(0, String::len);
+        // A char is at most 4 bytes, so this window holds every char that can be shown, plus
+        // the whole of any secret starting among them.
+        let window = max_chars.saturating_mul(4).saturating_add(longest);
+        let shown = &bytes[..bytes.len().min(window)];
+        let text = self.redact(&String::from_utf8_lossy(shown));
+        clip(&text, max_chars, bytes.len() > shown.len())
+    }
+}
+
+/// A lossy UTF-8 preview of at most `max_chars` characters, control characters escaped, with
+/// `…` when cut.
+pub fn preview(bytes: &[u8], max_chars: usize) -> String {
+    Redactor::new().preview(bytes, max_chars)
+}
+
+fn clip(text: &str, max_chars: usize, more: bool) -> String {
+    let mut out = String::new();
+    let mut cut = more;
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            cut = true;
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut {
+        out.push('…');
+    }
+    out
+}
+
+/// Who produced a transcript entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The client sent it.
+    Sent,
+    /// The peer sent it.
+    Received,
+    /// A fact about the connection (answered ping, stopped stream).
+    Note,
+}
+
+/// One transcript line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Time since the transcript started.
+    pub at: Duration,
+    /// Who produced it.
+    pub direction: Direction,
+    /// What happened, redacted and short.
+    pub what: String,
+}
+
+/// What happened on one connection, bounded to [`TRANSCRIPT_ENTRIES`] and redacted.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    started: Instant,
+    entries: Vec<Entry>,
+    omitted: usize,
+    redactor: Redactor,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transcript {
+    /// An empty transcript starting now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            entries: Vec::new(),
+            omitted: 0,
+            redactor: Redactor::new(),
+        }
+    }
+
+    /// Registers a secret to redact from entries recorded from now on.
+    pub fn add_secret(&mut self, secret: impl Into<String>) {
+        self.redactor.add(secret);
+    }
+
+    /// The redactor entries go through.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The redactor, to register several secrets at once.
+    pub fn redactor_mut(&mut self) -> &mut Redactor {
+        &mut self.redactor
+    }
+
+    /// Records an entry (redacted); past the bound it is only counted.
+    pub fn push(&mut self, direction: Direction, what: impl AsRef<str>) {
+        if self.entries.len() >= TRANSCRIPT_ENTRIES {
+            self.omitted += 1;
+            return;
+        }
+        self.entries.push(Entry {
+            at: self.started.elapsed(),
+            direction,
+            what: self.redactor.redact(what.as_ref()),
+        });
+    }
+
+    /// The recorded entries, oldest first.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// How many entries were dropped past the bound.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
+}
+
+impl fmt::Display for Transcript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.entries {
+            let arrow = match e.direction {
+                Direction::Sent => ">",
+                Direction::Received => "<",
+                Direction::Note => "*",
+            };
+            writeln!(f, "+{}ms {arrow} {}", e.at.as_millis(), e.what)?;
+        }
+        if self.omitted > 0 {
+            writeln!(f, "... {} more entries omitted", self.omitted)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_lossy_escaped_and_cut() {
+        assert_eq!(preview(b"ok\r\n", 10), "ok\\r\\n");
+        assert_eq!(preview(b"abcdef", 3), "abc…");
+        assert_eq!(preview(&[0xff, b'a'], 10), "\u{fffd}a");
+        assert_eq!(preview(&[], 10), "");
+    }
+
+    #[test]
+    fn secrets_never_leak_even_when_cut() {
+        let mut r = Redactor::new();
+        r.add("SECRETTICKET");
+        r.add("");
+        let msg = br#"{"type":"auth","ticket":"SECRETTICKET"}"#;
+        let p = r.preview(msg, 30);
+        assert!(!p.contains("SECRET"), "{p}");
+        // The cut falls inside the secret: nothing of it may show.
+        let p = r.preview(msg, 27);
+        assert!(!p.contains('S'), "{p}");
+        let mut t = Transcript::new();
+        t.add_secret("tok");
+        t.push(Direction::Sent, "Bearer tok");
+        assert_eq!(t.entries()[0].what, "Bearer ***");
+        assert!(t.to_string().contains("> Bearer ***"));
+    }
+
+    #[test]
+    fn transcripts_are_bounded() {
+        let mut t = Transcript::new();
+        for i in 0..TRANSCRIPT_ENTRIES + 5 {
+            t.push(Direction::Note, format!("{i}"));
+        }
+        assert_eq!(t.entries().len(), TRANSCRIPT_ENTRIES);
+        assert_eq!(t.omitted(), 5);
+    }
+}

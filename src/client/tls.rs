@@ -1,0 +1,425 @@
+//! TLS for the client: rustls with webpki roots plus the target's CA, optional version caps
+//! (to probe whether a server that must require 1.3 still accepts 1.2), and the facts of each
+//! handshake (version, cipher suite, ALPN, certificate names and dates, verification result).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use super::{ClientError, Deadline};
+use crate::config::policy::TlsVersion;
+
+/// Which TLS versions the client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersions {
+    /// TLS 1.3 and 1.2, like a current browser.
+    #[default]
+    Default,
+    /// Only TLS 1.2: a server that requires 1.3 must refuse this client.
+    Tls12Only,
+    /// Only TLS 1.3.
+    Tls13Only,
+}
+
+/// What to do with a certificate that does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertCheck {
+    /// Fail the handshake, as a real client would.
+    #[default]
+    Enforce,
+    /// Complete the handshake anyway and record the failure in [`TlsFacts::verified`]
+    /// (handshake signatures are still checked).
+    RecordOnly,
+}
+
+/// How to build a [`TlsClient`].
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// Trust the webpki (Mozilla) roots.
+    pub system_roots: bool,
+    /// Extra trust roots, such as the target's CA.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Versions offered.
+    pub versions: TlsVersions,
+    /// Whether an unverifiable certificate fails the handshake.
+    pub cert_check: CertCheck,
+    /// ALPN protocols offered (`http/1.1` by default: a WebSocket upgrade is HTTP/1.1).
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self {
+            system_roots: true,
+            extra_roots: Vec::new(),
+            versions: TlsVersions::Default,
+            cert_check: CertCheck::Enforce,
+            alpn: vec![b"http/1.1".to_vec()],
+        }
+    }
+}
+
+impl TlsOptions {
+    /// Adds the certificates of a PEM text (the reference server's `ca_pem`) as trust roots.
+    pub fn with_ca_pem(mut self, pem: &str) -> Result<Self, ClientError> {
+        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::TlsConfig(format!("invalid CA PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(ClientError::TlsConfig(
+                "no CERTIFICATE block found in the CA PEM".into(),
+            ));
+        }
+        self.extra_roots.extend(certs);
+        Ok(self)
+    }
+
+    /// Adds the certificates of a PEM file (a target's `tls.ca_file`) as trust roots.
+    pub fn with_ca_file(mut self, path: &Path) -> Result<Self, ClientError> {
+        let certs =
+            crate::tls::load_roots(path).map_err(|e| ClientError::TlsConfig(e.to_string()))?;
+        self.extra_roots.extend(certs);
+        Ok(self)
+    }
+
+    /// The same options offering only `versions`.
+    pub fn versions(mut self, versions: TlsVersions) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// The same options with another certificate check.
+    pub fn cert_check(mut self, check: CertCheck) -> Self {
+        self.cert_check = check;
+        self
+    }
+}
+
+/// A ready TLS client: the rustls configurations for connections and probes, and the verifier
+/// that judges certificates for [`TlsFacts::verified`]. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsClient {
+    /// Config used for connections (enforcing or not, per the options).
+    config: Arc<ClientConfig>,
+    /// Config that completes handshakes whatever the certificate (probes record instead).
+    lenient: Arc<ClientConfig>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient").finish_non_exhaustive()
+    }
+}
+
+/// Accepts any certificate but still checks handshake signatures; the real verdict is computed
+/// afterwards by [`TlsClient::facts`] and recorded.
+#[derive(Debug)]
+struct RecordOnlyVerifier(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for RecordOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+impl TlsClient {
+    /// Builds the configurations; fails when no trust root is left or rustls refuses the options.
+    pub fn new(options: &TlsOptions) -> Result<Self, ClientError> {
+        let cfg_err = |e: &dyn fmt::Display| ClientError::TlsConfig(e.to_string());
+        let mut roots = RootCertStore::empty();
+        if options.system_roots {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        for r in &options.extra_roots {
+            roots.add(r.clone()).map_err(|e| cfg_err(&e))?;
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+                .build()
+                .map_err(|e| cfg_err(&e))?;
+        let versions: &[&rustls::SupportedProtocolVersion] = match options.versions {
+            TlsVersions::Default => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersions::Tls12Only => &[&rustls::version::TLS12],
+            TlsVersions::Tls13Only => &[&rustls::version::TLS13],
+        };
+        let build = |v: Arc<dyn ServerCertVerifier>| -> Result<Arc<ClientConfig>, ClientError> {
+            let mut c = ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_protocol_versions(versions)
+                .map_err(|e| cfg_err(&e))?
+                .dangerous()
+                .with_custom_certificate_verifier(v)
+                .with_no_client_auth();
+            c.alpn_protocols = options.alpn.clone();
+            Ok(Arc::new(c))
+        };
+        let lenient = build(Arc::new(RecordOnlyVerifier(verifier.clone())))?;
+        let config = match options.cert_check {
+            CertCheck::Enforce => build(verifier.clone())?,
+            CertCheck::RecordOnly => lenient.clone(),
+        };
+        Ok(Self {
+            config,
+            lenient,
+            verifier,
+        })
+    }
+
+    /// The rustls configuration connections use (for reqwest's preconfigured TLS).
+    pub fn rustls_config(&self) -> ClientConfig {
+        (*self.config).clone()
+    }
+
+    /// Runs the TLS handshake on `tcp` under `deadline`; `lenient` completes it whatever the
+    /// certificate (used by [`probe`]).
+    pub(crate) async fn handshake<S>(
+        &self,
+        tcp: S,
+        name: ServerName<'static>,
+        lenient: bool,
+        deadline: &Deadline,
+    ) -> Result<tokio_rustls::client::TlsStream<S>, ClientError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let config = if lenient { &self.lenient } else { &self.config };
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let shown = name.to_str().into_owned();
+        deadline
+            .run(super::Step::TlsHandshake, async {
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ClientError::Tls {
+                        server_name: shown.clone(),
+                        reason: e.to_string(),
+                    })
+            })
+            .await
+    }
+
+    /// The facts of a completed handshake, verifying the presented chain against the roots.
+    pub fn facts(&self, conn: &ClientConnection, name: &ServerName<'_>) -> TlsFacts {
+        let chain = conn.peer_certificates().unwrap_or(&[]);
+        let verified = match chain.split_first() {
+            None => Err("the server presented no certificate".to_string()),
+            Some((leaf, intermediates)) => self
+                .verifier
+                .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        TlsFacts {
+            server_name: name.to_str().into_owned(),
+            version: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "1.3".into(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "1.2".into(),
+                Some(v) => format!("{v:?}"),
+                None => "unknown".into(),
+            },
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .map_or_else(|| "unknown".into(), |s| format!("{:?}", s.suite())),
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            chain_len: chain.len(),
+            leaf: chain
+                .first()
+                .ok_or_else(|| "no certificate".to_string())
+                .and_then(|c| certificate_facts(c)),
+            verified,
+        }
+    }
+}
+
+/// What a TLS handshake established, as evidence for the transport controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// The name the certificate was checked against (host name or IP).
+    pub server_name: String,
+    /// Negotiated version: `1.3`, `1.2`, or rustls' name for anything else.
+    pub version: String,
+    /// Negotiated cipher suite, as rustls names it.
+    pub cipher_suite: String,
+    /// Negotiated ALPN protocol.
+    pub alpn: Option<String>,
+    /// Certificates the server presented.
+    pub chain_len: usize,
+    /// Facts of the leaf certificate, or why they could not be read.
+    pub leaf: Result<CertificateFacts, String>,
+    /// Whether the chain verifies for the name against the trust roots, with rustls' error text.
+    pub verified: Result<(), String>,
+}
+
+impl TlsFacts {
+    /// Whether the negotiated version is at least `min`.
+    pub fn version_at_least(&self, min: TlsVersion) -> bool {
+        let have = match self.version.as_str() {
+            "1.3" => TlsVersion::V1_3,
+            "1.2" => TlsVersion::V1_2,
+            _ => return false,
+        };
+        have >= min
+    }
+}
+
+/// Facts of one X.509 certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS subject alternative names.
+    pub dns_names: Vec<String>,
+    /// IP subject alternative names.
+    pub ip_addresses: Vec<String>,
+    /// Start of validity, as written in the certificate.
+    pub not_before: String,
+    /// End of validity, as written in the certificate.
+    pub not_after: String,
+    /// Start of validity, Unix seconds.
+    pub not_before_unix: i64,
+    /// End of validity, Unix seconds.
+    pub not_after_unix: i64,
+}
+
+/// Reads names and dates from a DER certificate; never panics on malformed input.
+pub fn certificate_facts(der: &[u8]) -> Result<CertificateFacts, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("unparsable certificate: {e}"))?;
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns_names.push((*d).to_string()),
+                GeneralName::IPAddress(b) => ip_addresses.push(ip_to_string(b)),
+                _ => {}
+            }
+        }
+    }
+    let validity = cert.validity();
+    Ok(CertificateFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        dns_names,
+        ip_addresses,
+        not_before: validity.not_before.to_string(),
+        not_after: validity.not_after.to_string(),
+        not_before_unix: validity.not_before.timestamp(),
+        not_after_unix: validity.not_after.timestamp(),
+    })
+}
+
+fn ip_to_string(bytes: &[u8]) -> String {
+    if let Ok(b) = <[u8; 4]>::try_from(bytes) {
+        std::net::IpAddr::from(b).to_string()
+    } else if let Ok(b) = <[u8; 16]>::try_from(bytes) {
+        std::net::IpAddr::from(b).to_string()
+    } else {
+        format!("invalid IP SAN of {} bytes", bytes.len())
+    }
+}
+
+/// Connects to a `wss://` (or `https://`) URL, completes a TLS handshake whatever the
+/// certificate, and returns its facts; `verified` says whether the certificate is valid.
+pub async fn probe(url: &str, tls: &TlsClient, timeout: Duration) -> Result<TlsFacts, ClientError> {
+    let url = super::handshake::parse_url(url)?;
+    let deadline = Deadline::after(timeout);
+    let endpoint = super::handshake::Endpoint::of(&url)?;
+    if !endpoint.tls {
+        return Err(ClientError::InvalidUrl {
+            url: super::display_url(&url),
+            reason: "a TLS probe needs a wss:// or https:// URL".into(),
+        });
+    }
+    let tcp = endpoint.connect_tcp(&deadline).await?;
+    let stream = tls
+        .handshake(tcp, endpoint.server_name()?, true, &deadline)
+        .await?;
+    Ok(tls.facts(stream.get_ref().1, &endpoint.server_name()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_facts_read_names_and_dates() {
+        let ck = crate::tls::generate_ca_and_leaf(&["127.0.0.1".into(), "localhost".into()])
+            .expect("certificates");
+        let f = certificate_facts(&ck.chain[0]).expect("facts");
+        assert_eq!(f.ip_addresses, ["127.0.0.1"]);
+        assert_eq!(f.dns_names, ["localhost"]);
+        assert!(f.not_after_unix > f.not_before_unix);
+        assert!(
+            f.issuer.contains("wsaudit reference server CA"),
+            "{}",
+            f.issuer
+        );
+        assert!(certificate_facts(b"\x30\x03garbage").is_err());
+        assert!(certificate_facts(&[]).is_err());
+    }
+
+    #[test]
+    fn configs_build_with_caps_and_fail_without_roots() {
+        crate::tls::install_crypto_provider();
+        let ck = crate::tls::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
+        let pem = ck.ca_pem.expect("generated CA");
+        let opts = TlsOptions::default()
+            .with_ca_pem(&pem)
+            .expect("pem")
+            .versions(TlsVersions::Tls12Only);
+        assert!(TlsClient::new(&opts).is_ok());
+        assert!(TlsOptions::default().with_ca_pem("not a pem").is_err());
+        let none = TlsOptions {
+            system_roots: false,
+            ..TlsOptions::default()
+        };
+        assert!(matches!(
+            TlsClient::new(&none),
+            Err(ClientError::TlsConfig(_))
+        ));
+    }
+}

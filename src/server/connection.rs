@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 
 use crate::wire::{Control, Data, FrameReader, OpCode, close_payload, encode_frame, header};
 
 use super::Shared;
 use super::auth::{self, FirstMessage};
 use super::heartbeat::{Beat, Heartbeat};
-use super::inbound::{Event, HeaderDecision, Inbound};
+use super::inbound::{Event, FrameSource, Inbound, Next};
 use super::max_size;
 use super::rate_limit::{ConnectionRate, RateDecision};
 use super::schema::{self, Verdict};
@@ -62,15 +61,14 @@ where
     let started = Instant::now();
     let settings = &shared.settings;
     let weakened = &shared.weakened;
-    let (rd, mut wr) = tokio::io::split(io);
+    let (rd, wr) = tokio::io::split(io);
+    let mut wr = Writer::new(wr);
     let strict = !weakened.is(Defence::ProtocolStrict);
     let limit = max_size::effective_limit(settings.max_size, weakened);
-    let (tx, mut rx) = mpsc::channel(8);
-    let reader = tokio::spawn(read_loop(
+    let mut source = FrameSource::new(
         FrameReader::new(rd),
         Inbound::new(strict, limit, opened.deflate),
-        tx,
-    ));
+    );
 
     let mut authenticated = opened.authenticated;
     let mut rate = settings
@@ -97,30 +95,30 @@ where
 
     let ending = loop {
         tokio::select! {
-            ev = rx.recv() => match ev {
-                None => break Ending { code: None, reason: "peer went away", initiator: "client" },
-                Some(Err((code, reason))) => {
+            next = source.next() => match next {
+                Next::End => break Ending { code: None, reason: "peer went away", initiator: "client" },
+                Next::Violation(code, reason) => {
                     shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
                     break Ending::server(code, reason);
                 }
-                Some(Ok(Event::Close(code))) => {
-                    let _ = send(&mut wr, OpCode::Control(Control::Close), &close_payload(code.unwrap_or(1000), "")).await;
+                Next::Event(Event::Close(code)) => {
+                    let _ = wr.send(OpCode::Control(Control::Close), &close_payload(code.unwrap_or(1000), "")).await;
                     break Ending { code, reason: "client closed", initiator: "client" };
                 }
-                Some(Ok(Event::Ping(p))) => {
-                    if send(&mut wr, OpCode::Control(Control::Pong), &p).await.is_err() {
+                Next::Event(Event::Ping(p)) => {
+                    if wr.send(OpCode::Control(Control::Pong), &p).await.is_err() {
                         break Ending { code: None, reason: "write failed", initiator: "server" };
                     }
                 }
-                Some(Ok(Event::Pong)) => {
+                Next::Event(Event::Pong) => {
                     if let Some(hb) = heartbeat.as_mut() { hb.on_pong() }
                 }
-                Some(Ok(Event::Nothing)) => {}
-                Some(Ok(Event::Message { text, data })) => {
+                Next::Event(Event::Nothing) => {}
+                Next::Event(Event::Message { text, data }) => {
                     let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data);
                     match step {
                         Step::Reply(v) => {
-                            if send_json(&mut wr, &v).await.is_err() {
+                            if wr.send(OpCode::Data(Data::Text), v.as_bytes()).await.is_err() {
                                 break Ending { code: None, reason: "write failed", initiator: "server" };
                             }
                         }
@@ -134,7 +132,7 @@ where
             },
             _ = ticker.tick(), if heartbeat.is_some() => {
                 let write_failed = match heartbeat.as_mut().map(Heartbeat::tick) {
-                    Some(Beat::Ping(p)) => send(&mut wr, OpCode::Control(Control::Ping), &p).await.is_err(),
+                    Some(Beat::Ping(p)) => wr.send(OpCode::Control(Control::Ping), &p).await.is_err(),
                     Some(Beat::Terminate) => {
                         shared.log.event("violation", opened.id, json!({"code": 1001, "reason": "heartbeat missed"}));
                         break Ending::server(1001, "heartbeat missed");
@@ -153,23 +151,16 @@ where
     };
 
     if let Some(code) = ending.code.filter(|_| ending.initiator == "server") {
-        let _ = send(
-            &mut wr,
-            OpCode::Control(Control::Close),
-            &close_payload(code, ending.reason),
-        )
-        .await;
+        let _ = wr
+            .send(
+                OpCode::Control(Control::Close),
+                &close_payload(code, ending.reason),
+            )
+            .await;
     }
-    // close_notify then FIN; the reader lingers briefly so the peer can read our close frame.
-    let _ = tokio::time::timeout(WRITE_DEADLINE, wr.shutdown()).await;
-    drop(rx);
-    let mut reader = reader;
-    if tokio::time::timeout(LINGER + Duration::from_millis(200), &mut reader)
-        .await
-        .is_err()
-    {
-        reader.abort();
-    }
+    // close_notify then FIN; then linger briefly so the peer can read our close frame.
+    let _ = tokio::time::timeout(WRITE_DEADLINE, wr.inner.shutdown()).await;
+    let _ = tokio::time::timeout(LINGER, source.linger(LINGER_BYTES)).await;
     shared.log.event(
         "close",
         opened.id,
@@ -184,7 +175,7 @@ where
 
 /// What the connection does after one data message.
 enum Step {
-    Reply(Value),
+    Reply(String),
     Quiet,
     Close(u16, &'static str),
 }
@@ -205,7 +196,7 @@ fn on_message(
                 opened.id,
                 json!({"reason": "rate_limit_warning"}),
             );
-            return Step::Reply(json!({"type": "warning", "reason": "rate_limit"}));
+            return Step::Reply(r#"{"type":"warning","reason":"rate_limit"}"#.to_string());
         }
         Some(RateDecision::Close) => return Step::Close(1008, "rate limit exceeded"),
         _ => {}
@@ -221,7 +212,7 @@ fn on_message(
                 shared
                     .log
                     .event("auth", opened.id, json!({"ok": true, "method": "ticket"}));
-                return Step::Reply(json!({"type": "auth_ok"}));
+                return Step::Reply(r#"{"type":"auth_ok"}"#.to_string());
             }
             FirstMessage::Refused(reason) => {
                 shared
@@ -241,67 +232,42 @@ fn on_message(
         }
     }
     match schema::judge(&text, shared.validator.as_deref(), weakened) {
-        Verdict::Reply(v) => {
-            if v["type"] == "error" {
-                shared.log.event(
-                    "violation",
-                    opened.id,
-                    json!({"reason": v["reason"].clone()}),
-                );
-            }
-            Step::Reply(v)
+        Verdict::Reply(reply) => Step::Reply(reply),
+        Verdict::Rejected { reply, reason } => {
+            shared
+                .log
+                .event("violation", opened.id, json!({"reason": reason}));
+            Step::Reply(reply)
         }
         Verdict::Ignore => Step::Quiet,
         Verdict::Close(code, reason) => Step::Close(code, reason),
     }
 }
 
-async fn read_loop<R: AsyncRead>(
-    mut reader: FrameReader<ReadHalf<R>>,
-    mut inbound: Inbound,
-    tx: mpsc::Sender<Result<Event, (u16, &'static str)>>,
-) {
-    loop {
-        let h = match reader.read_header().await {
-            Ok(Some(h)) => h,
-            _ => return,
-        };
-        let event = match inbound.on_header(&h) {
-            HeaderDecision::Close(code, reason) => Err((code, reason)),
-            HeaderDecision::Skip(n) => match reader.skip_payload(n).await {
-                Ok(()) => continue,
-                Err(_) => return,
-            },
-            HeaderDecision::Read(n) => match reader.read_payload(n, h.header.mask).await {
-                Ok(payload) => inbound.on_frame(&h, payload),
-                Err(_) => return,
-            },
-        };
-        let stop = event.is_err() || matches!(event, Ok(Event::Close(_)));
-        if tx.send(event).await.is_err() || stop {
-            break;
+/// The write half with one reused frame buffer (no allocation per reply).
+struct Writer<W> {
+    inner: WriteHalf<W>,
+    buf: Vec<u8>,
+}
+
+impl<W: AsyncWrite> Writer<W> {
+    fn new(inner: WriteHalf<W>) -> Self {
+        Self {
+            inner,
+            buf: Vec::with_capacity(256),
         }
     }
-    // Discard (never buffer) a little more so the peer sees our close frame rather than a reset.
-    let _ = tokio::time::timeout(LINGER, reader.drain(LINGER_BYTES)).await;
-}
 
-/// Writes one unmasked server frame within the write deadline.
-async fn send<W: AsyncWrite>(
-    wr: &mut WriteHalf<W>,
-    opcode: OpCode,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(payload.len() + 10);
-    encode_frame(&mut buf, &header(opcode, None), payload);
-    tokio::time::timeout(WRITE_DEADLINE, async {
-        wr.write_all(&buf).await?;
-        wr.flush().await
-    })
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed"))?
-}
-
-async fn send_json<W: AsyncWrite>(wr: &mut WriteHalf<W>, v: &Value) -> std::io::Result<()> {
-    send(wr, OpCode::Data(Data::Text), v.to_string().as_bytes()).await
+    /// Writes one unmasked server frame within the write deadline.
+    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> std::io::Result<()> {
+        self.buf.clear();
+        encode_frame(&mut self.buf, &header(opcode, None), payload);
+        let (inner, buf) = (&mut self.inner, &self.buf);
+        tokio::time::timeout(WRITE_DEADLINE, async {
+            inner.write_all(buf).await?;
+            inner.flush().await
+        })
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed"))?
+    }
 }

@@ -224,3 +224,125 @@ mod tests {
         }
     }
 }
+
+/// What the frame source produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A complete event.
+    Event(Event),
+    /// A frame-level defence fired: close with this code and reason.
+    Violation(u16, &'static str),
+    /// The stream ended or failed.
+    End,
+}
+
+enum Pending {
+    Read {
+        header: RawHeader,
+        payload: Vec<u8>,
+        len: usize,
+    },
+    Skip {
+        left: u64,
+    },
+}
+
+/// Client frames as events, read without a helper task.
+///
+/// Every await is a cancel-safe buffer fill and all progress (the pending header, the payload
+/// read so far) lives in this struct, so [`FrameSource::next`] can sit in `select!` beside the
+/// heartbeat and authentication timers without losing bytes.
+pub struct FrameSource<R> {
+    reader: crate::wire::FrameReader<R>,
+    inbound: Inbound,
+    pending: Option<Pending>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> FrameSource<R> {
+    /// Frames from `reader`, judged by `inbound`.
+    pub fn new(reader: crate::wire::FrameReader<R>, inbound: Inbound) -> Self {
+        Self {
+            reader,
+            inbound,
+            pending: None,
+        }
+    }
+
+    /// The next event, violation or end of stream.
+    pub async fn next(&mut self) -> Next {
+        loop {
+            if let Some(next) = self.advance() {
+                return next;
+            }
+            match self.reader.fill().await {
+                Ok(0) | Err(_) => return Next::End,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Makes all progress the buffered bytes allow; `None` means more bytes are needed.
+    fn advance(&mut self) -> Option<Next> {
+        loop {
+            match &mut self.pending {
+                None => {
+                    let h = self.reader.take_header()?;
+                    match self.inbound.on_header(&h) {
+                        HeaderDecision::Close(code, reason) => {
+                            return Some(Next::Violation(code, reason));
+                        }
+                        HeaderDecision::Skip(n) => self.pending = Some(Pending::Skip { left: n }),
+                        HeaderDecision::Read(len) => {
+                            self.pending = Some(Pending::Read {
+                                header: h,
+                                payload: Vec::with_capacity(len),
+                                len,
+                            })
+                        }
+                    }
+                }
+                Some(Pending::Skip { left }) => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(self.reader.buffered().len());
+                    self.reader.consume(n);
+                    *left -= n as u64;
+                    if *left > 0 {
+                        return None;
+                    }
+                    self.pending = None;
+                }
+                Some(Pending::Read { payload, len, .. }) => {
+                    let n = (*len - payload.len()).min(self.reader.buffered().len());
+                    payload.extend_from_slice(&self.reader.buffered()[..n]);
+                    self.reader.consume(n);
+                    if payload.len() < *len {
+                        return None;
+                    }
+                    let Some(Pending::Read {
+                        header,
+                        mut payload,
+                        ..
+                    }) = self.pending.take()
+                    else {
+                        return None;
+                    };
+                    if let Some(mask) = header.header.mask {
+                        crate::wire::apply_mask(&mut payload, mask, 0);
+                    }
+                    match self.inbound.on_frame(&header, payload) {
+                        Ok(Event::Nothing) => {}
+                        Ok(event) => return Some(Next::Event(event)),
+                        Err((code, reason)) => return Some(Next::Violation(code, reason)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a close: discards raw bytes (never buffering them) so the peer can read our close
+    /// frame instead of a reset.
+    pub async fn linger(&mut self, max_bytes: u64) {
+        let _ = self.reader.drain(max_bytes).await;
+    }
+}

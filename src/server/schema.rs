@@ -9,8 +9,15 @@ use super::weaken::{Defence, Weakened};
 /// What the server does with one business message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Reply with this JSON and keep the connection.
-    Reply(Value),
+    /// Accepted: reply with this JSON text and keep the connection.
+    Reply(String),
+    /// Refused: reply with this JSON error text (the connection stays usable); `reason` is logged.
+    Rejected {
+        /// The `{"type":"error",...}` reply.
+        reply: String,
+        /// Short reason for the log.
+        reason: &'static str,
+    },
     /// Say nothing (a careless server ignoring what it cannot parse).
     Ignore,
     /// Close with this code and reason.
@@ -34,6 +41,14 @@ pub fn decode(
     }
 }
 
+/// The acknowledgement of a valid message, echoing its reference (bounded) when it has one.
+#[derive(serde::Serialize)]
+struct Ack<'a> {
+    r#type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+}
+
 /// Validates a business message; `validator` is the policy's compiled schema, if any.
 pub fn judge(
     text: &str,
@@ -44,28 +59,44 @@ pub fn judge(
         Ok(v) => v,
         Err(_) if weakened.is(Defence::Schema) => return Verdict::Ignore,
         Err(e) => {
-            return Verdict::Reply(json!({
+            let reply = json!({
                 "type": "error",
                 "reason": "malformed_json",
                 "detail": format!("line {} column {}", e.line(), e.column()),
-            }));
+            });
+            return Verdict::Rejected {
+                reply: reply.to_string(),
+                reason: "malformed_json",
+            };
         }
     };
     if !weakened.is(Defence::Schema)
         && let Some(v) = validator
         && let Some(err) = v.iter_errors(&value).next()
     {
-        return Verdict::Reply(json!({
+        let reply = json!({
             "type": "error",
             "reason": "schema",
             "path": err.instance_path().to_string(),
-        }));
+        });
+        return Verdict::Rejected {
+            reply: reply.to_string(),
+            reason: "schema",
+        };
     }
-    let mut ack = json!({ "type": "ack" });
-    if let Some(r) = value.get("reference").and_then(Value::as_str) {
-        ack["reference"] = Value::String(r.chars().take(64).collect());
-    }
-    Verdict::Reply(ack)
+    let reference = value.get("reference").and_then(Value::as_str).map(|r| {
+        let mut end = r.len().min(64);
+        while !r.is_char_boundary(end) {
+            end -= 1;
+        }
+        &r[..end]
+    });
+    let ack = Ack {
+        r#type: "ack",
+        reference,
+    };
+    // Serialising a struct of strings cannot fail; fall back to a bare ack all the same.
+    Verdict::Reply(serde_json::to_string(&ack).unwrap_or_else(|_| r#"{"type":"ack"}"#.to_string()))
 }
 
 #[cfg(test)]
@@ -82,28 +113,40 @@ mod tests {
         .expect("schema")
     }
 
+    /// The reply a verdict sends, as JSON, and whether it is an acceptance.
+    fn reply(v: &Verdict) -> (serde_json::Value, bool) {
+        match v {
+            Verdict::Reply(r) => (serde_json::from_str(r).expect("JSON reply"), true),
+            Verdict::Rejected { reply, .. } => {
+                (serde_json::from_str(reply).expect("JSON reply"), false)
+            }
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+
     #[test]
     fn valid_is_acked_invalid_is_an_error_reply() {
         let v = validator();
         let w = Weakened::none();
-        let ok = judge(
+        let extra = judge(
             r#"{"type":"payment","amount":5,"reference":"TX-1"}"#,
             Some(&v),
             &w,
         );
         assert_eq!(
-            ok,
-            Verdict::Reply(json!({"type":"error","reason":"schema","path":""}))
+            reply(&extra),
+            (json!({"type":"error","reason":"schema","path":""}), false)
         );
         let ok = judge(r#"{"type":"payment","amount":5}"#, Some(&v), &w);
-        assert_eq!(ok, Verdict::Reply(json!({"type":"ack"})));
+        assert_eq!(reply(&ok), (json!({"type":"ack"}), true));
         let big = judge(r#"{"type":"payment","amount":500}"#, Some(&v), &w);
-        assert!(matches!(big, Verdict::Reply(ref r) if r["reason"] == "schema"));
+        assert_eq!(reply(&big).0["reason"], "schema");
         let bad = judge("{", Some(&v), &w);
-        assert!(matches!(bad, Verdict::Reply(ref r) if r["reason"] == "malformed_json"));
+        assert_eq!(reply(&bad).0["reason"], "malformed_json");
         let lax = Weakened::of([Defence::Schema]);
-        assert!(
-            matches!(judge(r#"{"type":"payment","amount":500}"#, Some(&v), &lax), Verdict::Reply(ref r) if r["type"] == "ack")
+        assert_eq!(
+            reply(&judge(r#"{"type":"payment","amount":500}"#, Some(&v), &lax)).0["type"],
+            "ack"
         );
         assert_eq!(judge("{", Some(&v), &lax), Verdict::Ignore);
         assert_eq!(

@@ -44,12 +44,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Bytes buffered but not yet consumed.
-    fn buffered(&self) -> &[u8] {
+    pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    /// Marks `n` buffered bytes as consumed (at most what is buffered).
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Parses and consumes a header from the buffered bytes, without any I/O.
+    pub fn take_header(&mut self) -> Option<RawHeader> {
+        let h = parse_header(self.buffered())?;
+        self.start += h.header_len;
+        Some(h)
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` means end of stream.
-    async fn fill(&mut self) -> io::Result<usize> {
+    ///
+    /// Cancel-safe: bytes enter the buffer only once read, so a caller whose own progress lives
+    /// outside the future (see the server's frame source) can use it inside `select!`.
+    pub async fn fill(&mut self) -> io::Result<usize> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -66,8 +81,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads the next header; `Ok(None)` on a clean end of stream between frames.
     pub async fn read_header(&mut self) -> io::Result<Option<RawHeader>> {
         loop {
-            if let Some(h) = parse_header(self.buffered()) {
-                self.start += h.header_len;
+            if let Some(h) = self.take_header() {
                 return Ok(Some(h));
             }
             if self.fill().await? == 0 {

@@ -1,11 +1,13 @@
 //! wsaudit: a policy-as-code conformance harness for WebSocket security.
 //!
 //! - [`config`] loads policy, target and suite files with located errors.
+//! - [`plan`] compiles them into concrete cases (steps and expectations).
 //! - [`wire`] is the WebSocket framing shared by the server and the harness.
 //! - [`server`] is the hardened reference server, one module per defence.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
 
 pub mod config;
+pub mod plan;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -135,11 +135,10 @@ where
             _ = ticker.tick(), if heartbeat.is_some() => {
                 let beat = heartbeat.as_mut().map(Heartbeat::tick);
                 match beat {
-                    Some(Beat::Ping(p)) => {
-                        if send(&mut wr, OpCode::Control(Control::Ping), &p).await.is_err() {
-                            break Ending { code: None, reason: "write failed", initiator: "server" };
-                        }
+                    Some(Beat::Ping(p)) if send(&mut wr, OpCode::Control(Control::Ping), &p).await.is_err() => {
+                        break Ending { code: None, reason: "write failed", initiator: "server" };
                     }
+                    Some(Beat::Ping(_)) => {}
                     Some(Beat::Terminate) => {
                         shared.log.event("violation", opened.id, json!({"code": 1001, "reason": "heartbeat missed"}));
                         break Ending::server(1001, "heartbeat missed");

@@ -96,6 +96,8 @@ impl<'a> Report<'a> {
         let mut work = value.clone();
         let mut removed: Vec<(YamlPath, Seg)> = Vec::new();
         let mut seen: Vec<(YamlPath, String)> = Vec::new();
+        // Original paths of the nodes removed so far.
+        let mut repaired: Vec<YamlPath> = Vec::new();
         for _ in 0..MAX_REPAIRS {
             let err = match serde_path_to_error::deserialize::<_, T>(work.clone()) {
                 // Errors are in the report; the repaired value still lets later checks run.
@@ -119,6 +121,13 @@ impl<'a> Report<'a> {
                 }
             }
             if seen.iter().any(|(p, m)| *p == original && *m == raw) {
+                return None;
+            }
+            // An error above a repaired node is a consequence of the repair (its shape changed).
+            let above_repair = repaired
+                .iter()
+                .any(|r| r.0.len() > original.0.len() && r.0.starts_with(&original.0));
+            if above_repair && !matches!(problem, Problem::UnknownField { .. }) {
                 return None;
             }
             seen.push((original.clone(), raw.clone()));
@@ -145,12 +154,16 @@ impl<'a> Report<'a> {
                         &Seg::Key(field.clone()),
                         &mut removed,
                     );
+                    repaired.push(original.key(field.clone()));
                 }
                 Problem::MissingField(field) => {
                     self.error(
                         &full,
                         At::Key,
-                        format!("{context}{}missing key `{field}`", shown(&full)),
+                        format!(
+                            "{context}{}missing key `{field}`: expected `{field}: ...` in this mapping",
+                            shown(&full)
+                        ),
                     );
                     return None;
                 }
@@ -160,6 +173,7 @@ impl<'a> Report<'a> {
                         At::Value,
                         format!("{context}{}{message}", shown(&full)),
                     );
+                    repaired.push(original.clone());
                     match work_path.0.last().cloned() {
                         Some(last) => remove(&mut work, &work_path.parent(), &last, &mut removed),
                         None => return None,
@@ -281,7 +295,8 @@ fn remove(value: &mut Value, parent: &YamlPath, seg: &Seg, removed: &mut Vec<(Ya
     }
 }
 
-fn node_mut<'v>(value: &'v mut Value, path: &YamlPath) -> Option<&'v mut Value> {
+/// The node at `path` of a parsed value, mutably.
+pub fn node_mut<'v>(value: &'v mut Value, path: &YamlPath) -> Option<&'v mut Value> {
     let mut cur = untag_mut(value);
     for seg in &path.0 {
         cur = match (cur, seg) {
@@ -341,6 +356,31 @@ fn untag_mut(mut value: &mut Value) -> &mut Value {
 /// Parses the text of a file into a YAML value and its position index; a syntax error is
 /// returned located, exactly as the YAML parser found it.
 pub fn parse_document(source: &SourceFile) -> Result<(Value, YamlIndex), ConfigError> {
+    let index = YamlIndex::build(&source.text);
+    if !index.duplicates().is_empty() {
+        let diagnostics = index
+            .duplicates()
+            .iter()
+            .map(|(path, loc)| {
+                let key = match path.0.last() {
+                    Some(Seg::Key(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                let parent = path.parent();
+                let at = if parent.is_root() {
+                    String::new()
+                } else {
+                    format!("{parent}: ")
+                };
+                source.error_at(
+                    loc.line,
+                    loc.column,
+                    format!("{at}duplicate key `{key}`: expected each key once per mapping"),
+                )
+            })
+            .collect();
+        return Err(ConfigError::new(source, diagnostics));
+    }
     let value: Value = match serde_yaml::from_str(&source.text) {
         Ok(v) => v,
         Err(e) => {
@@ -354,5 +394,5 @@ pub fn parse_document(source: &SourceFile) -> Result<(Value, YamlIndex), ConfigE
             vec![source.error_without_location("the file is empty: expected a YAML mapping")],
         ));
     }
-    Ok((value, YamlIndex::build(&source.text)))
+    Ok((value, index))
 }

@@ -450,7 +450,7 @@ impl LoadedPolicy {
             let before = report.len();
             let parsed =
                 CheckParams::parse_reported(&control, &mut report, &with_path, &path, &label);
-            if let Some(p) = &parsed {
+            if let Some(p) = parsed.as_ref().filter(|_| report.len() == before) {
                 for (rel, msg) in validate_params(p) {
                     let at = with_path.join(&rel);
                     let shown = at.strip_prefix(&path);
@@ -623,10 +623,34 @@ fn validate_params(p: &CheckParams) -> Vec<(YamlPath, String)> {
         )),
         CheckParams::Schema(s) => {
             if let Err(e) = jsonschema::validator_for(&s.schema) {
-                errors.push((at("schema"), format!("not a valid JSON Schema: {e}")));
+                let inside = json_pointer_path(&s.schema, e.instance_path().as_str());
+                errors.push((
+                    at("schema").join(&inside),
+                    format!("{e}: expected a valid JSON Schema"),
+                ));
             }
         }
         _ => {}
     }
     errors
+}
+
+/// The YAML path of a JSON pointer into `doc` (array indices where `doc` has arrays).
+fn json_pointer_path(doc: &serde_json::Value, pointer: &str) -> YamlPath {
+    let mut path = YamlPath::root();
+    let mut cur = Some(doc);
+    for raw in pointer.split('/').skip(1) {
+        let part = raw.replace("~1", "/").replace("~0", "~");
+        match (cur, part.parse::<usize>()) {
+            (Some(serde_json::Value::Array(items)), Ok(i)) => {
+                cur = items.get(i);
+                path = path.index(i);
+            }
+            (node, _) => {
+                cur = node.and_then(|n| n.get(&part));
+                path = path.key(part);
+            }
+        }
+    }
+    path
 }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-use super::deser::{At, Report, parse_document};
+use super::deser::{At, Report, node_mut, parse_document};
 use super::secrets::Secrets;
 use super::source::{ConfigError, SourceFile};
 use super::values::{HttpUrl, JsonPointer, Origin, WsUrl};
@@ -244,6 +244,7 @@ impl LoadedTarget {
         let mut report = Report::new(&source, &index);
         let mut secrets = Secrets::new();
         expand_env(&mut doc, &YamlPath::root(), env, &mut secrets, &mut report);
+        check_matcher_pointers(&mut doc, &mut report);
         let root = YamlPath::root();
         let target: Option<Target> = report.deserialize(&doc, &root, &root, "");
         if let Some(t) = &target {
@@ -274,6 +275,36 @@ impl LoadedTarget {
             .tls
             .as_ref()
             .map(|t| self.base_dir().join(&t.ca_file))
+    }
+}
+
+/// Checks the JSON pointer keys of every matcher where they are written (serde would point at
+/// their values), removing bad ones so the rest of the file is still checked.
+fn check_matcher_pointers(doc: &mut Value, report: &mut Report<'_>) {
+    for (section, matcher) in [
+        ("auth", "accepted_when"),
+        ("messages", "accepted_when"),
+        ("messages", "rejected_when"),
+    ] {
+        let json_path = YamlPath::root().key(section).key(matcher).key("json");
+        let Some(Value::Mapping(m)) = node_mut(doc, &json_path) else {
+            continue;
+        };
+        let mut bad = Vec::new();
+        for key in m.keys() {
+            let Some(text) = key.as_str() else { continue };
+            if let Err(msg) = text.parse::<JsonPointer>() {
+                report.error(
+                    &json_path.key(text),
+                    At::Key,
+                    format!("{section}.{matcher}.json: {msg}"),
+                );
+                bad.push(key.clone());
+            }
+        }
+        for key in bad {
+            m.remove(&key);
+        }
     }
 }
 

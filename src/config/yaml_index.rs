@@ -96,6 +96,7 @@ pub struct NodePosition {
 #[derive(Debug, Clone, Default)]
 pub struct YamlIndex {
     nodes: BTreeMap<YamlPath, NodePosition>,
+    duplicates: Vec<(YamlPath, Location)>,
 }
 
 impl YamlIndex {
@@ -113,7 +114,13 @@ impl YamlIndex {
         }
         Self {
             nodes: builder.nodes,
+            duplicates: builder.duplicates,
         }
+    }
+
+    /// Keys written twice in one mapping: (path, where the second one starts).
+    pub fn duplicates(&self) -> &[(YamlPath, Location)] {
+        &self.duplicates
     }
 
     /// The position of a node, when it exists.
@@ -165,6 +172,7 @@ struct Builder<'t> {
     text: &'t [u8],
     stack: Vec<Frame>,
     nodes: BTreeMap<YamlPath, NodePosition>,
+    duplicates: Vec<(YamlPath, Location)>,
     done: bool,
 }
 
@@ -219,6 +227,9 @@ impl Builder<'_> {
                 }
                 Some((k, key_mark)) => {
                     let p = path.key(k);
+                    if self.nodes.contains_key(&p) {
+                        self.duplicates.push((p.clone(), location(key_mark)));
+                    }
                     self.nodes.insert(
                         p.clone(),
                         NodePosition {

@@ -370,28 +370,33 @@ impl Serialize for Opcode {
 
 impl<'de> Deserialize<'de> for Opcode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Name(String),
+        const EXPECTED: &str =
+            "expected text, binary, continuation, close, ping, pong or a number 0-15";
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Opcode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an opcode name or a number 0-15")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Opcode, E> {
+                u8::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= 15)
+                    .map(Opcode)
+                    .ok_or_else(|| E::custom(format!("invalid opcode {n}: {EXPECTED}")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Opcode, E> {
+                Err(E::custom(format!("invalid opcode {n}: {EXPECTED}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Opcode, E> {
+                Opcode::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, code)| Opcode(*code))
+                    .ok_or_else(|| E::custom(format!("invalid opcode `{name}`: {EXPECTED}")))
+            }
         }
-        let expected = "expected text, binary, continuation, close, ping, pong or a number 0-15";
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom(format!("invalid opcode: {expected}")))?
-        {
-            Raw::Num(n) if n <= 15 => Ok(Opcode(n as u8)),
-            Raw::Num(n) => Err(serde::de::Error::custom(format!(
-                "invalid opcode {n}: {expected}"
-            ))),
-            Raw::Name(name) => Self::NAMES
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, code)| Opcode(*code))
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!("invalid opcode `{name}`: {expected}"))
-                }),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 

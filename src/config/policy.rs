@@ -118,8 +118,9 @@ pub struct OriginParams {
     /// What to do when the handshake has no Origin.
     #[serde(default)]
     pub missing_origin: MissingOrigin,
-    /// When set, a refusal must use exactly this HTTP status (e.g. 403).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When set, a refusal must use exactly this HTTP status (e.g. 403). Always serialised
+    /// (as null when unset) so suites can read `{{policy.status}}`.
+    #[serde(default)]
     pub status: Option<u16>,
 }
 

@@ -70,13 +70,18 @@ impl<'a> Report<'a> {
         self.diagnostics.len()
     }
 
-    /// `Ok(value)` when nothing was recorded, otherwise every diagnostic.
-    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.diagnostics.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError::new(self.source, self.diagnostics))
-        }
+    /// Records that the id at `second` repeats the one at `first` (`what` is e.g. "control").
+    pub fn duplicate_id(&mut self, what: &str, id: &str, first: &YamlPath, second: &YamlPath) {
+        let line = self
+            .index
+            .get(first)
+            .map(|n| format!(" (first used on line {})", n.value.line))
+            .unwrap_or_default();
+        self.error(
+            second,
+            At::Value,
+            format!("duplicate {what} id `{id}`{line}: expected every id to be unique"),
+        );
     }
 
     /// The diagnostics as an error (even when empty).

@@ -417,18 +417,8 @@ impl LoadedPolicy {
             };
             let label = format!("control {} ({}): ", control.id, control.check);
             if let Some(first) = first_use.get(&control.id) {
-                let line = index
-                    .get(&controls_path.index(*first).key("id"))
-                    .map(|n| format!(" (first used on line {})", n.value.line))
-                    .unwrap_or_default();
-                report.error(
-                    &path.key("id"),
-                    At::Value,
-                    format!(
-                        "duplicate control id `{}`{line}: expected every id to be unique",
-                        control.id
-                    ),
-                );
+                let first = controls_path.index(*first).key("id");
+                report.duplicate_id("control", &control.id, &first, &path.key("id"));
             } else {
                 first_use.insert(control.id.clone(), i);
             }

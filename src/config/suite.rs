@@ -172,18 +172,8 @@ impl LoadedSuite {
                     );
                 }
                 if let Some(first) = seen.insert(c.id.as_str(), i) {
-                    let line = index
-                        .get(&root.key("cases").index(first).key("id"))
-                        .map(|n| format!(" (first used on line {})", n.value.line))
-                        .unwrap_or_default();
-                    report.error(
-                        &at,
-                        At::Value,
-                        format!(
-                            "duplicate case id `{}`{line}: expected every id to be unique",
-                            c.id
-                        ),
-                    );
+                    let first = root.key("cases").index(first).key("id");
+                    report.duplicate_id("case", &c.id, &first, &at);
                 }
             }
         }

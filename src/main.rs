@@ -107,12 +107,6 @@ struct ServeArgs {
 fn main() -> ExitCode {
     wsaudit::tls::install_crypto_provider();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Compile(args) => return compile(&args),
-        Command::Check(args) => return check(&args),
-        Command::Schema(args) => return schema(&args),
-        Command::Serve(_) | Command::Demo => {}
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,7 +116,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Compile(_) | Command::Check(_) | Command::Schema(_) => ExitCode::SUCCESS,
+        Command::Compile(args) => compile(&args),
+        Command::Check(args) => check(&args),
+        Command::Schema(args) => schema(&args),
         Command::Demo => {
             println!(
                 "wsaudit demo: the attack runner is coming; for now run the reference server:"

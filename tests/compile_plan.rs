@@ -188,3 +188,20 @@ fn a_target_lacking_what_a_family_needs_is_a_located_error() {
         "error: tests/compile_data/no-messages-target.yaml:1:1: messages.valid is missing: expected at least one valid business message: control WS-BASE-SIZE (messages.max_size) needs it for case SIZE-UNDER-LIMIT\n  |\n1 | target: bare\n  | ^"
     );
 }
+
+#[test]
+fn compiling_a_control_no_suite_serves_is_an_error() {
+    let source =
+        SourceFile::read(Path::new("tests/compile_data/custom-policy.yaml")).expect("readable");
+    let policy =
+        LoadedPolicy::parse_with_checks(source, &["graphql.introspection"]).expect("loads");
+    let target = LoadedTarget::parse(
+        SourceFile::from_text("t.yaml", include_str!("compile_data/target.yaml")),
+        &env,
+    )
+    .expect("target");
+    let err = compile(&policy, &target, &load_suites(&[]).expect("suites")).expect_err("no suite");
+    assert!(err.to_string().starts_with(
+        "error: tests/compile_data/custom-policy.yaml:5:12: control GQL-01: unknown check `graphql.introspection`"
+    ), "{err}");
+}

@@ -426,12 +426,7 @@ impl LoadedPolicy {
                 report.error(
                     &path.key("check"),
                     At::Value,
-                    format!(
-                        "control {}: unknown check `{}`: expected one of {} (or a check provided by a suite given with --suites)",
-                        control.id,
-                        control.check,
-                        known_checks.join(", ")
-                    ),
+                    unknown_check_message(&control, known_checks),
                 );
                 params.push(CheckParams::Custom(control.with.clone()));
                 controls.push(control);
@@ -554,6 +549,16 @@ impl CheckParams {
         };
         v.unwrap_or(serde_yaml::Value::Null)
     }
+}
+
+/// The error for a control whose check no suite provides, listing the checks that exist.
+pub fn unknown_check_message(control: &Control, known_checks: &[&str]) -> String {
+    format!(
+        "control {}: unknown check `{}`: expected one of {} (or a check provided by a suite given with --suites)",
+        control.id,
+        control.check,
+        known_checks.join(", ")
+    )
 }
 
 /// Semantic checks serde cannot express, as (path inside `with`, message) pairs.

@@ -13,7 +13,7 @@ use super::step::Step;
 use super::template::{evaluate, fill, fill_string};
 use super::{Case, CompileError, PLAN_FORMAT, Plan, PlanPolicy, Role};
 use crate::config::deser::{At, Report};
-use crate::config::policy::{CheckParams, Control, LoadedPolicy, Severity};
+use crate::config::policy::{CheckParams, Control, LoadedPolicy, Severity, unknown_check_message};
 use crate::config::source::{ConfigError, SourceFile};
 use crate::config::suite::{LoadedSuite, SuiteSet};
 use crate::config::target::{LoadedTarget, Target};
@@ -68,7 +68,23 @@ pub fn compile(
     let mut target_messages: BTreeSet<String> = BTreeSet::new();
     let mut cases = Vec::new();
     let mut ids: BTreeSet<String> = BTreeSet::new();
-    for (control, params) in policy.policy.controls.iter().zip(&policy.params) {
+    let policy_index = crate::config::yaml_index::YamlIndex::build(&policy.source.text);
+    let mut policy_report = Report::new(&policy.source, &policy_index);
+    for (i, (control, params)) in policy
+        .policy
+        .controls
+        .iter()
+        .zip(&policy.params)
+        .enumerate()
+    {
+        if suites.for_check(&control.check).next().is_none() {
+            policy_report.error(
+                &YamlPath::root().key("controls").index(i).key("check"),
+                At::Value,
+                unknown_check_message(control, &suites.checks()),
+            );
+            continue;
+        }
         let ctx = context(control, params, &target.target);
         for (si, suite) in suites.suites.iter().enumerate() {
             if suite.suite.check != control.check {
@@ -114,6 +130,9 @@ pub fn compile(
         }
     }
     let mut errors: Vec<ConfigError> = Vec::new();
+    if !policy_report.is_empty() {
+        errors.push(policy_report.into_error());
+    }
     if !target_report.is_empty() {
         errors.push(target_report.into_error());
     }
@@ -138,16 +157,29 @@ pub fn compile(
     })
 }
 
-/// A target value a case needs but the target lacks (`messages.valid` for message cases).
+/// A target value a case needs but the target lacks: a valid business message, needed by
+/// cases that `login` (which waits for the target's acknowledgement flow) or send one.
 fn needs_missing_target_value(
     suite: &LoadedSuite,
     ci: usize,
     target: &Target,
 ) -> Option<&'static str> {
+    fn mentions(v: &Value, word: &str) -> bool {
+        match v {
+            Value::String(s) => s.contains(word),
+            Value::Sequence(items) => items.iter().any(|i| mentions(i, word)),
+            Value::Mapping(m) => m
+                .iter()
+                .any(|(k, v)| k.as_str() == Some(word) || mentions(v, word)),
+            Value::Tagged(t) => mentions(&t.value, word),
+            _ => false,
+        }
+    }
     let case = &suite.suite.cases[ci];
-    let text =
-        serde_yaml::to_string(&(&case.steps, &case.expect, &case.for_each)).unwrap_or_default();
-    let wants_message = text.contains("target.valid_message") || text.contains("- login");
+    let all = case.steps.iter().chain(&case.expect);
+    let wants_message = all
+        .clone()
+        .any(|v| mentions(v, "target.valid_message") || mentions(v, "login"));
     (wants_message && target.valid_message().is_none())
         .then_some("messages.valid is missing: expected at least one valid business message")
 }

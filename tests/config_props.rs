@@ -262,16 +262,42 @@ fn yaml_token() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Runs every loader on `text`: none may panic, and every error must name the file and point
+/// inside it.
 fn load_everything(text: &str) {
     let src = || SourceFile::from_text("fuzz.yaml", text);
-    let _ = LoadedPolicy::parse(src());
-    let _ = LoadedTarget::parse(src(), &|_| Some("v".to_string()));
-    if let Ok(suite) = LoadedSuite::parse(src(), false) {
-        // A suite that parses is expanded with example values, placeholders and all.
-        let mut set = SuiteSet::default();
-        if set.add(suite).is_ok() {
-            let _ = set.validate();
+    let lines = text.lines().count().max(1);
+    let check = |e: &wsaudit::config::ConfigError| {
+        let rendered = e.to_string();
+        assert!(rendered.starts_with("error: fuzz.yaml"), "{rendered}");
+        for d in &e.diagnostics {
+            if let Some(l) = d.location {
+                assert!(
+                    l.line >= 1 && l.line <= lines + 1 && l.column >= 1,
+                    "{rendered}"
+                );
+            }
+        }
+    };
+    if let Err(e) = LoadedPolicy::parse(src()) {
+        check(&e);
+    }
+    if let Err(e) = LoadedTarget::parse(src(), &|_| Some("v".to_string())) {
+        check(&e);
+    }
+    if let Err(e) = FileKind::detect(&src()) {
+        check(&e);
+    }
+    match LoadedSuite::parse(src(), false) {
+        Err(e) => check(&e),
+        Ok(suite) => {
+            // A suite that parses is expanded with example values, placeholders and all.
+            let mut set = SuiteSet::default();
+            if set.add(suite).is_ok()
+                && let Err(e) = set.validate()
+            {
+                e.errors.iter().for_each(check);
+            }
         }
     }
-    let _ = FileKind::detect(&src());
 }

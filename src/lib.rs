@@ -2,12 +2,14 @@
 //!
 //! - [`client`] is the low-level attack client: TLS facts, raw handshakes and frames, HTTP.
 //! - [`config`] loads policy, target and suite files with located errors.
+//! - [`plan`] compiles them into concrete cases (steps and expectations).
 //! - [`wire`] is the WebSocket framing shared by the server and the harness.
 //! - [`server`] is the hardened reference server, one module per defence.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
 
 pub mod client;
 pub mod config;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod server;

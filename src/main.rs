@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use wsaudit::config::LoadedPolicy;
+use wsaudit::config::check::{check_file, compile_files, load_suites};
+use wsaudit::config::schema;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
 /// Exit code for an invalid invocation or file.
@@ -30,6 +32,45 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Start the reference server in-process, audit it, then audit a weakened copy.
     Demo,
+    /// Print the plan: every concrete case of a policy against a target, as YAML (secrets as ***).
+    Compile(CompileArgs),
+    /// Validate policy, target and suite files (told apart by their top-level key).
+    Check(CheckArgs),
+    /// Print the JSON Schemas of policy, target and suite files, or write them to a directory.
+    Schema(SchemaArgs),
+}
+
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// Policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Target file; `${VAR}` reads the environment.
+    #[arg(long)]
+    target: PathBuf,
+    /// A directory of extra suite files (repeatable).
+    #[arg(long, value_name = "DIR")]
+    suites: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Files to validate.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// A directory of extra suite files whose checks policies may use (repeatable).
+    #[arg(long, value_name = "DIR")]
+    suites: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SchemaArgs {
+    /// Which schema to print: policy, target or suite.
+    #[arg(long, default_value = "policy", value_parser = ["policy", "target", "suite"])]
+    kind: String,
+    /// Write every schema file into this directory instead (e.g. `schemas`).
+    #[arg(long, value_name = "DIR")]
+    write: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +116,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Compile(args) => compile(&args),
+        Command::Check(args) => check(&args),
+        Command::Schema(args) => schema(&args),
         Command::Demo => {
             println!(
                 "wsaudit demo: the attack runner is coming; for now run the reference server:"
@@ -83,6 +127,70 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn compile(args: &CompileArgs) -> ExitCode {
+    match compile_files(&args.policy, &args.target, &args.suites, &env_var) {
+        Ok(plan) => {
+            print!("{}", plan.to_yaml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let suites = match load_suites(&args.suites) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let mut failed = false;
+    for file in &args.files {
+        match check_file(file, &suites, &env_var) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(e) => {
+                failed = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn schema(args: &SchemaArgs) -> ExitCode {
+    if let Some(dir) = &args.write {
+        return match schema::write_all(dir) {
+            Ok(()) => {
+                println!("schemas written to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write schemas to {}: {e}", dir.display());
+                ExitCode::from(EXIT_INVALID)
+            }
+        };
+    }
+    let value = match args.kind.as_str() {
+        "target" => schema::target_schema(),
+        "suite" => schema::suite_schema(),
+        _ => schema::policy_schema(),
+    };
+    print!("{}", schema::render(&value));
+    ExitCode::SUCCESS
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

@@ -173,7 +173,10 @@ fn serve_rejects_a_bad_policy_with_its_location_and_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.yaml:6:5"), "{stderr}");
-    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key `colour`: expected one of `id`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::source::{ConfigError, Diagnostic, SourceFile, yaml_diagnostic};
+use super::deser::{At, Report, node, parse_document};
+use super::source::{ConfigError, Location, SourceFile};
 use super::values::{ByteSize, Origin};
+use super::yaml_index::{YamlIndex, YamlPath};
 
 /// A whole policy file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Name of the policy (shown in reports).
@@ -24,7 +27,9 @@ pub struct Policy {
 }
 
 /// How bad a failed control is; maps to SARIF `security-severity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational.
@@ -39,7 +44,7 @@ pub enum Severity {
 }
 
 /// One requirement: a stable ID, the check family that tests it, and its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     /// Stable identifier, e.g. `WS-ORIGIN-01`.
@@ -51,6 +56,7 @@ pub struct Control {
     pub check: String,
     /// Parameters of the check; their shape depends on `check`.
     #[serde(default, skip_serializing_if = "is_null")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub with: serde_yaml::Value,
     /// How bad a failure is.
     #[serde(default)]
@@ -65,7 +71,7 @@ fn is_null(v: &serde_yaml::Value) -> bool {
 }
 
 /// Parameters of `transport.tls`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsParams {
     /// Lowest acceptable TLS version: "1.2" or "1.3".
@@ -80,7 +86,9 @@ impl TlsParams {
 }
 
 /// A TLS protocol version a policy can require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum TlsVersion {
     /// TLS 1.2.
     #[serde(rename = "1.2")]
@@ -91,7 +99,7 @@ pub enum TlsVersion {
 }
 
 /// What the server must do with a handshake that carries no Origin header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MissingOrigin {
     /// Refuse it like a foreign origin.
@@ -102,7 +110,7 @@ pub enum MissingOrigin {
 }
 
 /// Parameters of `origin.allowlist`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OriginParams {
     /// Exact origins (scheme, host, port) allowed to open a WebSocket.
@@ -110,17 +118,19 @@ pub struct OriginParams {
     /// What to do when the handshake has no Origin.
     #[serde(default)]
     pub missing_origin: MissingOrigin,
-    /// When set, a refusal must use exactly this HTTP status (e.g. 403).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When set, a refusal must use exactly this HTTP status (e.g. 403). Always serialised
+    /// (as null when unset) so suites can read `{{policy.status}}`.
+    #[serde(default)]
     pub status: Option<u16>,
 }
 
 /// Parameters of `auth.ticket`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketParams {
     /// Longest a ticket may stay valid after it is issued.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub ttl_max: Duration,
     /// Whether a ticket may authenticate only one connection.
     #[serde(default = "yes")]
@@ -128,7 +138,7 @@ pub struct TicketParams {
 }
 
 /// Parameters of `auth.no_url_tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UrlTokenParams {
     /// Query parameter names tried with a valid credential.
@@ -147,16 +157,17 @@ impl UrlTokenParams {
 }
 
 /// Parameters of `auth.unauthenticated_timeout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnauthParams {
     /// How long a connection may stay open without authenticating.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub timeout: Duration,
 }
 
 /// Parameters of `messages.schema`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaParams {
     /// A JSON Schema every business message must satisfy.
@@ -164,7 +175,7 @@ pub struct SchemaParams {
 }
 
 /// Whether permessage-deflate may be negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeflatePolicy {
     /// Never negotiate compression.
@@ -175,7 +186,7 @@ pub enum DeflatePolicy {
 }
 
 /// Parameters of `messages.max_size`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaxSizeParams {
     /// Largest message (after reassembly and inflation) the server accepts.
@@ -186,7 +197,7 @@ pub struct MaxSizeParams {
 }
 
 /// Parameters of `messages.rate_limit`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitParams {
     /// Sustained messages per second allowed on one connection.
@@ -197,18 +208,19 @@ pub struct RateLimitParams {
 }
 
 /// Parameters of `heartbeat`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatParams {
     /// Longest gap between two server pings.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub interval_max: Duration,
     /// Consecutive unanswered pings after which the connection must be closed.
     pub missed_max: u32,
 }
 
 /// The SameSite attribute value a cookie must carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 pub enum SameSite {
     /// `SameSite=Strict`.
     #[default]
@@ -218,7 +230,7 @@ pub enum SameSite {
 }
 
 /// Parameters of `cookies.samesite`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CookieParams {
     /// Required SameSite value.
@@ -233,7 +245,7 @@ pub struct CookieParams {
 }
 
 /// Parameters of `attestation`: a control that cannot be tested from outside.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationParams {
     /// Where the evidence is kept (a runbook, a log query, a ticket).
@@ -241,7 +253,7 @@ pub struct AttestationParams {
 }
 
 /// Parameters of checks that take none (`protocol.rfc6455`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
@@ -339,79 +351,120 @@ pub struct LoadedPolicy {
 }
 
 impl LoadedPolicy {
-    /// Loads and validates a policy file.
+    /// Loads and validates a policy file whose controls use the built-in checks.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         Self::parse(SourceFile::read(path)?)
     }
 
-    /// Parses and validates policy text.
+    /// Parses and validates policy text whose controls use the built-in checks.
     pub fn parse(source: SourceFile) -> Result<Self, ConfigError> {
-        let policy: Policy = match serde_yaml::from_str(&source.text) {
-            Ok(p) => p,
-            Err(e) => {
-                let d = yaml_diagnostic(&source, &e);
-                return Err(ConfigError::new(&source, vec![d]));
-            }
+        Self::parse_with_checks(source, BUILTIN_CHECKS)
+    }
+
+    /// Parses and validates policy text; a control naming a check outside `known_checks` (the
+    /// checks some suite provides) is an error. Every error of the file is reported.
+    pub fn parse_with_checks(
+        source: SourceFile,
+        known_checks: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let (doc, index) = parse_document(&source)?;
+        let mut report = Report::new(&source, &index);
+        let root = YamlPath::root();
+        let controls_path = root.key("controls");
+        // The top level first, with the controls left out: each control is read on its own
+        // below so an error in one does not hide errors in the next.
+        let mut top = doc.clone();
+        if let Some(serde_yaml::Value::Sequence(items)) =
+            top.as_mapping_mut().and_then(|m| m.get_mut("controls"))
+        {
+            items.clear();
+        }
+        let head: Option<Policy> = report.deserialize(&top, &root, &root, "");
+        if let Some(h) = &head
+            && h.version != 1
+        {
+            report.error(
+                &root.key("version"),
+                At::Value,
+                format!(
+                    "version: unsupported policy version {}: expected 1",
+                    h.version
+                ),
+            );
+        }
+        let raw_controls = match node(&doc, &controls_path) {
+            Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+            _ => Vec::new(),
         };
-        let mut diagnostics = Vec::new();
-        if policy.version != 1 {
-            diagnostics.push(locate_key(
-                &source,
-                "version",
-                0,
-                "unsupported policy version: expected 1",
-            ));
+        if head.is_some() && raw_controls.is_empty() {
+            report.error(
+                &controls_path,
+                At::Value,
+                "controls: the list is empty: expected at least one control",
+            );
         }
-        let mut params = Vec::with_capacity(policy.controls.len());
-        let mut seen = std::collections::HashMap::new();
-        for (i, control) in policy.controls.iter().enumerate() {
-            if let Some(first) = seen.insert(control.id.as_str(), i) {
-                diagnostics.push(locate_control(
-                    &source,
-                    &control.id,
-                    1,
-                    format!(
-                        "duplicate control id `{}` (first used by control #{}): expected every id to be unique",
-                        control.id,
-                        first + 1
-                    ),
-                ));
+        let mut controls = Vec::with_capacity(raw_controls.len());
+        let mut params = Vec::with_capacity(raw_controls.len());
+        let mut first_use: std::collections::HashMap<String, usize> = Default::default();
+        for (i, raw) in raw_controls.iter().enumerate() {
+            let path = controls_path.index(i);
+            let label = match raw.get("id").and_then(|v| v.as_str()) {
+                Some(id) => format!("control {id}: "),
+                None => format!("control #{}: ", i + 1),
+            };
+            let Some(control) = report.deserialize::<Control>(raw, &path, &path, &label) else {
+                continue;
+            };
+            let label = format!("control {} ({}): ", control.id, control.check);
+            if let Some(first) = first_use.get(&control.id) {
+                let first = controls_path.index(*first).key("id");
+                report.duplicate_id("control", &control.id, &first, &path.key("id"));
+            } else {
+                first_use.insert(control.id.clone(), i);
             }
-            match CheckParams::parse(&control.check, &control.with) {
-                Ok(p) => {
-                    if let Err(msg) = validate_params(&p) {
-                        diagnostics.push(locate_control(
-                            &source,
-                            &control.id,
-                            0,
-                            format!("control `{}`: {msg}", control.id),
-                        ));
-                    }
-                    params.push(p)
-                }
-                Err(e) => {
-                    diagnostics.push(locate_control(
-                        &source,
-                        &control.id,
-                        0,
-                        format!(
-                            "control `{}` ({}): invalid `with`: {}",
-                            control.id, control.check, e
-                        ),
-                    ));
-                    params.push(CheckParams::Custom(control.with.clone()));
+            if !known_checks.contains(&control.check.as_str()) {
+                report.error(
+                    &path.key("check"),
+                    At::Value,
+                    unknown_check_message(&control, known_checks),
+                );
+                params.push(CheckParams::Custom(control.with.clone()));
+                controls.push(control);
+                continue;
+            }
+            let with_path = path.key("with");
+            let before = report.len();
+            let parsed =
+                CheckParams::parse_reported(&control, &mut report, &with_path, &path, &label);
+            if let Some(p) = parsed.as_ref().filter(|_| report.len() == before) {
+                for (rel, msg) in validate_params(p) {
+                    let at = with_path.join(&rel);
+                    let shown = at.strip_prefix(&path);
+                    report.error(&at, At::Value, format!("{label}{shown}: {msg}"));
                 }
             }
+            if report.len() == before {
+                params.push(parsed.unwrap_or_else(|| CheckParams::Custom(control.with.clone())));
+            } else {
+                params.push(CheckParams::Custom(control.with.clone()));
+            }
+            controls.push(control);
         }
-        if diagnostics.is_empty() {
-            Ok(Self {
-                policy,
-                params,
-                source,
-            })
-        } else {
-            Err(ConfigError::new(&source, diagnostics))
+        let policy = match head {
+            Some(mut h) => {
+                h.controls = controls;
+                h
+            }
+            None => return Err(report.into_error()),
+        };
+        if !report.is_empty() {
+            return Err(report.into_error());
         }
+        Ok(Self {
+            policy,
+            params,
+            source,
+        })
     }
 
     /// The first control of a check, with its typed parameters.
@@ -430,56 +483,170 @@ impl LoadedPolicy {
             _ => None,
         })
     }
+
+    /// Where the `i`-th control starts in the policy file (for SARIF and messages).
+    pub fn control_location(&self, i: usize) -> Option<Location> {
+        YamlIndex::build(&self.source.text)
+            .get(&YamlPath::root().key("controls").index(i))
+            .map(|n| n.value)
+    }
 }
 
-/// Semantic checks serde cannot express.
-fn validate_params(p: &CheckParams) -> Result<(), String> {
+impl CheckParams {
+    /// Parses a control's `with` by its check, recording located errors in `report`.
+    fn parse_reported(
+        control: &Control,
+        report: &mut Report<'_>,
+        with_path: &YamlPath,
+        control_path: &YamlPath,
+        label: &str,
+    ) -> Option<Self> {
+        let with = if control.with.is_null() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            control.with.clone()
+        };
+        macro_rules! read {
+            ($variant:ident) => {
+                report
+                    .deserialize(&with, with_path, control_path, label)
+                    .map(Self::$variant)
+            };
+        }
+        match control.check.as_str() {
+            "transport.tls" => read!(Tls),
+            "origin.allowlist" => read!(Origin),
+            "auth.ticket" => read!(Ticket),
+            "auth.no_url_tokens" => read!(UrlTokens),
+            "auth.unauthenticated_timeout" => read!(Unauthenticated),
+            "messages.schema" => read!(Schema),
+            "messages.max_size" => read!(MaxSize),
+            "messages.rate_limit" => read!(RateLimit),
+            "heartbeat" => read!(Heartbeat),
+            "cookies.samesite" => read!(Cookies),
+            "protocol.rfc6455" => read!(Protocol),
+            "attestation" => read!(Attestation),
+            _ => Some(Self::Custom(control.with.clone())),
+        }
+    }
+
+    /// The parameters as YAML, with every default filled in (what suites' placeholders read).
+    pub fn to_value(&self) -> serde_yaml::Value {
+        let v = match self {
+            Self::Tls(p) => serde_yaml::to_value(p),
+            Self::Origin(p) => serde_yaml::to_value(p),
+            Self::Ticket(p) => serde_yaml::to_value(p),
+            Self::UrlTokens(p) => serde_yaml::to_value(p),
+            Self::Unauthenticated(p) => serde_yaml::to_value(p),
+            Self::Schema(p) => serde_yaml::to_value(p),
+            Self::MaxSize(p) => serde_yaml::to_value(p),
+            Self::RateLimit(p) => serde_yaml::to_value(p),
+            Self::Heartbeat(p) => serde_yaml::to_value(p),
+            Self::Cookies(p) => serde_yaml::to_value(p),
+            Self::Protocol(p) => serde_yaml::to_value(p),
+            Self::Attestation(p) => serde_yaml::to_value(p),
+            Self::Custom(v) => Ok(v.clone()),
+        };
+        v.unwrap_or(serde_yaml::Value::Null)
+    }
+}
+
+/// The error for a control whose check no suite provides, listing the checks that exist.
+pub fn unknown_check_message(control: &Control, known_checks: &[&str]) -> String {
+    format!(
+        "control {}: unknown check `{}`: expected one of {} (or a check provided by a suite given with --suites)",
+        control.id,
+        control.check,
+        known_checks.join(", ")
+    )
+}
+
+/// Semantic checks serde cannot express, as (path inside `with`, message) pairs.
+fn validate_params(p: &CheckParams) -> Vec<(YamlPath, String)> {
+    let at = |k: &str| YamlPath::root().key(k);
+    let mut errors = Vec::new();
     match p {
-        CheckParams::Origin(o) if o.allowed.is_empty() => {
-            Err("`allowed` is empty: expected at least one origin".into())
+        CheckParams::Origin(o) if o.allowed.is_empty() => errors.push((
+            at("allowed"),
+            "the list is empty: expected at least one origin".into(),
+        )),
+        CheckParams::Origin(o) => {
+            if let Some(s) = o
+                .status
+                .filter(|s| !(100..=599).contains(s) || (200..300).contains(s) || *s == 101)
+            {
+                errors.push((
+                    at("status"),
+                    format!(
+                        "status {s} is not a refusal: expected an HTTP error status such as 403"
+                    ),
+                ));
+            }
         }
-        CheckParams::RateLimit(r) if r.max_per_second == 0 => {
-            Err("`max_per_second` is 0: expected a positive number".into())
+        CheckParams::RateLimit(r) if r.max_per_second == 0 => errors.push((
+            at("max_per_second"),
+            "0 is not allowed: expected a positive number".into(),
+        )),
+        CheckParams::Heartbeat(h) => {
+            if h.interval_max.is_zero() {
+                errors.push((
+                    at("interval_max"),
+                    "0s is not allowed: expected a positive duration".into(),
+                ));
+            }
+            if h.missed_max == 0 {
+                errors.push((
+                    at("missed_max"),
+                    "0 is not allowed: expected a positive number".into(),
+                ));
+            }
         }
-        CheckParams::Heartbeat(h) if h.missed_max == 0 || h.interval_max.is_zero() => {
-            Err("`interval_max` and `missed_max` must be positive".into())
+        CheckParams::Ticket(t) if t.ttl_max.is_zero() => errors.push((
+            at("ttl_max"),
+            "0s is not allowed: expected a positive duration".into(),
+        )),
+        CheckParams::Unauthenticated(u) if u.timeout.is_zero() => errors.push((
+            at("timeout"),
+            "0s is not allowed: expected a positive duration".into(),
+        )),
+        CheckParams::MaxSize(m) if m.limit.0 == 0 => errors.push((
+            at("limit"),
+            "0 is not allowed: expected a positive size such as 64KiB".into(),
+        )),
+        CheckParams::UrlTokens(u) if u.params.is_empty() => errors.push((
+            at("params"),
+            "the list is empty: expected at least one query parameter name".into(),
+        )),
+        CheckParams::Schema(s) => {
+            if let Err(e) = jsonschema::validator_for(&s.schema) {
+                let inside = json_pointer_path(&s.schema, e.instance_path().as_str());
+                errors.push((
+                    at("schema").join(&inside),
+                    format!("{e}: expected a valid JSON Schema"),
+                ));
+            }
         }
-        CheckParams::MaxSize(m) if m.limit.0 == 0 => {
-            Err("`limit` is 0: expected a positive size".into())
-        }
-        CheckParams::Schema(s) => jsonschema::validator_for(&s.schema)
-            .map(|_| ())
-            .map_err(|e| format!("`schema` is not a valid JSON Schema: {e}")),
-        _ => Ok(()),
+        _ => {}
     }
+    errors
 }
 
-/// Locates the `- id: ID` line of a control (plus `offset` lines), falling back to the file start.
-fn locate_control(source: &SourceFile, id: &str, offset: usize, message: String) -> Diagnostic {
-    let mut matches = source.text.lines().enumerate().filter(|(_, l)| {
-        let t = l.trim_start().trim_start_matches("- ").trim_start();
-        t.strip_prefix("id:")
-            .map(|rest| rest.trim().trim_matches(['"', '\'']) == id)
-            .unwrap_or(false)
-    });
-    // Duplicates point at the second occurrence.
-    let hit = if offset == 1 {
-        matches.nth(1)
-    } else {
-        matches.next()
-    };
-    match hit {
-        Some((i, l)) => {
-            let col = l.find("id:").map(|c| c + 1).unwrap_or(1);
-            source.error_at(i + 1, col, message)
+/// The YAML path of a JSON pointer into `doc` (array indices where `doc` has arrays).
+fn json_pointer_path(doc: &serde_json::Value, pointer: &str) -> YamlPath {
+    let mut path = YamlPath::root();
+    let mut cur = Some(doc);
+    for raw in pointer.split('/').skip(1) {
+        let part = raw.replace("~1", "/").replace("~0", "~");
+        match (cur, part.parse::<usize>()) {
+            (Some(serde_json::Value::Array(items)), Ok(i)) => {
+                cur = items.get(i);
+                path = path.index(i);
+            }
+            (node, _) => {
+                cur = node.and_then(|n| n.get(&part));
+                path = path.key(part);
+            }
         }
-        None => source.error_without_location(message),
     }
-}
-
-fn locate_key(source: &SourceFile, key: &str, _nth: usize, message: &str) -> Diagnostic {
-    match source.find_line(|l| l.trim_start().starts_with(&format!("{key}:"))) {
-        Some(loc) => source.error_at(loc.line, loc.column, message),
-        None => source.error_without_location(message),
-    }
+    path
 }

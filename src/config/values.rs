@@ -36,9 +36,7 @@ impl FromStr for ByteSize {
             .parse::<bytesize::ByteSize>()
             .map(|b| ByteSize(b.as_u64()))
             .map_err(|_| {
-                format!(
-                    "invalid size `{s}`: expected a number with a unit such as 64KiB, 1MiB or 512B"
-                )
+                format!("invalid size \"{s}\": expected a number with a unit such as 64KiB, 1MiB or 512B")
             })
     }
 }
@@ -51,20 +49,27 @@ impl Serialize for ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of bytes or a size such as 64KiB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| {
+                    E::custom(format!(
+                        "invalid size {v}: expected a positive size such as 64KiB"
+                    ))
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "invalid size: expected a number of bytes or a string such as 64KiB",
-            )
-        })? {
-            Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -96,27 +101,27 @@ impl FromStr for Origin {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let expected = "expected an origin such as https://app.example.com (scheme, host and optional port, no path)";
         let url =
-            url::Url::parse(s).map_err(|e| format!("invalid origin `{s}`: {e}; {expected}"))?;
+            url::Url::parse(s).map_err(|e| format!("invalid origin \"{s}\": {e}; {expected}"))?;
         let scheme = url.scheme().to_string();
         let default = Self::default_port(&scheme)
             .filter(|_| scheme == "http" || scheme == "https")
             .ok_or_else(|| {
-                format!("invalid origin `{s}`: scheme must be http or https; {expected}")
+                format!("invalid origin \"{s}\": scheme must be http or https; {expected}")
             })?;
         let host = url
             .host_str()
-            .ok_or_else(|| format!("invalid origin `{s}`: no host; {expected}"))?
+            .ok_or_else(|| format!("invalid origin \"{s}\": no host; {expected}"))?
             .to_ascii_lowercase();
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!(
-                "invalid origin `{s}`: contains credentials; {expected}"
+                "invalid origin \"{s}\": contains credentials; {expected}"
             ));
         }
         // `Url` normalises an empty path to "/"; anything more is not an origin.
         let rest = &s[s.find("://").map(|i| i + 3).unwrap_or(0)..];
         if rest.contains('/') || url.query().is_some() || url.fragment().is_some() {
             return Err(format!(
-                "invalid origin `{s}`: has a path, query or fragment; {expected}"
+                "invalid origin \"{s}\": has a path, query or fragment; {expected}"
             ));
         }
         Ok(Origin {
@@ -149,6 +154,283 @@ impl<'de> Deserialize<'de> for Origin {
     }
 }
 
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a number of bytes or a string such as 64KiB, 1MiB or 512B.",
+            "anyOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([KkMmGgTtPpEe]i?)?[Bb]?\\s*$" }
+            ]
+        })
+    }
+}
+
+impl schemars::JsonSchema for Origin {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Origin".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A web origin: scheme (http or https), host and optional port, no path.",
+            "type": "string",
+            "pattern": "^https?://[^/?#]+$"
+        })
+    }
+}
+
+/// Serde adapter for durations written as `30s`, `500ms` or `1m 30s` (humantime syntax), with an
+/// error that says what was expected. Use with `#[serde(with = "crate::config::values::duration")]`.
+pub mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer, de};
+
+    /// Writes a duration in humantime syntax (`500ms`, `1m 30s`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// Reads a duration string; numbers without a unit are refused (seconds or milliseconds?).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+
+    /// Parses a duration string with the same error text as the deserialiser.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim()).map_err(|_| {
+            format!("invalid duration \"{text}\": expected a duration such as 30s or 500ms")
+        })
+    }
+
+    struct Visitor;
+
+    impl de::Visitor<'_> for Visitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration such as 30s or 500ms")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            parse(v).map_err(E::custom)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "invalid duration {v}: expected a duration with a unit such as {v}s or {v}ms"
+            )))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "invalid duration {v}: expected a duration with a unit such as 30s or 500ms"
+            )))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "invalid duration {v}: expected a duration with a unit such as 30s or 500ms"
+            )))
+        }
+    }
+
+    /// Serde adapter for `Option<Duration>`.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `Some` as a humantime string and `None` as null.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads an optional duration string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
+            Option::<Wrap>::deserialize(d).map(|o| o.map(|w| w.0))
+        }
+    }
+}
+
+/// JSON Schema of a duration string, for `#[schemars(schema_with = ...)]`.
+pub fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A duration such as 30s, 500ms or 1m 30s.",
+        "type": "string",
+        "pattern": "^\\s*([0-9]+\\s*[a-zA-Zµ]+\\s*)+$"
+    })
+}
+
+/// A JSON pointer (RFC 6901) such as `/ticket` or `/data/0/type`, checked when read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JsonPointer(pub String);
+
+impl JsonPointer {
+    /// The pointer text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Looks the pointer up in a JSON document.
+    pub fn get<'v>(&self, doc: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        doc.pointer(&self.0)
+    }
+}
+
+impl FromStr for JsonPointer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = "expected a JSON pointer such as /ticket (empty, or starting with `/`; `~` only as ~0 or ~1)";
+        if !s.is_empty() && !s.starts_with('/') {
+            return Err(format!("invalid JSON pointer \"{s}\": {expected}"));
+        }
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+                return Err(format!("invalid JSON pointer \"{s}\": {expected}"));
+            }
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for JsonPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for JsonPointer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPointer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for JsonPointer {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonPointer".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A JSON pointer (RFC 6901) such as /ticket.",
+            "type": "string",
+            "pattern": "^(/([^~]|~[01])*)*$"
+        })
+    }
+}
+
+/// A URL restricted to a set of schemes (`ws`/`wss` for WebSocket endpoints, `http`/`https` for
+/// the ticket endpoint), with a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CheckedUrl<const WEB: bool>(pub url::Url);
+
+/// A `ws://` or `wss://` URL.
+pub type WsUrl = CheckedUrl<false>;
+/// An `http://` or `https://` URL.
+pub type HttpUrl = CheckedUrl<true>;
+
+impl<const WEB: bool> CheckedUrl<WEB> {
+    fn schemes() -> (&'static str, &'static str) {
+        if WEB {
+            ("http", "https")
+        } else {
+            ("ws", "wss")
+        }
+    }
+
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl<const WEB: bool> FromStr for CheckedUrl<WEB> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (plain, secure) = Self::schemes();
+        let expected = format!(
+            "expected an absolute {plain}:// or {secure}:// URL such as {secure}://example.com/ws"
+        );
+        let url =
+            url::Url::parse(s).map_err(|e| format!("invalid URL \"{s}\": {e}; {expected}"))?;
+        if url.scheme() != plain && url.scheme() != secure {
+            return Err(format!(
+                "invalid URL \"{s}\": scheme `{}` is not {plain} or {secure}; {expected}",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("invalid URL \"{s}\": no host; {expected}"));
+        }
+        Ok(Self(url))
+    }
+}
+
+impl<const WEB: bool> fmt::Display for CheckedUrl<WEB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl<const WEB: bool> Serialize for CheckedUrl<WEB> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de, const WEB: bool> Deserialize<'de> for CheckedUrl<WEB> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<const WEB: bool> schemars::JsonSchema for CheckedUrl<WEB> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        if WEB {
+            "HttpUrl".into()
+        } else {
+            "WsUrl".into()
+        }
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        if WEB {
+            schemars::json_schema!({
+                "description": "An http:// or https:// URL.",
+                "type": "string",
+                "pattern": "^https?://"
+            })
+        } else {
+            schemars::json_schema!({
+                "description": "A ws:// or wss:// URL.",
+                "type": "string",
+                "pattern": "^wss?://"
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +456,23 @@ mod tests {
         assert!("https://app.example.com/path".parse::<Origin>().is_err());
         assert!("ftp://x".parse::<Origin>().is_err());
         assert!("null".parse::<Origin>().is_err());
+    }
+
+    #[test]
+    fn pointers_and_urls_are_checked() {
+        assert!("/ticket".parse::<JsonPointer>().is_ok());
+        assert!("".parse::<JsonPointer>().is_ok());
+        assert!("/a~1b/~0".parse::<JsonPointer>().is_ok());
+        assert!("ticket".parse::<JsonPointer>().is_err());
+        assert!("/a~2".parse::<JsonPointer>().is_err());
+        assert!("wss://h/ws".parse::<WsUrl>().is_ok());
+        assert!("https://h/ws".parse::<WsUrl>().is_err());
+        assert!("https://h/t".parse::<HttpUrl>().is_ok());
+        assert!("not a url".parse::<HttpUrl>().is_err());
+        assert_eq!(
+            duration::parse("500ms"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert!(duration::parse("30 parsecs").is_err());
     }
 }

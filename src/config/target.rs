@@ -1,0 +1,523 @@
+//! The target: where and how to reach one deployment. `${VAR}` in any string reads the
+//! environment, and every such value (and every `Authorization` header) becomes a secret.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use super::deser::{At, Report, node_mut, parse_document};
+use super::secrets::Secrets;
+use super::source::{ConfigError, SourceFile};
+use super::values::{HttpUrl, JsonPointer, Origin, WsUrl};
+use super::yaml_index::YamlPath;
+
+/// A whole target file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Name of the deployment (shown in reports).
+    pub target: String,
+    /// The WebSocket endpoint, `wss://` (or `ws://` for a target that has no TLS).
+    pub url: WsUrl,
+    /// The plaintext endpoint the transport check tries; derived from `url` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext_url: Option<WsUrl>,
+    /// Extra trust for the TLS endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TargetTls>,
+    /// The Origin legitimate clients send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// How a legitimate client authenticates; absent when the service has no authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<TargetAuth>,
+    /// What valid business messages look like and how the server answers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<TargetMessages>,
+    /// Timeouts and parallelism of the run.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Trust roots of the TLS endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTls {
+    /// PEM file of an extra CA, relative to the target file's directory.
+    pub ca_file: PathBuf,
+}
+
+/// The legitimate authentication flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetAuth {
+    /// How to obtain a ticket over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketFlow>,
+    /// The first message after the upgrade; `{{ticket}}` is replaced by the ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_message: Option<String>,
+    /// How the server says authentication succeeded (or welcomes a URL-token client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_when: Option<Matcher>,
+}
+
+/// The ticket request and where the ticket is in its response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketFlow {
+    /// The HTTP request that returns a ticket.
+    pub request: HttpRequestSpec,
+    /// JSON pointer to the ticket in the response body.
+    pub extract: JsonPointer,
+}
+
+/// An HTTP request described in a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequestSpec {
+    /// HTTP method.
+    #[serde(default = "HttpRequestSpec::default_method")]
+    pub method: HttpMethod,
+    /// Absolute http(s) URL.
+    pub url: HttpUrl,
+    /// Request headers; `Authorization` values are secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl HttpRequestSpec {
+    fn default_method() -> HttpMethod {
+        HttpMethod::Post
+    }
+}
+
+/// HTTP methods a ticket request may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+/// Business messages of the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetMessages {
+    /// Messages the server accepts from an authenticated client; the first is the template for
+    /// generated attacks.
+    #[serde(default)]
+    pub valid: Vec<String>,
+    /// How the server acknowledges a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_when: Option<Matcher>,
+    /// How the server reports a rejected message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_when: Option<Matcher>,
+}
+
+/// Recognises a server message: every JSON pointer must hold the given value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// JSON pointer → expected value, e.g. `{ "/type": "ack" }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub json: BTreeMap<JsonPointer, serde_json::Value>,
+    /// Text the message must contain (for servers that do not answer in JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+}
+
+impl Matcher {
+    /// Whether a server message matches: every pointer holds its value and `contains` occurs.
+    pub fn matches(&self, message: &str) -> bool {
+        if let Some(c) = &self.contains
+            && !message.contains(c.as_str())
+        {
+            return false;
+        }
+        if self.json.is_empty() {
+            return true;
+        }
+        match serde_json::from_str::<serde_json::Value>(message) {
+            Ok(doc) => self.json.iter().all(|(p, v)| p.get(&doc) == Some(v)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Timeouts and parallelism of a run against this target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Longest a TCP + TLS + WebSocket handshake may take.
+    #[serde(default = "Limits::default_connect", with = "super::values::duration")]
+    #[schemars(schema_with = "super::values::duration_schema")]
+    pub connect_timeout: Duration,
+    /// Longest one case may take unless its timing bounds need more.
+    #[serde(default = "Limits::default_case", with = "super::values::duration")]
+    #[schemars(schema_with = "super::values::duration_schema")]
+    pub case_timeout: Duration,
+    /// Cases run at the same time.
+    #[serde(default = "Limits::default_parallel")]
+    pub max_parallel: u32,
+}
+
+impl Limits {
+    fn default_connect() -> Duration {
+        Duration::from_secs(5)
+    }
+    fn default_case() -> Duration {
+        Duration::from_secs(120)
+    }
+    fn default_parallel() -> u32 {
+        8
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Self::default_connect(),
+            case_timeout: Self::default_case(),
+            max_parallel: Self::default_parallel(),
+        }
+    }
+}
+
+impl Target {
+    /// The plaintext endpoint: `plaintext_url`, or `url` with the `ws` scheme (port 80 when
+    /// `url` uses the default port, the same port otherwise).
+    pub fn plaintext_url(&self) -> WsUrl {
+        if let Some(p) = &self.plaintext_url {
+            return p.clone();
+        }
+        let mut u = self.url.0.clone();
+        if u.scheme() == "wss" {
+            let explicit = u.port();
+            // `set_scheme` between ws and wss always succeeds; keep the URL on failure anyway.
+            let _ = u.set_scheme("ws");
+            let _ = u.set_port(explicit);
+        }
+        super::values::CheckedUrl(u)
+    }
+
+    /// The first valid business message, the template of generated message attacks.
+    pub fn valid_message(&self) -> Option<&str> {
+        self.messages
+            .as_ref()
+            .and_then(|m| m.valid.first())
+            .map(String::as_str)
+    }
+}
+
+/// A target with its secrets and the directory relative paths are resolved against.
+#[derive(Debug, Clone)]
+pub struct LoadedTarget {
+    /// The target as written, with `${VAR}` already replaced.
+    pub target: Target,
+    /// Values that must never be printed.
+    pub secrets: Secrets,
+    /// Where the target came from.
+    pub source: SourceFile,
+}
+
+impl LoadedTarget {
+    /// Loads a target file, reading `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(SourceFile::read(path)?, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses target text; `env` answers `${VAR}` look-ups (tests pass a map, the CLI the
+    /// process environment). Every error of the file is reported.
+    pub fn parse(
+        source: SourceFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let (mut doc, index) = parse_document(&source)?;
+        let mut report = Report::new(&source, &index);
+        let mut secrets = Secrets::new();
+        expand_env(&mut doc, &YamlPath::root(), env, &mut secrets, &mut report);
+        check_matcher_pointers(&mut doc, &mut report);
+        let root = YamlPath::root();
+        let target: Option<Target> = report.deserialize(&doc, &root, &root, "");
+        if let Some(t) = &target {
+            validate(t, &source, &mut report, &mut secrets);
+        }
+        match target {
+            Some(target) if report.is_empty() => Ok(Self {
+                target,
+                secrets,
+                source,
+            }),
+            _ => Err(report.into_error()),
+        }
+    }
+
+    /// The directory relative paths of the target are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        self.source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// The CA file resolved against the target's directory.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        self.target
+            .tls
+            .as_ref()
+            .map(|t| self.base_dir().join(&t.ca_file))
+    }
+}
+
+/// Checks the JSON pointer keys of every matcher where they are written (serde would point at
+/// their values), removing bad ones so the rest of the file is still checked.
+fn check_matcher_pointers(doc: &mut Value, report: &mut Report<'_>) {
+    for (section, matcher) in [
+        ("auth", "accepted_when"),
+        ("messages", "accepted_when"),
+        ("messages", "rejected_when"),
+    ] {
+        let json_path = YamlPath::root().key(section).key(matcher).key("json");
+        let Some(Value::Mapping(m)) = node_mut(doc, &json_path) else {
+            continue;
+        };
+        let mut bad = Vec::new();
+        for key in m.keys() {
+            let Some(text) = key.as_str() else { continue };
+            if let Err(msg) = text.parse::<JsonPointer>() {
+                report.error(
+                    &json_path.key(text),
+                    At::Key,
+                    format!("{section}.{matcher}.json: {msg}"),
+                );
+                bad.push(key.clone());
+            }
+        }
+        for key in bad {
+            m.remove(&key);
+        }
+    }
+}
+
+/// Semantic checks of a parsed target; registers header secrets.
+fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &mut Secrets) {
+    let root = YamlPath::root();
+    if let Some(tls) = &t.tls {
+        let base = source.path.parent().unwrap_or(Path::new(""));
+        if !base.join(&tls.ca_file).is_file() {
+            report.error(
+                &root.key("tls").key("ca_file"),
+                At::Value,
+                format!(
+                    "tls.ca_file: file not found: {}: expected a PEM file, relative to the target file's directory",
+                    tls.ca_file.display()
+                ),
+            );
+        }
+    }
+    if let Some(p) = &t.plaintext_url
+        && p.0.scheme() != "ws"
+    {
+        report.error(
+            &root.key("plaintext_url"),
+            At::Value,
+            format!("plaintext_url: \"{p}\" is not plaintext: expected a ws:// URL"),
+        );
+    }
+    if let Some(auth) = &t.auth {
+        let auth_path = root.key("auth");
+        if let Some(ticket) = &auth.ticket {
+            for (name, value) in &ticket.request.headers {
+                if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
+                {
+                    secrets.register_authorization(value);
+                }
+            }
+            let uses_ticket = auth
+                .first_message
+                .as_deref()
+                .is_some_and(|m| m.contains("{{ticket}}"));
+            if !uses_ticket {
+                report.error(
+                    &auth_path.key("ticket"),
+                    At::Key,
+                    "auth.ticket: the ticket is never sent: expected auth.first_message containing {{ticket}}",
+                );
+            }
+        }
+        if auth.ticket.is_none()
+            && auth
+                .first_message
+                .as_deref()
+                .is_some_and(|m| m.contains("{{ticket}}"))
+        {
+            report.error(
+                &auth_path.key("first_message"),
+                At::Value,
+                "auth.first_message: uses {{ticket}} but there is no ticket flow: expected auth.ticket",
+            );
+        }
+    }
+    if let Some(m) = &t.messages {
+        for (i, text) in m.valid.iter().enumerate() {
+            if text.is_empty() {
+                report.error(
+                    &root.key("messages").key("valid").index(i),
+                    At::Value,
+                    format!(
+                        "messages.valid[{i}]: the message is empty: expected a business message"
+                    ),
+                );
+            }
+        }
+    }
+    if t.limits.max_parallel == 0 {
+        report.error(
+            &root.key("limits").key("max_parallel"),
+            At::Value,
+            "limits.max_parallel: 0 is not allowed: expected a positive number",
+        );
+    }
+    for (key, d) in [
+        ("connect_timeout", t.limits.connect_timeout),
+        ("case_timeout", t.limits.case_timeout),
+    ] {
+        if d.is_zero() {
+            report.error(
+                &root.key("limits").key(key),
+                At::Value,
+                format!("limits.{key}: 0s is not allowed: expected a positive duration"),
+            );
+        }
+    }
+}
+
+/// Replaces `${VAR}` in every string scalar with the environment's value, registering each
+/// value as a secret; a missing variable or a malformed reference is a located error.
+fn expand_env(
+    value: &mut Value,
+    path: &YamlPath,
+    env: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Secrets,
+    report: &mut Report<'_>,
+) {
+    match value {
+        Value::String(s) if s.contains("${") => match interpolate(s, env) {
+            Ok((expanded, used)) => {
+                for v in used {
+                    secrets.register(v);
+                }
+                *s = expanded;
+            }
+            Err(msg) => {
+                let shown = if path.is_root() {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                report.error(path, At::Value, format!("{shown}{msg}"));
+            }
+        },
+        Value::Sequence(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                expand_env(v, &path.index(i), env, secrets, report);
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                let key = super::deser::key_text(k).unwrap_or_default();
+                expand_env(v, &path.key(key), env, secrets, report);
+            }
+        }
+        Value::Tagged(t) => expand_env(&mut t.value, path, env, secrets, report),
+        _ => {}
+    }
+}
+
+/// Expands `${NAME}` references (`$${` writes a literal `${`); returns the text and the values used.
+pub fn interpolate(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<String>), String> {
+    let mut out = String::with_capacity(text.len());
+    let mut used = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let Some(end) = tail.find('}') else {
+                return Err(format!(
+                    "unterminated ${{ in \"{text}\": expected ${{NAME}} with a closing brace"
+                ));
+            };
+            let name = &tail[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "invalid variable name `{name}`: expected ${{NAME}} with letters, digits and _"
+                ));
+            }
+            match env(name) {
+                Some(v) => {
+                    out.push_str(&v);
+                    used.push(v);
+                }
+                None => {
+                    return Err(format!(
+                        "environment variable `{name}` is not set: expected it to hold the value for ${{{name}}}"
+                    ));
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok((out, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_and_escapes() {
+        let env = |n: &str| (n == "T").then(|| "secret".to_string());
+        assert_eq!(
+            interpolate("Bearer ${T}!", &env).map(|r| r.0),
+            Ok("Bearer secret!".to_string())
+        );
+        assert_eq!(
+            interpolate("$${T} $5", &env).map(|r| r.0),
+            Ok("${T} $5".to_string())
+        );
+        assert!(interpolate("${MISSING}", &env).is_err());
+        assert!(interpolate("${T", &env).is_err());
+        assert!(interpolate("${1A}", &env).is_err());
+    }
+
+    #[test]
+    fn plaintext_url_is_derived() {
+        let t: Target = serde_yaml::from_str("target: t\nurl: wss://h:8443/ws\n").expect("target");
+        assert_eq!(t.plaintext_url().as_str(), "ws://h:8443/ws");
+        let t: Target = serde_yaml::from_str("target: t\nurl: wss://h/ws\n").expect("target");
+        assert_eq!(t.plaintext_url().as_str(), "ws://h/ws");
+    }
+}

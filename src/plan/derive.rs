@@ -1,0 +1,301 @@
+//! Values derived from a control's parameters for suites to iterate over: look-alike origins
+//! for the origin family, schema violations for the messages family. Both are deterministic:
+//! the same policy and target always give the same lists in the same order.
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::config::values::Origin;
+
+/// The kinds of look-alike origin derived from each allowed origin, in plan order.
+pub const ORIGIN_VARIANT_KINDS: [&str; 6] = [
+    "suffix",
+    "prefix",
+    "regex_dot",
+    "subdomain",
+    "scheme",
+    "port",
+];
+
+/// One look-alike of an allowed origin, e.g. the suffix confusion `https://app.example.com.evil.example`.
+pub fn origin_variant(kind: &str, o: &Origin) -> Option<String> {
+    let port = |o: &Origin| match (o.scheme.as_str(), o.port) {
+        ("https", 443) | ("http", 80) => String::new(),
+        (_, p) => format!(":{p}"),
+    };
+    let host = &o.host;
+    Some(match kind {
+        "suffix" => format!("{}://{host}.evil.example{}", o.scheme, port(o)),
+        "prefix" => format!("{}://evil{host}{}", o.scheme, port(o)),
+        "regex_dot" => {
+            // The first dot read as a regex wildcard: app.example.com -> appXexample.com.
+            let i = host.find('.')?;
+            format!(
+                "{}://{}X{}{}",
+                o.scheme,
+                &host[..i],
+                &host[i + 1..],
+                port(o)
+            )
+        }
+        "subdomain" => format!("{}://evil.{host}{}", o.scheme, port(o)),
+        "scheme" => {
+            let other = if o.scheme == "https" { "http" } else { "https" };
+            let same_port = match (o.scheme.as_str(), o.port) {
+                ("https", 443) | ("http", 80) => String::new(),
+                (_, p) => format!(":{p}"),
+            };
+            format!("{other}://{host}{same_port}")
+        }
+        "port" => {
+            let changed = match o.port {
+                443 | 80 => 8443,
+                65535 => 1,
+                p => p + 1,
+            };
+            format!("{}://{host}:{changed}", o.scheme)
+        }
+        _ => return None,
+    })
+}
+
+/// Every look-alike of every allowed origin, by kind, leaving out those that are themselves
+/// allowed (a variant that is allowed must connect, so it is no attack).
+pub fn origin_variants(allowed: &[Origin]) -> serde_yaml::Mapping {
+    let mut out = serde_yaml::Mapping::new();
+    for kind in ORIGIN_VARIANT_KINDS {
+        let mut list = Vec::new();
+        for o in allowed {
+            let Some(v) = origin_variant(kind, o) else {
+                continue;
+            };
+            let is_allowed = v.parse::<Origin>().is_ok_and(|p| allowed.contains(&p));
+            if !is_allowed && !list.contains(&serde_yaml::Value::String(v.clone())) {
+                list.push(serde_yaml::Value::String(v));
+            }
+        }
+        out.insert(kind.into(), serde_yaml::Value::Sequence(list));
+    }
+    out
+}
+
+/// One message generated to break the policy's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// Stable identifier, e.g. `missing-amount`.
+    pub id: String,
+    /// What was changed.
+    pub description: String,
+    /// The message text (compact JSON).
+    pub message: String,
+}
+
+/// Schema violations derived from `schema` by mutating the valid message `base` (a JSON object):
+/// each required field missing, each property of the wrong type, each bound crossed, each
+/// pattern and enum broken, an extra field when additional properties are forbidden. Only
+/// mutations the schema really rejects are kept, so no generated case can be wrong.
+pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
+    let Json::Object(base_obj) = base else {
+        return Vec::new();
+    };
+    let validator = jsonschema::validator_for(schema).ok();
+    let mut out: Vec<Violation> = Vec::new();
+    let mut push = |id: String, description: String, obj: Map<String, Json>| {
+        let value = Json::Object(obj);
+        let rejected = validator.as_ref().is_none_or(|v| !v.is_valid(&value));
+        if rejected && !out.iter().any(|x| x.id == id) {
+            out.push(Violation {
+                id,
+                description,
+                message: value.to_string(),
+            });
+        }
+    };
+    if let Some(required) = schema.get("required").and_then(Json::as_array) {
+        for field in required.iter().filter_map(Json::as_str) {
+            let mut m = base_obj.clone();
+            m.remove(field);
+            push(
+                format!("missing-{field}"),
+                format!("required field `{field}` missing"),
+                m,
+            );
+        }
+    }
+    let empty = Map::new();
+    let props = schema
+        .get("properties")
+        .and_then(Json::as_object)
+        .unwrap_or(&empty);
+    for (name, prop) in props {
+        let with = |v: Json| {
+            let mut m = base_obj.clone();
+            m.insert(name.clone(), v);
+            m
+        };
+        let current = base_obj.get(name);
+        push(
+            format!("wrong-type-{name}"),
+            format!("`{name}` of the wrong type"),
+            with(wrong_type(prop, current)),
+        );
+        for (key, delta, label) in [
+            ("minimum", -1.0, "below its minimum"),
+            ("exclusiveMinimum", 0.0, "at its exclusive minimum"),
+            ("maximum", 1.0, "above its maximum"),
+            ("exclusiveMaximum", 0.0, "at its exclusive maximum"),
+        ] {
+            if let Some(bound) = prop.get(key).and_then(Json::as_f64) {
+                let v = bound + delta;
+                let n = if v.fract() == 0.0 && v.abs() < 1e15 {
+                    json!(v as i64)
+                } else {
+                    json!(v)
+                };
+                push(
+                    format!("{}-{name}", kebab(key)),
+                    format!("`{name}` {label} ({n})"),
+                    with(n),
+                );
+            }
+        }
+        if let Some(min) = prop.get("minLength").and_then(Json::as_u64)
+            && min > 0
+        {
+            let s = "a".repeat((min - 1) as usize);
+            push(
+                format!("min-length-{name}"),
+                format!("`{name}` shorter than {min}"),
+                with(json!(s)),
+            );
+        }
+        if let Some(max) = prop.get("maxLength").and_then(Json::as_u64) {
+            let s = "a".repeat((max.min(1 << 16) + 1) as usize);
+            push(
+                format!("max-length-{name}"),
+                format!("`{name}` longer than {max}"),
+                with(json!(s)),
+            );
+        }
+        if prop.get("pattern").is_some() {
+            push(
+                format!("pattern-{name}"),
+                format!("`{name}` not matching its pattern"),
+                with(json!("!does-not-match!")),
+            );
+        }
+        if let Some(values) = prop.get("enum").and_then(Json::as_array) {
+            let mut candidate = "NOT-IN-ENUM".to_string();
+            while values.contains(&json!(candidate)) {
+                candidate.push('X');
+            }
+            push(
+                format!("enum-{name}"),
+                format!("`{name}` outside its enum"),
+                with(json!(candidate)),
+            );
+        }
+        if let Some(c) = prop.get("const") {
+            let other = match c {
+                Json::String(s) => json!(format!("not-{s}")),
+                Json::Number(_) => json!(-1),
+                _ => json!("not-the-constant"),
+            };
+            push(
+                format!("const-{name}"),
+                format!("`{name}` not its constant"),
+                with(other),
+            );
+        }
+    }
+    if schema.get("additionalProperties") == Some(&Json::Bool(false)) {
+        let mut field = "unexpected_field".to_string();
+        while base_obj.contains_key(&field) {
+            field.push('_');
+        }
+        let mut m = base_obj.clone();
+        m.insert(field.clone(), json!(true));
+        push("extra-field".into(), format!("extra field `{field}`"), m);
+    }
+    out
+}
+
+/// A value of a type the property does not allow.
+fn wrong_type(prop: &Json, current: Option<&Json>) -> Json {
+    let declared = prop.get("type").and_then(Json::as_str);
+    let current_is_string = matches!(current, Some(Json::String(_)));
+    match declared {
+        Some("string") => json!(12345),
+        Some("number" | "integer") => json!("not-a-number"),
+        Some("boolean") => json!("not-a-boolean"),
+        Some("array") => json!({ "not": "an array" }),
+        Some("object") => json!(["not", "an", "object"]),
+        _ if current_is_string => json!({ "not": "a string" }),
+        _ => json!(["wrong", "type"]),
+    }
+}
+
+fn kebab(camel: &str) -> String {
+    let mut out = String::new();
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('-');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_variants_match_the_catalogue() {
+        let o: Origin = "https://app.example.com".parse().expect("origin");
+        let v = |k| origin_variant(k, &o).expect("variant");
+        assert_eq!(v("suffix"), "https://app.example.com.evil.example");
+        assert_eq!(v("prefix"), "https://evilapp.example.com");
+        assert_eq!(v("regex_dot"), "https://appXexample.com");
+        assert_eq!(v("subdomain"), "https://evil.app.example.com");
+        assert_eq!(v("scheme"), "http://app.example.com");
+        assert_eq!(v("port"), "https://app.example.com:8443");
+    }
+
+    #[test]
+    fn allowed_variants_are_left_out() {
+        let a: Origin = "https://app.example.com".parse().expect("origin");
+        let b: Origin = "http://app.example.com".parse().expect("origin");
+        let m = origin_variants(&[a, b]);
+        assert_eq!(
+            m.get("scheme").and_then(|v| v.as_sequence()).map(Vec::len),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn violations_are_really_invalid() {
+        let schema = json!({
+            "type": "object", "required": ["type", "amount"], "additionalProperties": false,
+            "properties": {
+                "type": { "const": "payment" },
+                "amount": { "type": "number", "exclusiveMinimum": 0, "maximum": 100 },
+                "currency": { "enum": ["USD"] }
+            }
+        });
+        let base = json!({ "type": "payment", "amount": 1, "currency": "USD" });
+        let ids: Vec<String> = schema_violations(&schema, &base)
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        assert!(ids.contains(&"missing-amount".to_string()), "{ids:?}");
+        assert!(
+            ids.contains(&"exclusive-minimum-amount".to_string()),
+            "{ids:?}"
+        );
+        assert!(ids.contains(&"maximum-amount".to_string()), "{ids:?}");
+        assert!(ids.contains(&"enum-currency".to_string()), "{ids:?}");
+        assert!(ids.contains(&"extra-field".to_string()), "{ids:?}");
+    }
+}

@@ -1,0 +1,224 @@
+//! What a case expects: the expectation vocabulary shared by suite files and the attack engine.
+//! A case passes when every expectation holds. Every expectation is documented for suite
+//! authors in `suites/README.md`.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::policy::{SameSite, TlsVersion};
+
+/// Close codes that count as a rejection: protocol error, unsupported data, invalid payload,
+/// policy violation, message too big (SPEC "A rejection needs positive evidence").
+pub const REJECTION_CODES: [u16; 5] = [1002, 1003, 1007, 1008, 1009];
+
+/// Slack added to a timing bound when a suite states none.
+pub const DEFAULT_SLACK: Duration = Duration::from_secs(1);
+
+/// One condition a case checks once its steps ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expectation {
+    /// The last handshake was refused (no 101); with `status`, exactly that HTTP status.
+    HandshakeRefused(HandshakeRefused),
+    /// The last handshake completed with 101 (and negotiated exactly `extensions` when given).
+    HandshakeUpgraded(HandshakeUpgraded),
+    /// The server rejected what was sent, with positive evidence.
+    Rejected(Rejected),
+    /// The server accepted what was sent: replies match `messages.accepted_when` (after a
+    /// `send`) or `auth.accepted_when` (after `authenticate`/`login`).
+    Accepted(Accepted),
+    /// The server closed the connection (or dropped it when `codes` is empty) within the bound.
+    Closed(Closed),
+    /// The server sent a ping within the bound.
+    PingSeen(PingSeen),
+    /// The response of the last `http_request` sets a cookie with these attributes.
+    Cookie(CookieAttributes),
+    /// The last `tls_probe` negotiated at least `min_version`, with a valid certificate when asked.
+    Tls(TlsExpectation),
+    /// The last `tls_probe` failed: the server refused every version offered.
+    TlsRefused,
+    /// After the case, a fresh connection still logs in and gets a valid message acknowledged.
+    Healthy,
+    /// Not testable from outside: reported as skipped, with the evidence named by the policy.
+    Attested(Attested),
+}
+
+impl Expectation {
+    /// The expectation's name as written in suites.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Expectation::HandshakeRefused(_) => "handshake_refused",
+            Expectation::HandshakeUpgraded(_) => "handshake_upgraded",
+            Expectation::Rejected(_) => "rejected",
+            Expectation::Accepted(_) => "accepted",
+            Expectation::Closed(_) => "closed",
+            Expectation::PingSeen(_) => "ping_seen",
+            Expectation::Cookie(_) => "cookie",
+            Expectation::Tls(_) => "tls",
+            Expectation::TlsRefused => "tls_refused",
+            Expectation::Healthy => "healthy",
+            Expectation::Attested(_) => "attested",
+        }
+    }
+
+    /// The longest this expectation may wait for its evidence (bound + slack).
+    pub fn planned_time(&self) -> Duration {
+        match self {
+            Expectation::Closed(c) => c.within.total(),
+            Expectation::PingSeen(p) => p.within.total(),
+            Expectation::Rejected(r) => r.within.as_ref().map(Within::total).unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A timing bound from the policy plus the slack the harness allows on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Within {
+    /// The bound the policy sets.
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub bound: Duration,
+    /// Allowance for network and scheduling delays, stated so verdicts are honest.
+    #[serde(default = "default_slack", with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub slack: Duration,
+}
+
+impl Within {
+    /// `bound + slack`: how long the engine waits before deciding.
+    pub fn total(&self) -> Duration {
+        self.bound.saturating_add(self.slack)
+    }
+}
+
+fn default_slack() -> Duration {
+    DEFAULT_SLACK
+}
+
+/// `handshake_refused`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandshakeRefused {
+    /// The exact HTTP status required, when the policy demands one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// `handshake_upgraded`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandshakeUpgraded {
+    /// The extensions the server must have negotiated (empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+}
+
+/// `rejected`: positive evidence of a rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    /// Close codes that count (default 1002, 1003, 1007, 1008, 1009).
+    #[serde(default = "default_codes")]
+    pub codes: Vec<u16>,
+    /// Whether the connection dropping without a close frame counts.
+    #[serde(default = "yes")]
+    pub drop_counts: bool,
+    /// Whether silence (no acknowledgement, no data) until the bound counts; only where the
+    /// policy makes silence the secure behaviour.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub silence_counts: bool,
+    /// How long to wait for the evidence (the case deadline when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
+}
+
+/// `accepted`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// How many acknowledgements are needed (one per message sent when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Whether the connection must still be open afterwards.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub still_open: bool,
+}
+
+/// `closed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Closed {
+    /// Close codes that count; empty accepts any close or a drop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    /// Whether a drop without close frame also counts when `codes` is not empty.
+    #[serde(default = "yes")]
+    pub drop_counts: bool,
+    /// A reply matching `messages.rejected_when` must come before the close.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub after_warning: bool,
+    /// No business data may arrive before the close.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_data: bool,
+    /// The deadline, counted from the end of the steps.
+    pub within: Within,
+}
+
+/// `ping_seen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingSeen {
+    /// The deadline for the first ping.
+    pub within: Within,
+}
+
+/// `cookie`: attributes of the `Set-Cookie` of the last `http_request`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CookieAttributes {
+    /// `Secure` required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
+    /// `HttpOnly` required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_only: Option<bool>,
+    /// Required `SameSite` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samesite: Option<SameSite>,
+}
+
+/// `tls`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsExpectation {
+    /// Lowest acceptable negotiated version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<TlsVersion>,
+    /// The certificate must be valid for the host (with the target's CA when given).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub certificate_valid: bool,
+}
+
+/// `attested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attested {
+    /// Where the evidence is kept.
+    pub evidence: String,
+}
+
+fn default_codes() -> Vec<u16> {
+    REJECTION_CODES.to_vec()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,149 @@
+//! The plan: policy x target x suites compiled into concrete cases. Compiling is separate from
+//! running: the attack engine executes a [`Plan`]'s cases, one [`Step`] at a time, and judges
+//! each case by its [`Expectation`]s.
+
+pub mod compile;
+pub mod derive;
+pub mod expect;
+pub mod step;
+pub mod template;
+
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::policy::Severity;
+use crate::config::target::Target;
+use crate::config::{ConfigError, Secrets};
+
+pub use compile::{compile, sample_target};
+pub use expect::{Expectation, Within};
+pub use step::Step;
+
+/// Version of the plan format printed by `wsaudit compile`.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Every concrete case of one policy against one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Plan format version.
+    pub plan: u32,
+    /// The policy compiled.
+    pub policy: PlanPolicy,
+    /// The target compiled against (secrets redacted when printed).
+    pub target: Target,
+    /// The cases, in policy control order, then suite order.
+    pub cases: Vec<Case>,
+    /// Secret values of the target; never serialised, used to redact every output.
+    #[serde(skip)]
+    pub secrets: Secrets,
+}
+
+/// Which policy a plan comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPolicy {
+    /// The policy's name.
+    pub name: String,
+    /// The policy file as given.
+    pub file: String,
+}
+
+/// Whether a case attacks a defence or shows the legitimate path works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A negative case: the server must refuse or survive it.
+    Attack,
+    /// A positive control: the legitimate path must work, or the family's attacks are
+    /// inconclusive (`error`), never `pass`.
+    Positive,
+    /// Not testable from outside: reported as skipped, with evidence.
+    Attestation,
+}
+
+/// One attack or positive control, ready to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Unique, stable id: `CONTROL/SUITE-CASE` plus `[item]` for per-item cases.
+    pub case_id: String,
+    /// The policy control the case tests.
+    pub control_id: String,
+    /// The family (suite name), e.g. `origin`.
+    pub family: String,
+    /// The check, e.g. `origin.allowlist`.
+    pub check: String,
+    /// Attack, positive control or attestation.
+    pub role: Role,
+    /// How bad a failure is (the control's severity).
+    pub severity: Severity,
+    /// What the case does, for humans.
+    pub name: String,
+    /// The steps, in order.
+    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
+    pub steps: Vec<Step>,
+    /// Every expectation must hold for the case to pass.
+    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
+    pub expect: Vec<Expectation>,
+    /// The whole case is abandoned (verdict `error`) after this long.
+    #[serde(with = "crate::config::values::duration")]
+    pub deadline: Duration,
+}
+
+impl Plan {
+    /// The plan as YAML, with every secret replaced by `***`; byte-identical for the same inputs.
+    pub fn to_yaml(&self) -> String {
+        let mut value = match serde_yaml::to_value(self) {
+            Ok(v) => v,
+            Err(e) => return format!("# cannot render the plan: {e}\n"),
+        };
+        self.secrets.redact_yaml(&mut value);
+        let text = serde_yaml::to_string(&value)
+            .unwrap_or_else(|e| format!("# cannot render the plan: {e}\n"));
+        self.secrets.redact(&text)
+    }
+
+    /// The cases of one control.
+    pub fn cases_of<'p>(&'p self, control_id: &'p str) -> impl Iterator<Item = &'p Case> + 'p {
+        self.cases
+            .iter()
+            .filter(move |c| c.control_id == control_id)
+    }
+}
+
+/// Everything wrong with the inputs of a compilation, file by file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// One error per file that has problems.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+impl From<ConfigError> for CompileError {
+    fn from(e: ConfigError) -> Self {
+        Self { errors: vec![e] }
+    }
+}
+
+impl From<Vec<ConfigError>> for CompileError {
+    fn from(errors: Vec<ConfigError>) -> Self {
+        Self { errors }
+    }
+}

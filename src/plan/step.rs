@@ -1,0 +1,507 @@
+//! What a case does: the step vocabulary shared by suite files and the attack engine.
+//! Each step acts on the case's *current connection* (the last one `connect` opened).
+//! Every step is documented for suite authors in `suites/README.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::expect::Within;
+use crate::config::values::ByteSize;
+
+/// One action of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Open a new WebSocket connection (it becomes the current one).
+    Connect(Connect),
+    /// Obtain a ticket from the target's ticket endpoint (kept for `authenticate`).
+    FetchTicket(FetchTicket),
+    /// Send the target's first message with a chosen kind of ticket.
+    Authenticate(Authenticate),
+    /// Perform the target's legitimate authentication, whatever it is (ticket flow, token in
+    /// the URL, or nothing), and wait for `auth.accepted_when` when the target defines it.
+    Login,
+    /// Send one or more data messages.
+    Send(Send),
+    /// Send one hand-built frame (or a fragmented message), bypassing the client's checks.
+    SendFrame(SendFrame),
+    /// Send many messages quickly on the current connection.
+    Flood(Flood),
+    /// Do nothing for `bound + slack`.
+    Wait(Within),
+    /// Whether the client answers the server's pings from now on (it does by default).
+    AnswerPings(bool),
+    /// Make a plain HTTP(S) request (the cookie check reads its `Set-Cookie`).
+    HttpRequest(HttpRequest),
+    /// Make a TLS handshake only, to observe the version and certificate.
+    TlsProbe(TlsProbe),
+}
+
+impl Step {
+    /// The step's name as written in suites.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Connect(_) => "connect",
+            Step::FetchTicket(_) => "fetch_ticket",
+            Step::Authenticate(_) => "authenticate",
+            Step::Login => "login",
+            Step::Send(_) => "send",
+            Step::SendFrame(_) => "send_frame",
+            Step::Flood(_) => "flood",
+            Step::Wait(_) => "wait",
+            Step::AnswerPings(_) => "answer_pings",
+            Step::HttpRequest(_) => "http_request",
+            Step::TlsProbe(_) => "tls_probe",
+        }
+    }
+
+    /// Time this step deliberately spends (waits and floods), counted into the case deadline.
+    pub fn planned_time(&self) -> Duration {
+        match self {
+            Step::Wait(w) => w.total(),
+            Step::Flood(f) => f.duration.unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Problems serde cannot see (e.g. a `send` with two payloads), as messages.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Step::Send(s) => s.problems(),
+            Step::SendFrame(f) => f.problems(),
+            Step::Flood(f) => f.problems(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `connect`: a WebSocket handshake with full control of what is sent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    /// The Origin header; omitted (or null) sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Query parameters added to the URL (values may use `{{ticket}}`/`{{credential}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Which session cookie the handshake carries.
+    #[serde(default, skip_serializing_if = "CookieChoice::is_none")]
+    pub cookie: CookieChoice,
+    /// Extensions offered in `Sec-WebSocket-Extensions` (e.g. `permessage-deflate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    /// Use the target's plaintext URL instead of its TLS URL.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plaintext: bool,
+    /// Drop the target's own query string (e.g. a token in the URL) from the URL.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strip_query: bool,
+}
+
+/// The cookie a handshake carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CookieChoice {
+    /// No cookie.
+    #[default]
+    None,
+    /// The session cookie the last `fetch_ticket` received.
+    Session,
+    /// A session cookie of another, separately fetched session.
+    OtherSession,
+}
+
+impl CookieChoice {
+    fn is_none(&self) -> bool {
+        *self == CookieChoice::None
+    }
+}
+
+/// `fetch_ticket`: request a ticket as the target describes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchTicket {
+    /// Whose session the ticket belongs to.
+    #[serde(default, skip_serializing_if = "SessionChoice::is_own")]
+    pub session: SessionChoice,
+}
+
+/// Which session a ticket is fetched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionChoice {
+    /// The case's own session.
+    #[default]
+    Own,
+    /// A second, unrelated session.
+    Other,
+}
+
+impl SessionChoice {
+    fn is_own(&self) -> bool {
+        *self == SessionChoice::Own
+    }
+}
+
+/// `authenticate`: the target's first message carrying a chosen ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticate {
+    /// Which ticket to put in the message.
+    pub ticket: TicketChoice,
+}
+
+/// Kinds of ticket `authenticate` can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketChoice {
+    /// A ticket fetched for this and never used (fetched now unless `fetch_ticket` just ran).
+    Fresh,
+    /// The ticket an earlier `authenticate` of this case already used.
+    Reused,
+    /// The last fetched ticket, unused, after a `wait` longer than the policy's TTL.
+    Expired,
+    /// A random string of the shape of a ticket that the server never issued.
+    Forged,
+    /// A ticket fetched with `fetch_ticket: { session: other }`.
+    OtherSession,
+}
+
+/// `send`: one data message (or `repeat` copies).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Send {
+    /// A text message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A JSON value sent as a compact text message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
+    /// A binary message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<Bytes>,
+    /// A text message of nested JSON arrays this deep (`[[[...]]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_json: Option<u32>,
+    /// A text message holding a JSON array of this many zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wide_json: Option<u32>,
+    /// A permessage-deflate compressed message that inflates to this size (a bomb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflates_to: Option<ByteSize>,
+    /// Pad a text message with trailing spaces (valid JSON whitespace) to this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_to: Option<ByteSize>,
+    /// How many times to send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
+}
+
+impl Send {
+    fn problems(&self) -> Vec<String> {
+        let payloads = [
+            self.text.is_some(),
+            self.json.is_some(),
+            self.binary.is_some(),
+            self.deep_json.is_some(),
+            self.wide_json.is_some(),
+            self.inflates_to.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        let mut out = Vec::new();
+        if payloads != 1 {
+            out.push(format!(
+                "send has {payloads} payloads: expected exactly one of text, json, binary, deep_json, wide_json, inflates_to"
+            ));
+        }
+        if self.pad_to.is_some() && self.text.is_none() && self.json.is_none() {
+            out.push("send.pad_to pads text only: expected it with text or json".to_string());
+        }
+        out
+    }
+}
+
+/// `send_frame`: a raw frame, possibly malformed on purpose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendFrame {
+    /// The opcode: a name (text, binary, continuation, close, ping, pong) or a number 0-15.
+    pub opcode: Opcode,
+    /// The FIN bit.
+    #[serde(default = "yes")]
+    pub fin: bool,
+    /// The RSV1 bit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rsv1: bool,
+    /// The RSV2 bit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rsv2: bool,
+    /// The RSV3 bit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rsv3: bool,
+    /// Whether the frame is masked (clients must mask).
+    #[serde(default = "yes")]
+    pub masked: bool,
+    /// The exact payload bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Bytes>,
+    /// A payload of this many filler bytes (`a`), streamed from a small buffer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_size: Option<ByteSize>,
+    /// The length written in the header when it differs from the bytes sent (the client
+    /// sends the payload it has and then waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_length: Option<ByteSize>,
+    /// Split the payload into this many frames (first with the opcode, then continuations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragments: Option<u32>,
+    /// A close frame's status code (written before `payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+}
+
+impl SendFrame {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.payload.is_some() && self.payload_size.is_some() {
+            out.push("send_frame has payload and payload_size: expected at most one".to_string());
+        }
+        if self.fragments == Some(0) {
+            out.push("send_frame.fragments is 0: expected at least 1".to_string());
+        }
+        out
+    }
+}
+
+/// `flood`: many messages quickly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flood {
+    /// The message sent each time.
+    pub text: String,
+    /// How many messages (or `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// For how long (or `count`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::values::duration::option"
+    )]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub duration: Option<Duration>,
+    /// Messages per second; absent sends as fast as possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+}
+
+impl Flood {
+    fn problems(&self) -> Vec<String> {
+        match (self.count, self.duration) {
+            (None, None) | (Some(_), Some(_)) => {
+                vec!["flood needs exactly one of count and duration".to_string()]
+            }
+            _ if self.per_second == Some(0) => {
+                vec!["flood.per_second is 0: expected a positive rate".to_string()]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `http_request`: an HTTP request, by default the target's own ticket request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// Which request to make.
+    pub endpoint: HttpEndpoint,
+}
+
+/// Requests `http_request` can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpEndpoint {
+    /// The target's `auth.ticket.request`, headers and all.
+    Ticket,
+}
+
+/// `tls_probe`: a TLS handshake with the target's TLS endpoint.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsProbe {
+    /// Offer only protocol versions strictly below this one ("1.2" or "1.3").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<crate::config::policy::TlsVersion>,
+}
+
+/// A frame opcode, written by name or as a number 0-15 (reserved ones included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opcode(pub u8);
+
+impl Opcode {
+    const NAMES: [(&'static str, u8); 6] = [
+        ("continuation", 0),
+        ("text", 1),
+        ("binary", 2),
+        ("close", 8),
+        ("ping", 9),
+        ("pong", 10),
+    ];
+}
+
+impl Serialize for Opcode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match Self::NAMES.iter().find(|(_, n)| *n == self.0) {
+            Some((name, _)) => s.serialize_str(name),
+            None => s.serialize_u8(self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Opcode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str =
+            "expected text, binary, continuation, close, ping, pong or a number 0-15";
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Opcode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an opcode name or a number 0-15")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Opcode, E> {
+                u8::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= 15)
+                    .map(Opcode)
+                    .ok_or_else(|| E::custom(format!("invalid opcode {n}: {EXPECTED}")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Opcode, E> {
+                Err(E::custom(format!("invalid opcode {n}: {EXPECTED}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Opcode, E> {
+                Opcode::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, code)| Opcode(*code))
+                    .ok_or_else(|| E::custom(format!("invalid opcode `{name}`: {EXPECTED}")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for Opcode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Opcode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "enum": ["continuation", "text", "binary", "close", "ping", "pong"] },
+                { "type": "integer", "minimum": 0, "maximum": 15 }
+            ]
+        })
+    }
+}
+
+/// Bytes written in suites as hex (`"c3 28"`, spaces allowed) and shown the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Bytes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let bad =
+            || format!("invalid hex bytes \"{s}\": expected pairs of hex digits such as \"c3 28\"");
+        if !digits.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| {
+                digits
+                    .get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(bad)
+            })
+            .collect::<Result<Vec<u8>, String>>()
+            .map(Bytes)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Bytes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HexBytes".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Bytes as hex digit pairs, spaces allowed, e.g. \"c3 28\".",
+            "type": "string",
+            "pattern": "^(\\s*[0-9a-fA-F]{2})*\\s*$"
+        })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_and_opcodes_round_trip() {
+        let b: Bytes = "c3 28".parse().expect("hex");
+        assert_eq!(b.0, vec![0xc3, 0x28]);
+        assert_eq!(b.to_string(), "c3 28");
+        assert!("c3 2".parse::<Bytes>().is_err());
+        let o: Opcode = serde_yaml::from_str("3").expect("opcode");
+        assert_eq!(serde_yaml::to_string(&o).expect("yaml").trim(), "3");
+        let t: Opcode = serde_yaml::from_str("text").expect("opcode");
+        assert_eq!(t, Opcode(1));
+        assert!(serde_yaml::from_str::<Opcode>("16").is_err());
+    }
+}

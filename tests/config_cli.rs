@@ -1,0 +1,106 @@
+//! The `check`, `compile` and `schema` commands: output and exit codes.
+
+use std::process::Command;
+
+fn wsaudit(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wsaudit"))
+        .args(args)
+        .env("WSAUDIT_TEST_TOKEN", "tok-cli-secret")
+        .output()
+        .expect("wsaudit runs")
+}
+
+fn shipped_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["policies", "suites"] {
+        for entry in std::fs::read_dir(dir).expect("directory").flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_policy_and_suite_passes_check() {
+    let files = shipped_files();
+    assert!(files.len() >= 15, "{files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = wsaudit(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in &files {
+        assert!(stdout.contains(&format!("{f}: ok")), "{f} not reported ok");
+    }
+}
+
+#[test]
+fn check_reports_every_bad_file_and_exits_2() {
+    let out = wsaudit(&[
+        "check",
+        "policies/baseline.yaml",
+        "tests/bad_files/policy_bad_duration.yaml",
+        "tests/bad_files/target_missing_env.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy_bad_duration.yaml:7:22:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("target_missing_env.yaml:7:33:"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policies/baseline.yaml: ok"));
+}
+
+#[test]
+fn compile_prints_a_redacted_deterministic_plan() {
+    let args = [
+        "compile",
+        "--policy",
+        "policies/fintech.yaml",
+        "--target",
+        "tests/compile_data/target.yaml",
+    ];
+    let a = wsaudit(&args);
+    let b = wsaudit(&args);
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert!(a.stdout == b.stdout, "two runs differ");
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert!(text.contains("case_id: WS-TLS-01/TLS-PLAINTEXT-UPGRADE"));
+    assert!(!text.contains("tok-cli-secret"), "the secret leaked");
+}
+
+#[test]
+fn compile_errors_exit_2() {
+    let out = wsaudit(&[
+        "compile",
+        "--policy",
+        "tests/bad_files/policy_unknown_check.yaml",
+        "--target",
+        "tests/compile_data/target.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown check `origin.allowlst`"));
+}
+
+#[test]
+fn schema_prints_json() {
+    let out = wsaudit(&["schema", "--kind", "target"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["title"], "Target");
+}

@@ -7,6 +7,7 @@
 //! - [`server`] is the hardened reference server, one module per defence.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
 
+pub mod attacks;
 pub mod client;
 pub mod config;
 pub mod plan;

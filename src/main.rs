@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use wsaudit::attacks::TargetRuntime;
 use wsaudit::config::LoadedPolicy;
-use wsaudit::config::check::{check_file, compile_files, load_suites};
+use wsaudit::config::check::{check_file, compile_files, compile_inputs, load_suites};
 use wsaudit::config::schema;
+use wsaudit::run::RunOptions;
+use wsaudit::run::progress::Progress;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
 /// Exit code for an invalid invocation or file.
@@ -28,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a policy's attack suites against a target and report a verdict per control.
+    Run(Box<RunArgs>),
     /// Run the hardened reference server enforcing a policy.
     Serve(Box<ServeArgs>),
     /// Start the reference server in-process, audit it, then audit a weakened copy.
@@ -38,6 +43,22 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schemas of policy, target and suite files, or write them to a directory.
     Schema(SchemaArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Target file; `${VAR}` reads the environment.
+    #[arg(long)]
+    target: PathBuf,
+    /// A directory of extra suite files (repeatable).
+    #[arg(long, value_name = "DIR")]
+    suites: Vec<PathBuf>,
+    /// Run only these controls or cases (comma-separated IDs; a case ID may omit its `[item]`).
+    #[arg(long, value_name = "ID,..", value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +136,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run(args) => runtime.block_on(run(*args)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Compile(args) => compile(&args),
         Command::Check(args) => check(&args),
@@ -131,6 +153,49 @@ fn main() -> ExitCode {
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let compiled = match compile_inputs(&args.policy, &args.target, &args.suites, &env_var) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let unknown = wsaudit::run::unknown_selections(&compiled.plan, &args.only);
+    if !unknown.is_empty() {
+        eprintln!(
+            "error: --only names no control or case of the plan: {} (see `wsaudit compile` for the IDs)",
+            unknown.join(", ")
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let rt = match TargetRuntime::new(&compiled.target) {
+        Ok(rt) => std::sync::Arc::new(rt),
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.target.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let selected = compiled
+        .plan
+        .cases
+        .iter()
+        .filter(|c| wsaudit::run::selected(c, &args.only))
+        .count();
+    let opts = RunOptions {
+        only: args.only.clone(),
+        max_parallel: None,
+        cancel,
+        progress: Progress::for_stderr(selected),
+    };
+    let report = wsaudit::run::run(&compiled.plan, &compiled.policy, rt.clone(), opts).await;
+    let secrets = rt.secrets();
+    let redacted = report.redact(|s| secrets.redact(s));
+    print!("{}", wsaudit::report::terminal::render(&redacted));
+    ExitCode::from(redacted.exit_code())
 }
 
 fn compile(args: &CompileArgs) -> ExitCode {

@@ -8,67 +8,9 @@ use std::time::{Duration, Instant};
 pub const PREVIEW_CHARS: usize = 120;
 /// Entries a transcript keeps; later ones are counted, not stored.
 pub const TRANSCRIPT_ENTRIES: usize = 200;
-/// What replaces a secret in any preview.
-pub const REDACTED: &str = "***";
 
-/// Replaces registered secrets (tickets, tokens, session cookies) in text meant for reports.
-#[derive(Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
-    }
-}
-
-impl Redactor {
-    /// A redactor with no secrets.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Registers a secret; empty strings are ignored (they would match everywhere).
-    pub fn add(&mut self, secret: impl Into<String>) {
-        let secret = secret.into();
-        if !secret.is_empty() && !self.secrets.contains(&secret) {
-            self.secrets.push(secret);
-            // Longest first, so a secret containing another is replaced whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        }
-    }
-
-    /// Registers every secret of `other`.
-    pub fn extend(&mut self, other: &Redactor) {
-        for s in &other.secrets {
-            self.add(s.clone());
-        }
-    }
-
-    /// `text` with every registered secret replaced by [`REDACTED`].
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
-            }
-        }
-        out
-    }
-
-    /// A preview of `bytes` (see [`preview`]) with secrets replaced before truncation, so a
-    /// secret cut by the truncation cannot leak its first half.
-    pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
-        let longest = self.secrets.first().map_or(0, String::len);
-        // A char is at most 4 bytes, so this window holds every char that can be shown, plus
-        // the whole of any secret starting among them.
-        let window = max_chars.saturating_mul(4).saturating_add(longest);
-        let shown = &bytes[..bytes.len().min(window)];
-        let text = self.redact(&String::from_utf8_lossy(shown));
-        clip(&text, max_chars, bytes.len() > shown.len())
-    }
-}
+/// The one redaction registry (tickets, tokens, session cookies), shared with the config layer.
+pub use crate::config::Secrets as Redactor;
 
 /// A lossy UTF-8 preview of at most `max_chars` characters, control characters escaped, with
 /// `…` when cut.
@@ -76,7 +18,8 @@ pub fn preview(bytes: &[u8], max_chars: usize) -> String {
     Redactor::new().preview(bytes, max_chars)
 }
 
-fn clip(text: &str, max_chars: usize, more: bool) -> String {
+/// Cuts `text` to `max_chars` characters, escaping control characters; `…` marks a cut.
+pub(crate) fn clip(text: &str, max_chars: usize, more: bool) -> String {
     let mut out = String::new();
     let mut cut = more;
     for (i, c) in text.chars().enumerate() {
@@ -146,7 +89,7 @@ impl Transcript {
 
     /// Registers a secret to redact from entries recorded from now on.
     pub fn add_secret(&mut self, secret: impl Into<String>) {
-        self.redactor.add(secret);
+        self.redactor.register(secret);
     }
 
     /// The redactor entries go through.
@@ -215,8 +158,8 @@ mod tests {
     #[test]
     fn secrets_never_leak_even_when_cut() {
         let mut r = Redactor::new();
-        r.add("SECRETTICKET");
-        r.add("");
+        r.register("SECRETTICKET");
+        r.register("");
         let msg = br#"{"type":"auth","ticket":"SECRETTICKET"}"#;
         let p = r.preview(msg, 30);
         assert!(!p.contains("SECRET"), "{p}");

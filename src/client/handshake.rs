@@ -279,7 +279,7 @@ impl UpgradeRequest {
     pub fn cookie(mut self, cookie: &str) -> Self {
         for pair in cookie.split(';') {
             if let Some((_, v)) = pair.split_once('=') {
-                self.redactor.add(v.trim());
+                self.redactor.register(v.trim());
             }
         }
         self.set_header("Cookie", cookie)
@@ -314,7 +314,7 @@ impl UpgradeRequest {
 
     /// Marks a value (ticket, token in the query) as secret: evidence shows `***` instead.
     pub fn secret(mut self, secret: &str) -> Self {
-        self.redactor.add(secret);
+        self.redactor.register(secret);
         self
     }
 
@@ -355,7 +355,7 @@ impl UpgradeRequest {
         );
         for (name, value) in &self.headers {
             let shown = if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-                super::evidence::REDACTED.to_string()
+                crate::config::secrets::REDACTED.to_string()
             } else {
                 self.redactor.preview(value, 80)
             };

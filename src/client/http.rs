@@ -80,9 +80,9 @@ impl HttpRequestSpec {
     /// (the credential after `Bearer ` too).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            self.redactor.add(value);
+            self.redactor.register(value);
             if let Some((_, credential)) = value.split_once(' ') {
-                self.redactor.add(credential.trim());
+                self.redactor.register(credential.trim());
             }
         }
         self.headers.push((name.to_string(), value.to_string()));
@@ -97,7 +97,7 @@ impl HttpRequestSpec {
 
     /// Marks a value as secret (a `${VAR}` the target interpolated).
     pub fn secret(mut self, secret: &str) -> Self {
-        self.redactor.add(secret);
+        self.redactor.register(secret);
         self
     }
 

@@ -93,13 +93,23 @@ pub fn load_suites(dirs: &[PathBuf]) -> Result<SuiteSet, CompileError> {
     Ok(set)
 }
 
+/// A compiled plan with the files it came from (the runner needs the policy's controls).
+pub struct Compiled {
+    /// The policy as loaded.
+    pub policy: LoadedPolicy,
+    /// The target as loaded (secrets interpolated and registered).
+    pub target: LoadedTarget,
+    /// The plan.
+    pub plan: crate::plan::Plan,
+}
+
 /// Loads policy, target and suites and compiles the plan; every error of every file is reported.
-pub fn compile_files(
+pub fn compile_inputs(
     policy: &Path,
     target: &Path,
     suite_dirs: &[PathBuf],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<crate::plan::Plan, CompileError> {
+) -> Result<Compiled, CompileError> {
     let suites = load_suites(suite_dirs)?;
     let mut errors = Vec::new();
     let policy = SourceFile::read(policy)
@@ -111,7 +121,24 @@ pub fn compile_files(
         .map_err(|e| errors.push(e))
         .ok();
     match (policy, target) {
-        (Some(p), Some(t)) => crate::plan::compile(&p, &t, &suites),
+        (Some(policy), Some(target)) => {
+            let plan = crate::plan::compile(&policy, &target, &suites)?;
+            Ok(Compiled {
+                policy,
+                target,
+                plan,
+            })
+        }
         _ => Err(CompileError { errors }),
     }
+}
+
+/// Loads policy, target and suites and compiles the plan; every error of every file is reported.
+pub fn compile_files(
+    policy: &Path,
+    target: &Path,
+    suite_dirs: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::plan::Plan, CompileError> {
+    compile_inputs(policy, target, suite_dirs, env).map(|c| c.plan)
 }

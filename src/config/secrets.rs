@@ -41,6 +41,11 @@ impl Secrets {
         self.values.extend(other.values.iter().cloned());
     }
 
+    /// The registered values (to hand them to a client that redacts its own errors).
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(String::as_str)
+    }
+
     /// Whether no secret is registered.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -68,6 +73,18 @@ impl Secrets {
             }
         }
         out
+    }
+
+    /// A preview of `bytes` (lossy, escaped, at most `max_chars` characters) with secrets
+    /// replaced before truncation, so a secret cut by the truncation cannot leak its first half.
+    pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
+        let longest = self.values.iter().map(String::len).max().unwrap_or(0);
+        // A char is at most 4 bytes, so this window holds every char that can be shown, plus
+        // the whole of any secret starting among them.
+        let window = max_chars.saturating_mul(4).saturating_add(longest);
+        let shown = &bytes[..bytes.len().min(window)];
+        let text = self.redact(&String::from_utf8_lossy(shown));
+        crate::client::evidence::clip(&text, max_chars, bytes.len() > shown.len())
     }
 
     /// Redacts every string (keys included) of a YAML value in place; used before

@@ -61,6 +61,10 @@ pub enum Role {
     /// A positive control: the legitimate path must work, or the family's attacks are
     /// inconclusive (`error`), never `pass`.
     Positive,
+    /// A precondition of the control's attacks: the server refuses the request *without* the
+    /// attack's ingredient (e.g. a message with no credential at all). When it does not, the
+    /// attacks cannot tell anything, and every case of the control is inconclusive (`error`).
+    Baseline,
     /// Not testable from outside: reported as skipped, with evidence.
     Attestation,
 }

@@ -255,6 +255,10 @@ pub struct SendFrame {
     /// The exact payload bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Bytes>,
+    /// The payload as UTF-8 text (e.g. the target's valid message, so a server that tolerates
+    /// the frame's defect visibly acknowledges it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// A payload of this many filler bytes (`a`), streamed from a small buffer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_size: Option<ByteSize>,
@@ -273,8 +277,13 @@ pub struct SendFrame {
 impl SendFrame {
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.payload.is_some() && self.payload_size.is_some() {
-            out.push("send_frame has payload and payload_size: expected at most one".to_string());
+        let payloads = [
+            self.payload.is_some(),
+            self.payload_size.is_some(),
+            self.text.is_some(),
+        ];
+        if payloads.iter().filter(|b| **b).count() > 1 {
+            out.push("send_frame has more than one of payload, payload_size and text: expected at most one".to_string());
         }
         if self.fragments == Some(0) {
             out.push("send_frame.fragments is 0: expected at least 1".to_string());

@@ -45,6 +45,8 @@ pub enum Role {
     Attack,
     /// A positive control: the server must accept.
     Positive,
+    /// A precondition of the control's attacks (see [`crate::plan::Role::Baseline`]).
+    Baseline,
     /// Not black-box testable; reported as skipped with evidence.
     Attestation,
 }

@@ -1,0 +1,109 @@
+//! What every case of a run shares: the target, its TLS and HTTP clients, and the one secret
+//! registry (which grows as tickets and session cookies are obtained).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::client::{
+    CertCheck, ClientError, HttpClient, HttpOptions, HttpRequestSpec, TlsClient, TlsOptions,
+    TlsVersions,
+};
+use crate::config::Secrets;
+use crate::config::target::{LoadedTarget, Target};
+
+/// How long the harness waits for a reply when the policy states no bound; stated in evidence.
+pub const DEFAULT_REPLY_WAIT: Duration = Duration::from_secs(3);
+
+/// The target of a run, ready to be attacked.
+pub struct TargetRuntime {
+    /// The target as loaded (secrets interpolated).
+    pub target: Target,
+    /// Trust and versions of a legitimate client: certificates are enforced.
+    pub tls: TlsClient,
+    /// The same trust, for building probes with other versions or record-only checks.
+    tls_options: TlsOptions,
+    /// HTTP client for tickets and cookies, over the same TLS configuration.
+    pub http: HttpClient,
+    /// Every secret of the run: the target's, plus tickets and cookies seen at run time.
+    pub secrets: Arc<Mutex<Secrets>>,
+    /// How long to wait for a reply without a policy bound.
+    pub reply_wait: Duration,
+}
+
+impl TargetRuntime {
+    /// Builds the clients from a loaded target (its CA file, if any, is read here).
+    pub fn new(loaded: &LoadedTarget) -> Result<Self, ClientError> {
+        let mut tls_options = TlsOptions::default();
+        if let Some(ca) = loaded.ca_path() {
+            tls_options = tls_options.with_ca_file(&ca)?;
+        }
+        let tls = TlsClient::new(&tls_options)?;
+        let http = HttpClient::new(&tls, HttpOptions::default())?;
+        Ok(Self {
+            target: loaded.target.clone(),
+            tls,
+            tls_options,
+            http,
+            secrets: Arc::new(Mutex::new(loaded.secrets.clone())),
+            reply_wait: DEFAULT_REPLY_WAIT,
+        })
+    }
+
+    /// A TLS client with other versions, recording (not enforcing) certificate problems.
+    pub fn probe_client(&self, versions: TlsVersions) -> Result<TlsClient, ClientError> {
+        TlsClient::new(
+            &self
+                .tls_options
+                .clone()
+                .versions(versions)
+                .cert_check(CertCheck::RecordOnly),
+        )
+    }
+
+    /// Registers a value (ticket, cookie) as secret for every output of the run.
+    pub fn register_secret(&self, value: &str) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(value);
+    }
+
+    /// A copy of the secret registry.
+    pub fn secrets(&self) -> Secrets {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The target's ticket request as a client request, or `None` without a ticket flow.
+    pub fn ticket_request(&self) -> Option<(HttpRequestSpec, String)> {
+        let flow = self.target.auth.as_ref()?.ticket.as_ref()?;
+        let method = match flow.request.method {
+            crate::config::target::HttpMethod::Get => "GET",
+            crate::config::target::HttpMethod::Post => "POST",
+        };
+        let mut spec = HttpRequestSpec::new(method, flow.request.url.0.as_str());
+        for (name, value) in &flow.request.headers {
+            spec = spec.header(name, value);
+        }
+        for s in self.secrets().values() {
+            spec = spec.secret(s);
+        }
+        Some((spec, flow.extract.to_string()))
+    }
+
+    /// The API credential: the target's ticket request `Authorization` value without its scheme.
+    pub fn credential(&self) -> Option<String> {
+        let flow = self.target.auth.as_ref()?.ticket.as_ref()?;
+        flow.request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| {
+                v.split_once(' ')
+                    .map_or(v.as_str(), |(_, c)| c.trim())
+                    .to_string()
+            })
+    }
+}

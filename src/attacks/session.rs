@@ -1,0 +1,300 @@
+//! One case's run: its state across steps (current connection, tickets, last handshake, last
+//! probe) and the dispatch of steps and expectations to the module that owns each concern.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::runtime::TargetRuntime;
+use crate::client::{Connection, Event, HttpResponse, Ticket, TlsFacts};
+use crate::plan::expect::Expectation;
+use crate::plan::{Case, Step};
+use crate::run::{Outcome, Transcript};
+
+/// How an expectation turned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// It holds, with the evidence in a sentence.
+    Holds(String),
+    /// It does not: the attack worked, or the legitimate path failed.
+    Broken(String),
+    /// Nothing can be concluded (unreachable target, failed precondition).
+    Inconclusive(String),
+}
+
+/// A step that could not be carried out: the case is inconclusive, with this reason.
+pub type StepResult = Result<(), String>;
+
+/// What the last `connect` got.
+#[derive(Debug, Clone)]
+pub enum HandshakeSeen {
+    /// 101 Switching Protocols; the negotiated extensions header, if any.
+    Upgraded {
+        /// `Sec-WebSocket-Extensions` of the response.
+        extensions: Option<String>,
+    },
+    /// Any other status.
+    Refused {
+        /// The status code.
+        status: u16,
+    },
+    /// No WebSocket answered at all (plaintext probes only: connection refused, not HTTP).
+    NoWebSocket(String),
+}
+
+/// Which kind of reply the case waits for after its last action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastSent {
+    /// Nothing was sent yet.
+    Nothing,
+    /// An authentication message (judged by `auth.accepted_when`).
+    Auth,
+    /// Business messages (judged by `messages.accepted_when`); how many.
+    Data(u32),
+}
+
+/// The state of one running case.
+pub struct Session {
+    /// The run's shared target.
+    pub rt: Arc<TargetRuntime>,
+    /// Case-level evidence (kept even if the deadline cuts the case short).
+    pub ev: Transcript,
+    /// The current connection, if the last handshake upgraded.
+    pub conn: Option<Connection>,
+    /// When the current connection opened.
+    pub opened_at: Option<Instant>,
+    /// Events read during steps (pings answered, queue drained) and not judged yet.
+    pub inbox: Vec<Event>,
+    /// The last handshake's result.
+    pub handshake: Option<HandshakeSeen>,
+    /// Tickets: the case's own (unused), the one already used, another session's.
+    pub own_ticket: Option<Ticket>,
+    /// A ticket already sent in an `authenticate`.
+    pub used_ticket: Option<String>,
+    /// A ticket fetched for another session.
+    pub other_ticket: Option<Ticket>,
+    /// Whether an `authenticate` with a fresh ticket awaits confirmation on this connection.
+    pub fresh_auth_pending: bool,
+    /// What was sent last, deciding which acknowledgement counts.
+    pub last_sent: LastSent,
+    /// When pings stopped being answered.
+    pub pings_off_at: Option<Instant>,
+    /// The last `http_request` response.
+    pub http: Option<Result<HttpResponse, String>>,
+    /// The last `tls_probe` result.
+    pub probe: Option<Result<TlsFacts, crate::client::ClientError>>,
+    /// When the steps finished (timing expectations count from here).
+    pub steps_done: Instant,
+}
+
+impl Session {
+    /// A session for a side connection (the health probe) sharing the case's evidence.
+    pub fn probe(rt: Arc<TargetRuntime>, ev: Transcript) -> Self {
+        Self::new(rt, ev)
+    }
+
+    fn new(rt: Arc<TargetRuntime>, ev: Transcript) -> Self {
+        Self {
+            rt,
+            ev,
+            conn: None,
+            opened_at: None,
+            inbox: Vec::new(),
+            handshake: None,
+            own_ticket: None,
+            used_ticket: None,
+            other_ticket: None,
+            fresh_auth_pending: false,
+            last_sent: LastSent::Nothing,
+            pings_off_at: None,
+            http: None,
+            probe: None,
+            steps_done: Instant::now(),
+        }
+    }
+
+    /// Fills `{{ticket}}` and `{{credential}}` at run time.
+    pub fn fill(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if out.contains("{{ticket}}") {
+            let t = self
+                .own_ticket
+                .as_ref()
+                .map(|t| t.value().to_string())
+                .unwrap_or_default();
+            out = out.replace("{{ticket}}", &t);
+        }
+        if out.contains("{{credential}}") {
+            out = out.replace("{{credential}}", &self.rt.credential().unwrap_or_default());
+        }
+        out
+    }
+
+    /// Moves the current connection's transcript into the case evidence and drops it.
+    pub fn close_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let t = conn.transcript();
+            self.ev.with(|e| {
+                for entry in t.entries() {
+                    let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
+                    match entry.direction {
+                        crate::client::evidence::Direction::Sent => e.sent(line),
+                        crate::client::evidence::Direction::Received => e.saw(line),
+                        crate::client::evidence::Direction::Note => e.note(line),
+                    }
+                }
+                if t.omitted() > 0 {
+                    e.note(format!("({} connection events not kept)", t.omitted()));
+                }
+            });
+        }
+        self.opened_at = None;
+        self.inbox.clear();
+        self.pings_off_at = None;
+    }
+
+    /// The next event: from the inbox first, then from the connection until `deadline`.
+    pub async fn next_event(&mut self, deadline: Instant) -> Event {
+        if !self.inbox.is_empty() {
+            return self.inbox.remove(0);
+        }
+        match self.conn.as_mut() {
+            Some(c) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                c.read_event(remaining).await
+            }
+            None => Event::Dropped {
+                error: "no connection is open".into(),
+            },
+        }
+    }
+
+    /// Reads whatever is queued without waiting, so pings keep being answered and the
+    /// connection's bounded queue never stalls its reader.
+    pub async fn drain(&mut self) {
+        while let Some(c) = self.conn.as_mut() {
+            match c.read_event(Duration::ZERO).await {
+                Event::Timeout => break,
+                e => {
+                    let end = e.is_end();
+                    if !matches!(e, Event::Ping(_) | Event::Pong(_)) {
+                        self.inbox.push(e);
+                    }
+                    if end {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until `until`, draining events on the way.
+    pub async fn idle_until(&mut self, until: Instant) {
+        while Instant::now() < until {
+            let ended = self.conn.as_ref().is_none_or(Connection::has_ended);
+            let step = until.min(Instant::now() + Duration::from_millis(50));
+            if ended {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
+            tokio::time::sleep_until(step).await;
+            self.drain().await;
+        }
+    }
+
+    async fn step(&mut self, step: &Step) -> StepResult {
+        match step {
+            Step::Connect(c) => self.connect(c).await,
+            Step::FetchTicket(f) => self.fetch_ticket(f).await,
+            Step::Authenticate(a) => self.authenticate(a).await,
+            Step::Login => self.login().await,
+            Step::Send(s) => self.send(s).await,
+            Step::SendFrame(f) => self.send_frame(f).await,
+            Step::Flood(f) => self.flood(f).await,
+            Step::Wait(w) => {
+                self.ev.note(format!(
+                    "waiting {:.1}s (bound {:?} + slack {:?})",
+                    w.total().as_secs_f64(),
+                    w.bound,
+                    w.slack
+                ));
+                self.idle_until(Instant::now() + w.total()).await;
+                Ok(())
+            }
+            Step::AnswerPings(on) => {
+                if let Some(c) = &self.conn {
+                    c.answer_pings(*on);
+                }
+                self.pings_off_at = (!on).then(Instant::now);
+                self.ev.note(if *on {
+                    "answering pings"
+                } else {
+                    "no longer answering pings"
+                });
+                Ok(())
+            }
+            Step::HttpRequest(h) => self.http_request(h).await,
+            Step::TlsProbe(p) => self.tls_probe(p).await,
+        }
+    }
+
+    async fn judge(&mut self, e: &Expectation) -> Judgement {
+        match e {
+            Expectation::HandshakeRefused(h) => self.judge_refused(h),
+            Expectation::HandshakeUpgraded(h) => self.judge_upgraded(h),
+            Expectation::Rejected(r) => self.judge_rejected(r).await,
+            Expectation::Accepted(a) => self.judge_accepted(a).await,
+            Expectation::Closed(c) => self.judge_closed(c).await,
+            Expectation::PingSeen(p) => self.judge_ping(p).await,
+            Expectation::Cookie(c) => self.judge_cookie(c),
+            Expectation::Tls(t) => self.judge_tls(t),
+            Expectation::TlsRefused => self.judge_tls_refused(),
+            Expectation::Healthy => self.judge_healthy().await,
+            Expectation::Attested(a) => Judgement::Holds(format!("attested: {}", a.evidence)),
+        }
+    }
+}
+
+/// Runs one case: its steps in order, then its expectations; the first broken expectation
+/// decides a failure, an inconclusive one an error.
+pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Outcome {
+    if let Some(Expectation::Attested(a)) = case.expect.first() {
+        ev.note(format!("evidence: {}", a.evidence));
+        return Outcome::skipped(format!(
+            "not testable from outside; attested by: {}",
+            a.evidence
+        ));
+    }
+    let mut s = Session::new(rt, ev);
+    for (i, step) in case.steps.iter().enumerate() {
+        s.ev.note(format!("step {}: {}", i + 1, step.name()));
+        if let Err(reason) = s.step(step).await {
+            s.close_connection();
+            return Outcome::error(format!(
+                "step {} ({}) could not be carried out: {reason}",
+                i + 1,
+                step.name()
+            ));
+        }
+    }
+    s.steps_done = Instant::now();
+    let mut reasons = Vec::new();
+    for e in &case.expect {
+        let j = s.judge(e).await;
+        s.ev.note(format!("{}: {j:?}", e.name()));
+        match j {
+            Judgement::Holds(why) => reasons.push(why),
+            Judgement::Broken(why) => {
+                s.close_connection();
+                return Outcome::fail(format!("{}: {why}", e.name()));
+            }
+            Judgement::Inconclusive(why) => {
+                s.close_connection();
+                return Outcome::error(format!("{}: inconclusive: {why}", e.name()));
+            }
+        }
+    }
+    s.close_connection();
+    Outcome::pass(reasons.join("; "))
+}

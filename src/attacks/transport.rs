@@ -1,0 +1,151 @@
+//! Transport (TLS) and cookies: `tls_probe` with capped versions, the `tls` / `tls_refused`
+//! judgements, `http_request` to the ticket endpoint and the `cookie` judgement.
+
+use super::session::{Judgement, Session, StepResult};
+use crate::client::{ClientError, TlsVersions};
+use crate::config::policy::{SameSite, TlsVersion};
+use crate::plan::expect::{CookieAttributes, TlsExpectation};
+use crate::plan::step::{HttpEndpoint, HttpRequest, TlsProbe};
+
+impl Session {
+    /// `tls_probe`: a handshake recording version and certificate facts.
+    pub(super) async fn tls_probe(&mut self, p: &TlsProbe) -> StepResult {
+        let versions = match p.below {
+            None => TlsVersions::Default,
+            Some(TlsVersion::V1_3) => TlsVersions::Tls12Only,
+            Some(TlsVersion::V1_2) => {
+                return Err(
+                    "nothing below TLS 1.2 can be offered (rustls speaks 1.2 and 1.3 only)".into(),
+                );
+            }
+        };
+        let client = self.rt.probe_client(versions).map_err(|e| e.to_string())?;
+        let url = self.rt.target.url.0.as_str().to_string();
+        self.ev.sent(format!(
+            "TLS handshake offering {versions:?} to {}",
+            crate::client::display_url(&self.rt.target.url.0)
+        ));
+        let result =
+            crate::client::tls::probe(&url, &client, self.rt.target.limits.connect_timeout).await;
+        match &result {
+            Ok(f) => self.ev.saw(format!(
+                "TLS {} ({}), certificate: {}",
+                f.version,
+                f.cipher_suite,
+                match &f.verified {
+                    Ok(()) => "valid".to_string(),
+                    Err(e) => format!("invalid: {e}"),
+                }
+            )),
+            Err(e) => self.ev.saw(format!("handshake failed: {e}")),
+        }
+        self.probe = Some(result);
+        Ok(())
+    }
+
+    /// `tls`: negotiated version and certificate validity.
+    pub(super) fn judge_tls(&self, t: &TlsExpectation) -> Judgement {
+        match &self.probe {
+            None => Judgement::Inconclusive("no TLS probe was made".into()),
+            Some(Err(e)) => Judgement::Inconclusive(format!("the TLS handshake failed: {e}")),
+            Some(Ok(f)) => {
+                if let Some(min) = t.min_version
+                    && !f.version_at_least(min)
+                {
+                    return Judgement::Broken(format!(
+                        "negotiated TLS {}, below the required {min:?}",
+                        f.version
+                    ));
+                }
+                if t.certificate_valid
+                    && let Err(e) = &f.verified
+                {
+                    return Judgement::Broken(format!("the certificate is not valid: {e}"));
+                }
+                Judgement::Holds(format!("TLS {} with a valid certificate", f.version))
+            }
+        }
+    }
+
+    /// `tls_refused`: the server refused every version the probe offered.
+    pub(super) fn judge_tls_refused(&self) -> Judgement {
+        match &self.probe {
+            None => Judgement::Inconclusive("no TLS probe was made".into()),
+            Some(Ok(f)) => Judgement::Broken(format!("the server accepted TLS {}", f.version)),
+            Some(Err(e @ ClientError::Tls { .. })) => Judgement::Holds(format!("refused: {e}")),
+            Some(Err(e)) => {
+                Judgement::Inconclusive(format!("the probe did not reach a TLS handshake: {e}"))
+            }
+        }
+    }
+
+    /// `http_request`: the target's ticket request, for its `Set-Cookie`.
+    pub(super) async fn http_request(&mut self, h: &HttpRequest) -> StepResult {
+        match h.endpoint {
+            HttpEndpoint::Ticket => {}
+        }
+        let (spec, _) = self
+            .rt
+            .ticket_request()
+            .ok_or("the target describes no ticket endpoint (auth.ticket.request)")?;
+        self.ev.sent(format!("{spec:?}"));
+        let response = self
+            .rt
+            .http
+            .send(&spec, self.rt.target.limits.connect_timeout)
+            .await
+            .map_err(|e| format!("the request failed: {e}"))?;
+        for c in &response.set_cookies {
+            self.rt.register_secret(c.value());
+        }
+        let cookies: Vec<String> = response.set_cookies.iter().map(|c| c.describe()).collect();
+        self.ev.saw(format!(
+            "HTTP {}; Set-Cookie: {}",
+            response.status,
+            cookies.join(" | ")
+        ));
+        self.http = Some(Ok(response));
+        Ok(())
+    }
+
+    /// `cookie`: every `Set-Cookie` carries the required attributes.
+    pub(super) fn judge_cookie(&self, want: &CookieAttributes) -> Judgement {
+        let Some(Ok(response)) = &self.http else {
+            return Judgement::Inconclusive("no HTTP request was made".into());
+        };
+        if !(200..300).contains(&response.status) {
+            return Judgement::Broken(format!(
+                "the ticket endpoint answered HTTP {}",
+                response.status
+            ));
+        }
+        if response.set_cookies.is_empty() {
+            return Judgement::Broken("the response sets no cookie".into());
+        }
+        for c in &response.set_cookies {
+            let shown = c.describe();
+            if want.secure == Some(true) && !c.secure {
+                return Judgement::Broken(format!("`{shown}` lacks Secure"));
+            }
+            if want.http_only == Some(true) && !c.http_only {
+                return Judgement::Broken(format!("`{shown}` lacks HttpOnly"));
+            }
+            if let Some(s) = want.samesite {
+                let need = match s {
+                    SameSite::Strict => "strict",
+                    SameSite::Lax => "lax",
+                };
+                if c.same_site
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    != Some(need)
+                {
+                    return Judgement::Broken(format!("`{shown}` is not SameSite={s:?}"));
+                }
+            }
+        }
+        let all: Vec<String> = response.set_cookies.iter().map(|c| c.describe()).collect();
+        Judgement::Holds(all.join(" | "))
+    }
+}

@@ -35,6 +35,27 @@ impl Verdict {
             Verdict::Waived => "WAIVED",
         }
     }
+
+    /// Lower-case name, the same word the JSON report uses (`pass`, `fail`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+            Verdict::Waived => "waived",
+        }
+    }
+}
+
+/// Lower-case name of a severity, the same word the policy file and the JSON report use.
+pub fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
 }
 
 /// Whether a case attacks or checks that the legitimate path works.
@@ -229,6 +250,14 @@ impl RunReport {
                     .map(|c| c.verdict),
             );
         }
+    }
+
+    /// How many controls failed (a waived or inconclusive control is not failing).
+    pub fn failing_controls(&self) -> usize {
+        self.controls
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count()
     }
 
     /// The process exit code: 1 on any failure, else 3 on any inconclusive case, else 0.

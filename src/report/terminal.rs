@@ -56,11 +56,7 @@ pub fn render(report: &Redacted) -> String {
         let _ = writeln!(out, "\nNot run (interrupted): {}", report.not_run.len());
     }
     let s = &report.summary;
-    let controls_failed = report
-        .controls
-        .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .count();
+    let controls_failed = report.failing_controls();
     let _ = writeln!(
         out,
         "\nSummary: {} passed, {} failed, {} errors, {} skipped, {} waived ({} cases, {} of {} controls failing) in {:.1}s",

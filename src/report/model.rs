@@ -339,6 +339,27 @@ mod tests {
     }
 
     #[test]
+    fn verdict_names_match_the_json_words() {
+        for v in [
+            Verdict::Pass,
+            Verdict::Fail,
+            Verdict::Error,
+            Verdict::Skipped,
+            Verdict::Waived,
+        ] {
+            assert_eq!(serde_json::to_value(v).ok(), Some(v.as_str().into()));
+        }
+        for s in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(serde_json::to_value(s).ok(), Some(severity_name(s).into()));
+        }
+    }
+
+    #[test]
     fn evidence_is_bounded_and_printable() {
         let mut e = Evidence::default();
         e.saw("a\u{0}b\u{1b}[31m");

@@ -4,28 +4,35 @@
 
 use std::borrow::Cow;
 
-/// Whether XML 1.0 (and so HTML) can carry `c` as character data.
+/// Whether `c` is shown as it is in a report.
 ///
 /// XML 1.0 allows tab, newline, carriage return, `U+0020..=U+D7FF`, `U+E000..=U+FFFD` and the
 /// supplementary planes. DEL and the C1 controls are allowed by XML but are terminal escapes in a
-/// CI log and parse errors in HTML, so they are refused too.
-fn is_markup_safe(c: char) -> bool {
+/// CI log and parse errors in HTML, and the bidirectional formatting characters would let a
+/// target reorder what a reader sees (`\u{202e}gnp.exe` displays as `exe.png`), so those are
+/// escaped too.
+fn is_shown_as_is(c: char) -> bool {
     match c {
         '\t' | '\n' | '\r' => true,
         '\u{FFFE}' | '\u{FFFF}' => false,
+        '\u{061C}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}' => false,
         c => !c.is_control(),
     }
 }
 
-/// Replaces every character XML 1.0 or HTML cannot carry with a visible escape such as `\x1b`
-/// or `\u{fffe}`, so the evidence still shows that the target sent it.
+/// Replaces every character XML 1.0 or HTML cannot carry, and every bidirectional override, with
+/// a visible escape such as `\x1b` or `\u{202e}`, so the evidence still shows what the target sent.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if text.chars().all(is_markup_safe) {
+    if text.chars().all(is_shown_as_is) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if is_markup_safe(c) {
+        if is_shown_as_is(c) {
             out.push(c);
         } else if (c as u32) <= 0xFF {
             out.push_str(&format!("\\x{:02x}", c as u32));
@@ -76,6 +83,10 @@ mod tests {
         assert_eq!(
             printable("a\u{0}b\u{1b}[31m\u{7f}\u{85}\u{fffe}\u{ffff}"),
             "a\\x00b\\x1b[31m\\x7f\\x85\\u{fffe}\\u{ffff}"
+        );
+        assert_eq!(
+            printable("\u{202e}gnp.exe\u{2066}"),
+            "\\u{202e}gnp.exe\\u{2066}"
         );
     }
 

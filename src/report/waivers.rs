@@ -196,40 +196,38 @@ pub fn apply(report: &mut RunReport, waivers: &Waivers, today: Date) -> Vec<Stri
         .iter_mut()
         .filter(|c| c.verdict == Verdict::Fail)
     {
-        let mut matching = waivers
+        let matching: Vec<(usize, &Waiver)> = waivers
             .waivers
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.covers(&case.control_id, &case.case_id));
-        let live = matching.clone().find(|(_, w)| w.is_live(today));
-        match live {
-            Some((_, w)) => {
-                case.verdict = Verdict::Waived;
-                case.reason = format!(
-                    "waived: {} (waiver for {} in {file}, {}); failure was: {}",
-                    w.justification,
-                    w.id,
-                    w.expiry_text(),
-                    case.reason
-                );
-                case.evidence.transcript.push(format!(
-                    "# waiver for {} applied ({})",
-                    w.id,
-                    w.expiry_text()
-                ));
-            }
-            None => {
-                for (i, w) in matching.by_ref() {
-                    still_failed[i] += 1;
-                    // The note bypasses the evidence line limit on purpose: an ignored waiver
-                    // must be visible next to the failure it no longer covers.
-                    case.evidence.transcript.push(format!(
-                        "# waiver for {} in {file} expired on {} and was not applied",
-                        w.id,
-                        w.expires.map(iso_date).unwrap_or_default()
-                    ));
-                }
-            }
+            .filter(|(_, w)| w.covers(&case.control_id, &case.case_id))
+            .collect();
+        if let Some((_, w)) = matching.iter().find(|(_, w)| w.is_live(today)) {
+            case.verdict = Verdict::Waived;
+            case.reason = format!(
+                "waived: {} (waiver for {} in {file}, {}); failure was: {}",
+                w.justification,
+                w.id,
+                w.expiry_text(),
+                case.reason
+            );
+            case.evidence.transcript.push(format!(
+                "# waiver for {} applied ({})",
+                w.id,
+                w.expiry_text()
+            ));
+            continue;
+        }
+        // Every matching waiver has expired (live ones would have matched above).
+        for (i, w) in matching {
+            still_failed[i] += 1;
+            // The note bypasses the evidence line limit on purpose: an ignored waiver must be
+            // visible next to the failure it no longer covers.
+            case.evidence.transcript.push(format!(
+                "# waiver for {} in {file} expired on {} and was not applied",
+                w.id,
+                w.expires.map(iso_date).unwrap_or_default()
+            ));
         }
     }
     report.finish();

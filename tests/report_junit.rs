@@ -211,6 +211,19 @@ fn case_names_are_unique_within_a_control() {
 }
 
 #[test]
+fn cases_of_unknown_controls_still_get_a_suite() {
+    let mut report = hostile_report();
+    let mut orphan = report.cases[3].clone();
+    orphan.control_id = "WS-GONE-01".into();
+    report.cases.push(orphan);
+    report.finish();
+    let xml = junit::render(&report.redact(str::to_string));
+    validate_with_xmllint(&xml);
+    assert!(xml.contains("name=\"WS-GONE-01: (not in the policy)\""));
+    assert_eq!(read_cases(&xml).len(), report.cases.len());
+}
+
+#[test]
 fn timestamps_come_from_the_run_not_the_clock() {
     let report = hostile_report().redact(str::to_string);
     let xml = junit::render(&report);

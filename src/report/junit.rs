@@ -20,14 +20,29 @@ pub fn render(report: &Redacted) -> String {
     let run_start = OffsetDateTime::parse(&report.started_at, &Rfc3339)
         // A malformed start time must not make the document non-deterministic or fail it.
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // One suite per control, in policy order; a case whose control is not in the report still
+    // gets a suite, so no result can silently vanish from CI.
+    let mut suites: Vec<(&str, String)> = report
+        .controls
+        .iter()
+        .map(|c| (c.id.as_str(), format!("{}: {}", c.id, c.title)))
+        .collect();
+    for case in &report.cases {
+        if !suites.iter().any(|(id, _)| *id == case.control_id) {
+            suites.push((
+                &case.control_id,
+                format!("{}: (not in the policy)", case.control_id),
+            ));
+        }
+    }
     let mut junit = Report::new();
-    for control in &report.controls {
+    for (control_id, suite_name) in suites {
         let cases: Vec<&CaseResult> = report
             .cases
             .iter()
-            .filter(|c| c.control_id == control.id)
+            .filter(|c| c.control_id == control_id)
             .collect();
-        let mut suite = TestSuite::new(&printable(&format!("{}: {}", control.id, control.title)));
+        let mut suite = TestSuite::new(&printable(&suite_name));
         let first_start = cases.iter().map(|c| c.started).min().unwrap_or_default();
         suite.set_timestamp(run_start + first_start);
         let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -39,7 +54,7 @@ pub fn render(report: &Redacted) -> String {
                 1 => case.case_id.clone(),
                 n => format!("{} #{n}", case.case_id),
             };
-            suite.add_testcase(testcase(case, &name, &control.id));
+            suite.add_testcase(testcase(case, &name, control_id));
         }
         junit.add_testsuite(suite);
     }

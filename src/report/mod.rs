@@ -1,7 +1,15 @@
 //! Reporting: one result model ([`model::RunReport`]) redacted once ([`model::Redacted`]) and
 //! rendered by one reporter per format.
 
+pub mod html;
+pub mod json;
+pub mod junit;
 pub mod model;
+pub mod partition;
+pub mod sample;
+pub mod sarif;
 pub mod terminal;
+pub mod text;
+pub mod waivers;
 
 pub use model::{CaseResult, ControlResult, Evidence, Redacted, Role, RunReport, Summary, Verdict};

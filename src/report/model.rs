@@ -35,6 +35,27 @@ impl Verdict {
             Verdict::Waived => "WAIVED",
         }
     }
+
+    /// Lower-case name, the same word the JSON report uses (`pass`, `fail`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+            Verdict::Waived => "waived",
+        }
+    }
+}
+
+/// Lower-case name of a severity, the same word the policy file and the JSON report use.
+pub fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
 }
 
 /// Whether a case attacks or checks that the legitimate path works.
@@ -233,6 +254,14 @@ impl RunReport {
         }
     }
 
+    /// How many controls failed (a waived or inconclusive control is not failing).
+    pub fn failing_controls(&self) -> usize {
+        self.controls
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count()
+    }
+
     /// The process exit code: 1 on any failure, else 3 on any inconclusive case, else 0.
     pub fn exit_code(&self) -> u8 {
         if self.summary.failed > 0 {
@@ -309,6 +338,27 @@ mod tests {
             Verdict::Pass
         );
         assert_eq!(control_verdict([Verdict::Skipped]), Verdict::Skipped);
+    }
+
+    #[test]
+    fn verdict_names_match_the_json_words() {
+        for v in [
+            Verdict::Pass,
+            Verdict::Fail,
+            Verdict::Error,
+            Verdict::Skipped,
+            Verdict::Waived,
+        ] {
+            assert_eq!(serde_json::to_value(v).ok(), Some(v.as_str().into()));
+        }
+        for s in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(serde_json::to_value(s).ok(), Some(severity_name(s).into()));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::model::{Redacted, Verdict};
+use super::text::printable;
 
 /// Renders the whole report as plain text (no colours: it usually lands in a CI log).
 pub fn render(report: &Redacted) -> String {
@@ -43,12 +44,13 @@ pub fn render(report: &Redacted) -> String {
                 "\n{} {} {} ({})",
                 c.verdict.label(),
                 c.control_id,
-                c.case_id,
-                c.name
+                printable(&c.case_id),
+                printable(&c.name)
             );
-            let _ = writeln!(out, "  {}", c.reason);
+            // Reasons and evidence may quote the target: no escape sequence reaches the log.
+            let _ = writeln!(out, "  {}", printable(&c.reason));
             for line in &c.evidence.transcript {
-                let _ = writeln!(out, "    {line}");
+                let _ = writeln!(out, "    {}", printable(line));
             }
         }
     }
@@ -56,11 +58,7 @@ pub fn render(report: &Redacted) -> String {
         let _ = writeln!(out, "\nNot run (interrupted): {}", report.not_run.len());
     }
     let s = &report.summary;
-    let controls_failed = report
-        .controls
-        .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .count();
+    let controls_failed = report.failing_controls();
     let _ = writeln!(
         out,
         "\nSummary: {} passed, {} failed, {} errors, {} skipped, {} waived ({} cases, {} of {} controls failing) in {:.1}s",

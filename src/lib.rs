@@ -10,6 +10,7 @@
 pub mod attacks;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -11,6 +11,9 @@ use wsaudit::attacks::TargetRuntime;
 use wsaudit::config::LoadedPolicy;
 use wsaudit::config::check::{check_file, compile_files, compile_inputs, load_suites};
 use wsaudit::config::schema;
+use wsaudit::report::outputs::ReportOutputs;
+use wsaudit::report::partition::Partition;
+use wsaudit::report::waivers::Waivers;
 use wsaudit::run::RunOptions;
 use wsaudit::run::progress::Progress;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
@@ -45,8 +48,9 @@ enum Command {
     Schema(SchemaArgs),
 }
 
+/// The files a plan is compiled from.
 #[derive(clap::Args)]
-struct RunArgs {
+struct PlanInputs {
     /// Policy file.
     #[arg(long)]
     policy: PathBuf,
@@ -56,22 +60,29 @@ struct RunArgs {
     /// A directory of extra suite files (repeatable).
     #[arg(long, value_name = "DIR")]
     suites: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    inputs: PlanInputs,
     /// Run only these controls or cases (comma-separated IDs; a case ID may omit its `[item]`).
     #[arg(long, value_name = "ID,..", value_delimiter = ',')]
     only: Vec<String>,
+    #[command(flatten)]
+    outputs: ReportOutputs,
+    /// Waivers file: failures of these controls or cases are reported as waived.
+    #[arg(long, value_name = "FILE")]
+    waivers: Option<PathBuf>,
+    /// Run only share K of N of the cases (stable by case ID), to spread a plan over CI jobs.
+    #[arg(long, value_name = "K/N")]
+    partition: Option<Partition>,
 }
 
 #[derive(clap::Args)]
 struct CompileArgs {
-    /// Policy file.
-    #[arg(long)]
-    policy: PathBuf,
-    /// Target file; `${VAR}` reads the environment.
-    #[arg(long)]
-    target: PathBuf,
-    /// A directory of extra suite files (repeatable).
-    #[arg(long, value_name = "DIR")]
-    suites: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: PlanInputs,
 }
 
 #[derive(clap::Args)]
@@ -141,13 +152,16 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile(&args),
         Command::Check(args) => check(&args),
         Command::Schema(args) => schema(&args),
-        Command::Demo => {
-            println!(
-                "wsaudit demo: the attack runner is coming; for now run the reference server:"
-            );
-            println!("  cargo run --release -- serve --policy policies/fintech.yaml");
-            ExitCode::SUCCESS
-        }
+        Command::Demo => match runtime.block_on(wsaudit::demo::tour()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -156,7 +170,23 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    let compiled = match compile_inputs(&args.policy, &args.target, &args.suites, &env_var) {
+    // Everything that can be wrong with the invocation is reported before any attack runs.
+    if let Err(e) = args.outputs.check_writable() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let waivers = match &args.waivers {
+        Some(path) => match Waivers::load(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
+    let i = &args.inputs;
+    let compiled = match compile_inputs(&i.policy, &i.target, &i.suites, &env_var) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -174,32 +204,39 @@ async fn run(args: RunArgs) -> ExitCode {
     let rt = match TargetRuntime::new(&compiled.target) {
         Ok(rt) => std::sync::Arc::new(rt),
         Err(e) => {
-            eprintln!("error: {}: {e}", args.target.display());
+            eprintln!("error: {}: {e}", i.target.display());
             return ExitCode::from(EXIT_INVALID);
         }
     };
     let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
-    let selected = compiled
-        .plan
-        .cases
-        .iter()
-        .filter(|c| wsaudit::run::selected(c, &args.only))
-        .count();
+    let selected = wsaudit::run::select(&compiled.plan, &args.only, args.partition.as_ref()).len();
     let opts = RunOptions {
         only: args.only.clone(),
+        partition: args.partition,
         max_parallel: None,
         cancel,
         progress: Progress::for_stderr(selected),
     };
-    let report = wsaudit::run::run(&compiled.plan, &compiled.policy, rt.clone(), opts).await;
+    let mut report = wsaudit::run::run(&compiled.plan, &compiled.policy, rt.clone(), opts).await;
+    if let Some(w) = &waivers {
+        let today = time::OffsetDateTime::now_utc().date();
+        for warning in wsaudit::report::waivers::apply(&mut report, w, today) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let secrets = rt.secrets();
     let redacted = report.redact(|s| secrets.redact(s));
     print!("{}", wsaudit::report::terminal::render(&redacted));
+    if let Err(e) = args.outputs.write_all(&redacted) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
     ExitCode::from(redacted.exit_code())
 }
 
 fn compile(args: &CompileArgs) -> ExitCode {
-    match compile_files(&args.policy, &args.target, &args.suites, &env_var) {
+    let i = &args.inputs;
+    match compile_files(&i.policy, &i.target, &i.suites, &env_var) {
         Ok(plan) => {
             print!("{}", plan.to_yaml());
             ExitCode::SUCCESS

@@ -5,6 +5,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod model;
+pub mod outputs;
 pub mod partition;
 pub mod sample;
 pub mod sarif;

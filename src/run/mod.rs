@@ -18,6 +18,8 @@ use crate::report::{CaseResult, ControlResult, Role, RunReport, Verdict};
 pub struct RunOptions {
     /// Control IDs or case IDs to run (a case ID may leave out its `[item]`); empty runs all.
     pub only: Vec<String>,
+    /// This job's share of the cases when a plan is spread over parallel CI jobs.
+    pub partition: Option<crate::report::partition::Partition>,
     /// Cases at once; the target's `limits.max_parallel` when `None`.
     pub max_parallel: Option<usize>,
     /// Switches to `true` to stop (SIGINT): running cases are abandoned and reported as not run.
@@ -34,6 +36,19 @@ pub fn selected(case: &Case, only: &[String]) -> bool {
                 || o == &case.case_id
                 || case.case_id.split('[').next() == Some(o.as_str())
         })
+}
+
+/// The cases a run executes: selected by `only`, then this job's share of them.
+pub fn select(
+    plan: &Plan,
+    only: &[String],
+    partition: Option<&crate::report::partition::Partition>,
+) -> Vec<Case> {
+    plan.cases
+        .iter()
+        .filter(|c| selected(c, only) && partition.is_none_or(|p| p.contains(&c.case_id)))
+        .cloned()
+        .collect()
 }
 
 /// The IDs in `only` that select nothing in `plan` (a typo must not silently run nothing).

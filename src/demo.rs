@@ -1,0 +1,144 @@
+//! `wsaudit demo`: the one-command tour. Starts the reference server in-process with the
+//! embedded `reference-fast` policy, audits it (everything passes), audits a copy weakened on
+//! origin and max-size (those controls fail, with evidence), and says what to run next.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::attacks::TargetRuntime;
+use crate::config::Secrets;
+use crate::config::check::load_suites;
+use crate::config::target::LoadedTarget;
+use crate::config::{LoadedPolicy, SourceFile};
+use crate::report::{Redacted, RunReport, Verdict};
+use crate::run::progress::Progress;
+use crate::run::{RunOptions, run};
+use crate::server::{self, ServerOptions, Weakened};
+
+/// The policy the demo audits against, embedded so the demo runs from any directory.
+pub const POLICY: &str = include_str!("../policies/reference-fast.yaml");
+
+/// The defences the demo switches off in its second audit.
+pub const WEAKENED: &str = "origin,max-size";
+
+/// Runs the tour and returns what to print, or why it could not run.
+pub async fn tour() -> Result<String, String> {
+    let mut out = String::new();
+    let policy = LoadedPolicy::parse(SourceFile::from_text(
+        "policies/reference-fast.yaml",
+        POLICY,
+    ))
+    .map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        out,
+        "wsaudit demo: auditing the embedded reference server with the `{}` policy ({} controls)\n",
+        policy.policy.policy,
+        policy.policy.controls.len()
+    );
+    let full = audit(&policy, Weakened::none()).await?;
+    let _ = writeln!(
+        out,
+        "1. The hardened reference server, {}:",
+        full.target_url
+    );
+    controls(&mut out, &full);
+    let weakened: Weakened = WEAKENED.parse().map_err(|e: String| e)?;
+    let weak = audit(&policy, weakened).await?;
+    let _ = writeln!(
+        out,
+        "\n2. The same server with two defences switched off (--weaken {WEAKENED}):"
+    );
+    controls(&mut out, &weak);
+    let _ = writeln!(out, "\n   What the failing controls caught:");
+    for control in weak.controls.iter().filter(|c| c.verdict == Verdict::Fail) {
+        let failed: Vec<_> = weak
+            .cases
+            .iter()
+            .filter(|c| c.control_id == control.id && c.verdict == Verdict::Fail)
+            .collect();
+        for c in failed.iter().take(2) {
+            let _ = writeln!(out, "   - {}: {}", c.case_id, c.reason);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nWhat to run next:\n\
+         \x20 wsaudit serve --policy policies/fintech.yaml --plain-listen 127.0.0.1:8080 --emit-target ref.yaml\n\
+         \x20 wsaudit compile --policy policies/fintech.yaml --target ref.yaml   # the plan, for review\n\
+         \x20 wsaudit run --policy policies/fintech.yaml --target ref.yaml --junit wsaudit.xml\n\
+         \x20 wsaudit serve --policy policies/fintech.yaml --weaken schema ...   # watch a control fail\n\
+         Write a target file for your own staging server (see README) and run the same policy against it."
+    );
+    Ok(out)
+}
+
+/// Starts a reference server enforcing `policy` (weakened or not) on 127.0.0.1, writes the
+/// target file it describes itself with, loads and compiles it with the shipped suites, and
+/// runs the whole plan: the pipeline a user runs, end to end, in-process.
+pub async fn audit_reference(
+    policy: &LoadedPolicy,
+    weakened: Weakened,
+) -> Result<(RunReport, Secrets), String> {
+    let mut opts = ServerOptions::local(policy.clone());
+    opts.weakened = weakened;
+    let handle = server::start(opts)
+        .await
+        .map_err(|e| format!("cannot start the reference server: {e}"))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let path = dir.path().join("reference.yaml");
+    handle.write_target(&path).map_err(|e| e.to_string())?;
+    let source = SourceFile::read(&path).map_err(|e| e.to_string())?;
+    let target = LoadedTarget::parse(source, &|_| None).map_err(|e| e.to_string())?;
+    let suites = load_suites(&[]).map_err(|e| e.to_string())?;
+    let plan = crate::plan::compile(policy, &target, &suites).map_err(|e| e.to_string())?;
+    let rt = Arc::new(TargetRuntime::new(&target).map_err(|e| e.to_string())?);
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let opts = RunOptions {
+        only: Vec::new(),
+        partition: None,
+        max_parallel: None,
+        cancel,
+        progress: Progress::Silent,
+    };
+    let report = run(&plan, policy, rt.clone(), opts).await;
+    Ok((report, rt.secrets()))
+}
+
+/// Audits and redacts, for printing.
+async fn audit(policy: &LoadedPolicy, weakened: Weakened) -> Result<Redacted, String> {
+    let (report, secrets) = audit_reference(policy, weakened).await?;
+    Ok(report.redact(|s| secrets.redact(s)))
+}
+
+/// One line per control, then the case counts.
+fn controls(out: &mut String, r: &Redacted) {
+    for c in &r.controls {
+        let cases: Vec<_> = r.cases.iter().filter(|k| k.control_id == c.id).collect();
+        let failed = cases.iter().filter(|k| k.verdict == Verdict::Fail).count();
+        let plural = if cases.len() == 1 { "case" } else { "cases" };
+        let detail = if failed > 0 {
+            format!("{failed} of {} {plural} failed", cases.len())
+        } else {
+            format!("{} {plural}", cases.len())
+        };
+        let _ = writeln!(
+            out,
+            "   {:<6} {:<13} {} ({detail})",
+            c.verdict.label(),
+            c.id,
+            c.title
+        );
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "   {} cases: {} passed, {} failed, {} errors, {} skipped in {:.1}s",
+        r.cases.len(),
+        s.passed,
+        s.failed,
+        s.errors,
+        s.skipped,
+        r.wall_time.as_secs_f64()
+    );
+}

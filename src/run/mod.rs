@@ -82,12 +82,7 @@ pub async fn run(
 ) -> RunReport {
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let t0 = tokio::time::Instant::now();
-    let cases: Vec<Case> = plan
-        .cases
-        .iter()
-        .filter(|c| selected(c, &opts.only))
-        .cloned()
-        .collect();
+    let cases = select(plan, &opts.only, opts.partition.as_ref());
     let parallel = opts
         .max_parallel
         .unwrap_or(rt.target.limits.max_parallel as usize)

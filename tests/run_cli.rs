@@ -1,0 +1,272 @@
+//! `wsaudit run` end to end, as CI runs it: the binary against an in-process reference server,
+//! with every report format. A canary secret must reach no output byte; partitions must cover
+//! every case exactly once; the JUnit of a real run must validate; waivers must apply.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wsaudit::config::LoadedPolicy;
+use wsaudit::server::{self, ServerHandle, ServerOptions, Weakened};
+
+const CANARY: &str = "canary-4c1d9e-never-print-me";
+
+struct Fixture {
+    _server: ServerHandle,
+    dir: tempfile::TempDir,
+    target: PathBuf,
+}
+
+/// A reference server (weakened on `weaken`) whose API token is the canary, and a target file
+/// that reads the token from `${WSAUDIT_CANARY}`.
+async fn fixture(weaken: &str) -> Fixture {
+    wsaudit::tls::install_crypto_provider();
+    let path = format!(
+        "{}/policies/reference-fast.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let policy = LoadedPolicy::load(Path::new(&path)).expect("policy");
+    let mut opts = ServerOptions::local(policy);
+    opts.weakened = weaken.parse::<Weakened>().expect("weaken");
+    opts.api_token = Some(CANARY.to_string());
+    let handle = server::start(opts).await.expect("server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("target.yaml");
+    handle.write_target(&target).expect("target");
+    let text = std::fs::read_to_string(&target)
+        .expect("read target")
+        .replace(CANARY, "${WSAUDIT_CANARY}");
+    assert!(
+        text.contains("${WSAUDIT_CANARY}"),
+        "the emitted target carries the token"
+    );
+    std::fs::write(&target, text).expect("write target");
+    Fixture {
+        _server: handle,
+        dir,
+        target,
+    }
+}
+
+/// Runs `wsaudit run` on a blocking thread (the server lives on this test's runtime).
+async fn wsaudit_run(f: &Fixture, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsaudit"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("WSAUDIT_CANARY", CANARY)
+        .args([
+            "run",
+            "--policy",
+            "policies/reference-fast.yaml",
+            "--target",
+        ])
+        .arg(&f.target)
+        .args(extra);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run wsaudit"))
+        .await
+        .expect("join")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_secret_reaches_no_output_byte_of_a_failing_run() {
+    // url-token weakened: the credential (the canary) is sent in URLs, the server accepts it,
+    // and the failing cases' evidence shows those very requests.
+    let f = fixture("url-token").await;
+    let d = f.dir.path();
+    let (junit, json, sarif, html) = (
+        d.join("r.xml"),
+        d.join("r.json"),
+        d.join("r.sarif"),
+        d.join("html"),
+    );
+    let out = wsaudit_run(
+        &f,
+        &[
+            "--only",
+            "WS-AUTH-01,WS-AUTH-02,WS-COOKIE-01",
+            "--junit",
+            junit.to_str().expect("utf-8"),
+            "--json",
+            json.to_str().expect("utf-8"),
+            "--sarif",
+            sarif.to_str().expect("utf-8"),
+            "--html",
+            html.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failing control exits 1\n{stdout}"
+    );
+    assert!(stdout.contains("FAIL   WS-AUTH-02"), "{stdout}");
+    let outputs = [
+        ("stdout", stdout.to_string()),
+        ("stderr", String::from_utf8_lossy(&out.stderr).to_string()),
+        ("junit", read(&junit)),
+        ("json", read(&json)),
+        ("sarif", read(&sarif)),
+        ("html", read(&html.join("index.html"))),
+    ];
+    for (name, text) in &outputs {
+        assert!(!text.contains(CANARY), "the canary leaked into {name}");
+        assert!(
+            !text.contains(&CANARY[..12]),
+            "part of the canary leaked into {name}"
+        );
+    }
+    // Redaction happened (the evidence shows the masked credential), not just omission.
+    assert!(
+        outputs[0].1.contains("***"),
+        "stdout shows no redacted value"
+    );
+    assert!(outputs[2].1.contains("token=***") || outputs[2].1.contains("***"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_cover_every_case_exactly_once_and_junit_validates() {
+    let f = fixture("").await;
+    let d = f.dir.path();
+    let only = "WS-ORIGIN-01,WS-PROTO-01,WS-TLS-01";
+    let mut seen: Vec<String> = Vec::new();
+    for k in 1..=3 {
+        let junit = d.join(format!("part{k}.xml"));
+        let part = format!("{k}/3");
+        let out = wsaudit_run(
+            &f,
+            &[
+                "--only",
+                only,
+                "--partition",
+                &part,
+                "--junit",
+                junit.to_str().expect("utf-8"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let xml = read(&junit);
+        validate_junit(&xml);
+        seen.extend(xml.match_indices("<testcase name=\"").map(|(i, m)| {
+            xml[i + m.len()..]
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        }));
+    }
+    let all = wsaudit_run(
+        &f,
+        &[
+            "--only",
+            only,
+            "--junit",
+            d.join("all.xml").to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(all.status.code(), Some(0));
+    let whole = read(&d.join("all.xml"));
+    let expected: BTreeSet<String> = whole
+        .match_indices("<testcase name=\"")
+        .map(|(i, m)| {
+            whole[i + m.len()..]
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), unique.len(), "a case ran in two partitions");
+    assert_eq!(
+        unique, expected,
+        "the partitions together hold every case once"
+    );
+    assert!(expected.len() > 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
+    let f = fixture("cookie-samesite").await;
+    let waivers = f.dir.path().join("waivers.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2999-01-01\n",
+    )
+    .expect("write waivers");
+    let waived = wsaudit_run(
+        &f,
+        &[
+            "--only",
+            "WS-COOKIE-01",
+            "--waivers",
+            waivers.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&waived.stdout);
+    assert_eq!(waived.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("WAIVED") && stdout.contains("1 waived"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2020-01-01\n",
+    )
+    .expect("write waivers");
+    let expired = wsaudit_run(
+        &f,
+        &[
+            "--only",
+            "WS-COOKIE-01",
+            "--waivers",
+            waivers.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&expired.stderr).contains("expired"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_selection_and_unwritable_reports_fail_before_any_attack() {
+    let f = fixture("").await;
+    let typo = wsaudit_run(&f, &["--only", "WS-ORIGN-01"]).await;
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("WS-ORIGN-01"));
+    let unwritable = wsaudit_run(&f, &["--junit", "/nonexistent-dir/wsaudit.xml"]).await;
+    assert_eq!(unwritable.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unwritable.stderr).contains("/nonexistent-dir/wsaudit.xml"));
+    assert!(unwritable.stdout.is_empty(), "no attack may run");
+}
+
+/// The JUnit of a real run against the Jenkins junit-10 schema.
+fn validate_junit(xml: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("r.xml");
+    std::fs::write(&file, xml).expect("write");
+    let xsd = format!("{}/tests/schemas/junit-10.xsd", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema", &xsd])
+        .arg(&file)
+        .output()
+        .expect("xmllint is needed: apt-get install -y libxml2-utils");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

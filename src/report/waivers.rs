@@ -29,8 +29,11 @@ impl Waiver {
         self.expires.is_none_or(|expires| today <= expires)
     }
 
+    /// A control ID, a case ID, or a case ID without its `[item]` (as `--only` reads them).
     fn covers(&self, control_id: &str, case_id: &str) -> bool {
-        self.id == control_id || self.id == case_id
+        self.id == control_id
+            || self.id == case_id
+            || case_id.split('[').next() == Some(self.id.as_str())
     }
 
     fn expiry_text(&self) -> String {

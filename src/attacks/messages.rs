@@ -9,7 +9,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use tokio::time::Instant;
 
 use super::session::{HandshakeSeen, Judgement, LastSent, Session, StepResult};
-use crate::client::{Event, FrameSpec, Mask};
+use crate::client::{Connection, Event, FrameSpec, Mask};
 use crate::plan::expect::{Accepted, Rejected};
 use crate::plan::step::{Flood, Send};
 
@@ -97,26 +97,7 @@ impl Session {
                     self.idle_until(started + gap * sent).await;
                 }
             }
-            None => {
-                let batch: Vec<u8> = frame.repeat(FLOOD_BATCH);
-                while !done(sent) {
-                    if conn.has_ended() {
-                        break;
-                    }
-                    let n = f
-                        .count
-                        .map_or(FLOOD_BATCH as u32, |c| (c - sent).min(FLOOD_BATCH as u32));
-                    if conn
-                        .send_raw(&batch[..frame.len() * n as usize])
-                        .await
-                        .is_err()
-                    {
-                        // The server cutting a flood short is what the judgement looks at.
-                        break;
-                    }
-                    sent += n;
-                }
-            }
+            None => sent = flood_unpaced(conn, &frame, f.count, until).await,
         }
         let secs = started.elapsed().as_secs_f64();
         self.ev.note(format!(
@@ -266,6 +247,39 @@ impl Session {
                 _ => {}
             }
         }
+    }
+}
+
+/// Sends one pre-encoded frame `count` times (or until `until`) as fast as the socket takes
+/// it, [`FLOOD_BATCH`] frames per write; stops early when the server ends the connection.
+/// Returns how many frames went out.
+pub async fn flood_unpaced(
+    conn: &Connection,
+    frame: &[u8],
+    count: Option<u32>,
+    until: Option<Instant>,
+) -> u32 {
+    let batch: Vec<u8> = frame.repeat(FLOOD_BATCH);
+    let mut sent: u32 = 0;
+    loop {
+        let done = match (count, until) {
+            (Some(n), _) => sent >= n,
+            (None, Some(u)) => Instant::now() >= u,
+            (None, None) => true,
+        };
+        if done || conn.has_ended() {
+            return sent;
+        }
+        let n = count.map_or(FLOOD_BATCH as u32, |c| (c - sent).min(FLOOD_BATCH as u32));
+        if conn
+            .send_raw(&batch[..frame.len() * n as usize])
+            .await
+            .is_err()
+        {
+            // The server cutting a flood short is what the judgement looks at.
+            return sent;
+        }
+        sent += n;
     }
 }
 

@@ -11,7 +11,7 @@ mod frames;
 mod handshake;
 mod health;
 mod lifecycle;
-mod messages;
+pub mod messages;
 pub mod runtime;
 pub mod session;
 mod transport;

@@ -1,0 +1,249 @@
+//! The harness benchmark of the attack-engine issue: figures printed, never asserted.
+//!
+//! 1. A full reference-fast audit's wall time against its longest single case (goal <= 1.3x):
+//!    cases run concurrently, so an audit should take about as long as its longest case.
+//! 2. Peak RSS of a `wsaudit run` process across a full audit, which includes a frame declaring
+//!    100 MiB (goal <= 32 MiB), read from `getrusage(RUSAGE_CHILDREN)` after it exits.
+//! 3. Flood send rate on one loopback connection, 32-byte messages, frames pre-encoded, through
+//!    the engine's own flood loop (goal >= 500k messages/s), plaintext and TLS.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use wsaudit::client::{FrameSpec, Mask, TlsClient, TlsOptions, UpgradeRequest, connect};
+use wsaudit::config::LoadedPolicy;
+use wsaudit::server::Weakened;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Messages per flood measurement: enough for a steady rate, a few seconds at most.
+const FLOOD_MESSAGES: u32 = 2_000_000;
+
+fn main() -> Result<()> {
+    wsaudit::tls::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut rows: Vec<(String, String, &str, Option<bool>)> = Vec::new();
+
+    println!("== full audit vs its longest case (3 audits of the full reference server)");
+    let policy = LoadedPolicy::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/reference-fast.yaml"
+    )))?;
+    let mut ratios = Vec::new();
+    for i in 1..=3 {
+        let (report, _) = rt.block_on(wsaudit::demo::audit_reference(&policy, Weakened::none()))?;
+        let longest = report
+            .cases
+            .iter()
+            .map(|c| c.duration)
+            .max()
+            .unwrap_or_default();
+        let ratio = report.wall_time.as_secs_f64() / longest.as_secs_f64().max(1e-9);
+        println!(
+            "   audit {i}: {} cases in {:.2}s, longest case {:.2}s, ratio {ratio:.2}x",
+            report.cases.len(),
+            report.wall_time.as_secs_f64(),
+            longest.as_secs_f64()
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[1];
+    rows.push((
+        "audit wall time / longest case (median of 3)".into(),
+        format!("{median:.2}x"),
+        "<= 1.3x",
+        Some(median <= 1.3),
+    ));
+
+    println!("== peak RSS of a `wsaudit run` process");
+    let peak = harness_peak_rss()?;
+    rows.push((
+        "harness peak RSS, full audit incl. 100 MiB declared frame".into(),
+        format!("{:.1} MiB", peak as f64 / 1024.0),
+        "<= 32 MiB",
+        Some(peak <= 32 * 1024),
+    ));
+
+    println!("== flood send rate, one loopback connection, 32-byte messages");
+    for tls in [false, true] {
+        let rate = rt.block_on(flood_rate(tls))?;
+        let name = if tls {
+            "flood send rate (wss://, TLS 1.3)"
+        } else {
+            "flood send rate (ws://)"
+        };
+        rows.push((
+            name.into(),
+            format!("{:.0} msg/s", rate),
+            ">= 500k/s",
+            Some(rate >= 500_000.0),
+        ));
+    }
+
+    println!("\n{:<58} {:>14}  {:<10} status", "figure", "value", "goal");
+    println!("{}", "-".repeat(92));
+    for (name, value, goal, met) in rows {
+        let status = match met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "",
+        };
+        println!("{name:<58} {value:>14}  {goal:<10} {status}");
+    }
+    Ok(())
+}
+
+/// Kills the child when dropped, so a failing bench never leaves a server behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `wsaudit serve` and then `wsaudit run` as child processes; returns the `run` process's
+/// peak RSS in KiB (the server is not waited for until afterwards, so it is not counted).
+fn harness_peak_rss() -> Result<u64> {
+    let exe = env!("CARGO_BIN_EXE_wsaudit");
+    let dir = tempfile::tempdir()?;
+    let target = dir.path().join("target.yaml");
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/reference-fast.yaml");
+    let mut server = Reaped(
+        Command::new(exe)
+            .args([
+                "serve",
+                "--policy",
+                policy,
+                "--listen",
+                "127.0.0.1:0",
+                "--plain-listen",
+                "127.0.0.1:0",
+                "--emit-target",
+            ])
+            .arg(&target)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    // The server prints its URL once it listens and the target file is written.
+    let stdout = server.0.stdout.take().ok_or("no server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => break,
+            Some(Ok(_)) => continue,
+            _ => return Err("the server exited before listening".into()),
+        }
+    }
+    let started = Instant::now();
+    let status = Command::new(exe)
+        .args(["run", "--policy", policy, "--target"])
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    println!(
+        "   `wsaudit run` exited with {status} after {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_CHILDREN with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return Err("getrusage failed".into());
+    }
+    println!("   peak RSS of the run process: {} KiB", usage.ru_maxrss);
+    Ok(u64::try_from(usage.ru_maxrss).unwrap_or(0))
+}
+
+/// A WebSocket sink on 127.0.0.1: answers the upgrade, then reads and discards everything.
+async fn sink(tls: Option<Arc<rustls::ServerConfig>>) -> Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        match tls {
+            Some(cfg) => {
+                if let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await {
+                    drain(s).await;
+                }
+            }
+            None => drain(tcp).await,
+        }
+    });
+    Ok(addr)
+}
+
+async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut head = Vec::new();
+    // Read the request head, answer 101 with the right accept key, then discard.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if s.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Messages per second the engine's flood loop pushes through one connection.
+async fn flood_rate(tls: bool) -> Result<f64> {
+    let certs = wsaudit::tls::generate_ca_and_leaf(&["127.0.0.1".into()])?;
+    let ca = certs.ca_pem.clone().ok_or("no CA")?;
+    let server_cfg = rustls::ServerConfig::builder_with_provider(wsaudit::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs.chain, certs.key)?;
+    let addr = sink(tls.then(|| Arc::new(server_cfg))).await?;
+    let scheme = if tls { "wss" } else { "ws" };
+    let req = UpgradeRequest::new(&format!("{scheme}://127.0.0.1:{}/ws", addr.port()))?;
+    let client = TlsClient::new(&TlsOptions::default().with_ca_pem(&ca)?)?;
+    let conn = connect(&req, &client, Duration::from_secs(5))
+        .await?
+        .into_connection()?;
+    let frame = FrameSpec::text("0123456789abcdef0123456789abcdef")
+        .mask(Mask::Random)
+        .encode();
+    let started = Instant::now();
+    let sent =
+        wsaudit::attacks::messages::flood_unpaced(&conn, &frame, Some(FLOOD_MESSAGES), None).await;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = f64::from(sent) / secs;
+    println!(
+        "   {scheme}: {sent} messages ({} B frames) in {secs:.2}s: {rate:.0} msg/s",
+        frame.len()
+    );
+    Ok(rate)
+}

@@ -207,6 +207,21 @@ pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
             );
         }
     }
+    for (name, _) in props {
+        for (i, value) in generated_values(schema, base_obj, name)
+            .into_iter()
+            .enumerate()
+        {
+            let shown = crate::client::evidence::preview(value.to_string().as_bytes(), 40);
+            let mut m = base_obj.clone();
+            m.insert(name.clone(), value);
+            push(
+                format!("generated-{name}-{}", i + 1),
+                format!("`{name}` = {shown} (generated)"),
+                m,
+            );
+        }
+    }
     if schema.get("additionalProperties") == Some(&Json::Bool(false)) {
         let mut field = "unexpected_field".to_string();
         while base_obj.contains_key(&field) {
@@ -215,6 +230,70 @@ pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
         let mut m = base_obj.clone();
         m.insert(field.clone(), json!(true));
         push("extra-field".into(), format!("extra field `{field}`"), m);
+    }
+    out
+}
+
+/// Generated values per property kept in a plan: enough variety, few cases.
+const GENERATED_PER_PROPERTY: usize = 2;
+
+/// Values for `name` that the schema rejects, drawn from proptest strategies (unicode and
+/// control characters, direction overrides, extreme and non-integral numbers, wrong types,
+/// nested values). The RNG is seeded from the property name, so a plan is byte-identical for
+/// the same inputs, and each value is kept only if the schema really rejects the message.
+fn generated_values(schema: &Json, base: &Map<String, Json>, name: &str) -> Vec<Json> {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let Ok(validator) = jsonschema::validator_for(schema) else {
+        return Vec::new();
+    };
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::from),
+        any::<i64>().prop_map(Json::from),
+        prop_oneof![
+            Just(-1e300),
+            Just(1e300),
+            Just(0.5),
+            Just(-0.0),
+            -1e9..1e9f64
+        ]
+        .prop_map(Json::from),
+        "\\PC{0,24}".prop_map(Json::from),
+        "[\\x00-\\x1f\\u{202e}\\u{feff}\\u{fffd}]{1,6}".prop_map(Json::from),
+    ];
+    let value = leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Json::from),
+            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..3)
+                .prop_map(|m| Json::Object(m.into_iter().collect())),
+        ]
+    });
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        seed[i % 32] ^= b.rotate_left((i / 32) as u32);
+    }
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+    );
+    let mut out: Vec<Json> = Vec::new();
+    // Bounded tries: a property that accepts almost anything yields fewer (or no) values.
+    for _ in 0..64 {
+        if out.len() >= GENERATED_PER_PROPERTY {
+            break;
+        }
+        let Ok(tree) = value.new_tree(&mut runner) else {
+            break;
+        };
+        let candidate = tree.current();
+        let mut m = base.clone();
+        m.insert(name.to_string(), candidate.clone());
+        if !validator.is_valid(&Json::Object(m)) && !out.contains(&candidate) {
+            out.push(candidate);
+        }
     }
     out
 }

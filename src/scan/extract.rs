@@ -127,9 +127,8 @@ fn re(pattern: &str) -> Regex {
 }
 
 static LITERAL: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bwss?:(?://|\\/\\/)"));
-static WEBSOCKET: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bnew\s+(?:[A-Za-z_$][\w$]*\s*\.\s*)*(?:Reconnecting)?WebSocket\s*\(")
-});
+static WEBSOCKET: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\bnew\s+(?:[A-Za-z_$][\w$]*\s*\.\s*)*(?:Reconnecting)?WebSocket\s*\("));
 static SOCKJS: LazyLock<Regex> =
     LazyLock::new(|| re(r"\bnew\s+(?:[A-Za-z_$][\w$]*\s*\.\s*)*SockJS\s*\("));
 static SIGNALR: LazyLock<Regex> = LazyLock::new(|| re(r"\.\s*withUrl\s*\("));
@@ -237,7 +236,12 @@ fn call_reference(
         transport: resolved.transport,
         url: resolved.url,
         notes: resolved.notes,
-        snippet: snippet(text, &lines.line_range(start), start, expr.end.max(open_end)),
+        snippet: snippet(
+            text,
+            &lines.line_range(start),
+            start,
+            expr.end.max(open_end),
+        ),
         span: arg_start..expr.end.max(arg_start + 1),
     })
 }
@@ -336,7 +340,10 @@ fn bare_url(text: &str, start: usize) -> (String, usize) {
         }
         let stop = c.is_whitespace()
             || c.is_control()
-            || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '{' | '}' | '|' | '^')
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '{' | '}' | '|' | '^'
+            )
             || (c == '$' && chars.peek().map(|(_, n)| *n) == Some('{'));
         if stop {
             break;
@@ -364,8 +371,7 @@ fn is_scheme_only(written: &str) -> bool {
 
 /// Whether a `wss` literal sits within the context of `at` on its line.
 fn switch_nearby(text: &str, line: &std::ops::Range<usize>, at: usize) -> bool {
-    static WSS_LITERAL: LazyLock<Regex> =
-        LazyLock::new(|| re(r#"(?i)["'`]wss(?::(?://)?)?["'`]"#));
+    static WSS_LITERAL: LazyLock<Regex> = LazyLock::new(|| re(r#"(?i)["'`]wss(?::(?://)?)?["'`]"#));
     let from = floor_boundary(text, at.saturating_sub(2 * SNIPPET_CONTEXT).max(line.start));
     let to = floor_boundary(text, (at + 2 * SNIPPET_CONTEXT).min(line.end));
     text.get(from..to).is_some_and(|t| WSS_LITERAL.is_match(t))
@@ -427,7 +433,14 @@ fn resolve(parts: &[Part], page: &PageContext) -> Resolved {
                 opaque_name(&parts[0]),
                 page.location.scheme()
             ));
-            ws_url(&format!("//{}", value.trim_start_matches(':').trim_start_matches('/')), page, &mut notes)
+            ws_url(
+                &format!(
+                    "//{}",
+                    value.trim_start_matches(':').trim_start_matches('/')
+                ),
+                page,
+                &mut notes,
+            )
         }
         _ => None,
     };
@@ -515,7 +528,10 @@ fn snippet(text: &str, line: &std::ops::Range<usize>, start: usize, end: usize) 
         text,
         end.saturating_add(SNIPPET_CONTEXT).min(line.end).max(from),
     );
-    let body = preview(text.get(from..to).unwrap_or_default().trim().as_bytes(), SNIPPET_CHARS);
+    let body = preview(
+        text.get(from..to).unwrap_or_default().trim().as_bytes(),
+        SNIPPET_CHARS,
+    );
     let mut out = String::new();
     if from > line.start {
         out.push('…');
@@ -609,7 +625,9 @@ pub fn page_links(html: &str, page_url: &Url) -> PageLinks {
         let href = if tag.as_str()[1..].to_ascii_lowercase().starts_with("script") {
             attribute(attrs, "src")
         } else {
-            let rel = attribute(attrs, "rel").unwrap_or_default().to_ascii_lowercase();
+            let rel = attribute(attrs, "rel")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let is_script = rel.split_whitespace().any(|r| r == "modulepreload")
                 || (rel.split_whitespace().any(|r| r == "preload")
                     && attribute(attrs, "as").is_some_and(|a| a.eq_ignore_ascii_case("script")));
@@ -634,7 +652,9 @@ pub fn page_links(html: &str, page_url: &Url) -> PageLinks {
 /// name packages, not URLs, and are skipped.
 pub fn script_links(js: &str, script_url: &Url) -> Vec<Url> {
     static LOADS: LazyLock<Regex> = LazyLock::new(|| {
-        re(r#"(?:(\bimport\s*(?:[\w$*{},\s]+?\s*from\s*)?|\bimport\s*\(\s*|\bexport\s*[\w$*{},\s]*?\s*from\s*)|\bnew\s+(?:Shared)?Worker\s*\(\s*|\bimportScripts\s*\(\s*)(?:"([^"\n]{1,500})"|'([^'\n]{1,500})')"#)
+        re(
+            r#"(?:(\bimport\s*(?:[\w$*{},\s]+?\s*from\s*)?|\bimport\s*\(\s*|\bexport\s*[\w$*{},\s]*?\s*from\s*)|\bnew\s+(?:Shared)?Worker\s*\(\s*|\bimportScripts\s*\(\s*)(?:"([^"\n]{1,500})"|'([^'\n]{1,500})')"#,
+        )
     });
     let mut found: Vec<Url> = Vec::new();
     for c in LOADS.captures_iter(js) {
@@ -724,39 +744,69 @@ mod tests {
     fn urls(text: &str) -> Vec<String> {
         refs(text)
             .iter()
-            .map(|r| r.url.as_ref().map_or(format!("?{}", r.written), Url::to_string))
+            .map(|r| {
+                r.url
+                    .as_ref()
+                    .map_or(format!("?{}", r.written), Url::to_string)
+            })
             .collect()
     }
 
     #[test]
     fn literals_in_quotes_and_prose() {
-        let r = refs("const a = \"ws://chat.example.com/live\";\n// see wss://docs.example.com/x.\n");
+        let r =
+            refs("const a = \"ws://chat.example.com/live\";\n// see wss://docs.example.com/x.\n");
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].line, r[0].column), (1, 12));
         assert_eq!(r[0].transport, Transport::Plaintext);
-        assert_eq!(r[0].url.as_ref().map(Url::as_str), Some("ws://chat.example.com/live"));
+        assert_eq!(
+            r[0].url.as_ref().map(Url::as_str),
+            Some("ws://chat.example.com/live")
+        );
         assert_eq!(r[1].line, 2);
         assert_eq!(r[1].written, "wss://docs.example.com/x");
         assert_eq!(r[1].transport, Transport::Tls);
-        assert!(r[0].snippet.contains("ws://chat.example.com/live"), "{}", r[0].snippet);
+        assert!(
+            r[0].snippet.contains("ws://chat.example.com/live"),
+            "{}",
+            r[0].snippet
+        );
     }
 
     #[test]
     fn escaped_slashes_and_case() {
-        assert_eq!(urls(r#"{"u":"wss:\/\/h.example\/ws"}"#), ["wss://h.example/ws"]);
+        assert_eq!(
+            urls(r#"{"u":"wss:\/\/h.example\/ws"}"#),
+            ["wss://h.example/ws"]
+        );
         assert_eq!(urls("x='WS://H.EXAMPLE/a'"), ["ws://h.example/a"]);
         assert!(urls("news://not.a.websocket/").is_empty());
     }
 
     #[test]
     fn constructors_resolve_relative_urls() {
-        assert_eq!(urls(r#"var s=new WebSocket("/ws");"#), ["wss://app.example.com/ws"]);
-        assert_eq!(urls(r#"new window.WebSocket('feed')"#), ["wss://app.example.com/dash/feed"]);
-        assert_eq!(urls(r#"new WebSocket("//other.example/x")"#), ["wss://other.example/x"]);
-        assert_eq!(urls(r#"new WebSocket("https://h.example/x")"#), ["wss://h.example/x"]);
+        assert_eq!(
+            urls(r#"var s=new WebSocket("/ws");"#),
+            ["wss://app.example.com/ws"]
+        );
+        assert_eq!(
+            urls(r#"new window.WebSocket('feed')"#),
+            ["wss://app.example.com/dash/feed"]
+        );
+        assert_eq!(
+            urls(r#"new WebSocket("//other.example/x")"#),
+            ["wss://other.example/x"]
+        );
+        assert_eq!(
+            urls(r#"new WebSocket("https://h.example/x")"#),
+            ["wss://h.example/x"]
+        );
         let r = refs_with(r#"new WebSocket("/ws")"#, "http://app.example.com/", false);
         assert_eq!(r[0].transport, Transport::Plaintext);
-        assert_eq!(r[0].url.as_ref().map(Url::as_str), Some("ws://app.example.com/ws"));
+        assert_eq!(
+            r[0].url.as_ref().map(Url::as_str),
+            Some("ws://app.example.com/ws")
+        );
     }
 
     #[test]
@@ -777,8 +827,15 @@ mod tests {
             ["wss://app.example.com:9443/rt"]
         );
         let r = refs("new WebSocket(`${proto}://${location.host}/ws`)");
-        assert_eq!(r[0].url.as_ref().map(Url::as_str), Some("wss://app.example.com/ws"));
-        assert!(r[0].notes.iter().any(|n| n.contains("assumed")), "{:?}", r[0].notes);
+        assert_eq!(
+            r[0].url.as_ref().map(Url::as_str),
+            Some("wss://app.example.com/ws")
+        );
+        assert!(
+            r[0].notes.iter().any(|n| n.contains("assumed")),
+            "{:?}",
+            r[0].notes
+        );
         let r = refs("new WebSocket(`wss://${cfg.host}/ws`)");
         assert_eq!(r[0].url, None);
         assert_eq!(r[0].written, "wss://${cfg.host}/ws");
@@ -786,7 +843,10 @@ mod tests {
         let r = refs("new WebSocket(`ws://${cfg.host}/ws`)");
         assert_eq!(r[0].transport, Transport::Plaintext);
         let r = refs("new WebSocket(url)");
-        assert_eq!((r[0].transport, r[0].url.is_none()), (Transport::Unknown, true));
+        assert_eq!(
+            (r[0].transport, r[0].url.is_none()),
+            (Transport::Unknown, true)
+        );
     }
 
     #[test]
@@ -794,7 +854,10 @@ mod tests {
         let src = r#"const p = location.protocol === "https:" ? "wss://" : "ws://"; const s = new WebSocket(p + location.host + "/ws");"#;
         let r = refs(src);
         let bare: Vec<_> = r.iter().filter(|r| r.pattern == Pattern::Literal).collect();
-        assert!(bare.iter().all(|r| r.transport == Transport::Tls), "{bare:?}");
+        assert!(
+            bare.iter().all(|r| r.transport == Transport::Tls),
+            "{bare:?}"
+        );
         let src = "new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/ws')";
         assert_eq!(urls(src), ["wss://app.example.com/ws"]);
         let r = refs_with(src, "http://app.example.com/", false);
@@ -836,7 +899,11 @@ mod tests {
         let r = refs(&src);
         assert_eq!(r.len(), 1);
         assert_eq!((r[0].line, r[0].column), (1, 20_007));
-        assert!(r[0].snippet.chars().count() <= SNIPPET_CHARS + 2, "{}", r[0].snippet);
+        assert!(
+            r[0].snippet.chars().count() <= SNIPPET_CHARS + 2,
+            "{}",
+            r[0].snippet
+        );
         assert!(r[0].snippet.starts_with('…') && r[0].snippet.ends_with('…'));
     }
 
@@ -855,7 +922,10 @@ mod tests {
             <link rel="modulepreload" href="chunk.js"><link rel=preload as=script href='p.js'>
             <link rel="stylesheet" href="s.css"><script>inline()</script>
             <script src="https://cdn.example.net/lib.js"></script><script src="main.js?v=1&x=2"></script>"#;
-        let links = page_links(html, &Url::parse("https://a.example/index.html").expect("url"));
+        let links = page_links(
+            html,
+            &Url::parse("https://a.example/index.html").expect("url"),
+        );
         assert_eq!(links.base.as_str(), "https://a.example/app/");
         let got: Vec<&str> = links.scripts.iter().map(Url::as_str).collect();
         assert_eq!(
@@ -874,10 +944,13 @@ mod tests {
     fn script_imports() {
         let js = r#"import a from "./a.js";import {b} from '../b.js';import "react";
             const c = await import("/c.js"); new Worker("w.js"); export * from "./d.js";"#;
-        let got: Vec<String> = script_links(js, &Url::parse("https://a.example/js/main.js").expect("url"))
-            .iter()
-            .map(Url::to_string)
-            .collect();
+        let got: Vec<String> = script_links(
+            js,
+            &Url::parse("https://a.example/js/main.js").expect("url"),
+        )
+        .iter()
+        .map(Url::to_string)
+        .collect();
         assert_eq!(
             got,
             [

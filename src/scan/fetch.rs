@@ -208,7 +208,10 @@ impl<'a> Fetcher<'a> {
             &mut collected,
         );
         while !queue.is_empty() {
-            let room = self.bounds.max_scripts.saturating_sub(collected.scripts.len());
+            let room = self
+                .bounds
+                .max_scripts
+                .saturating_sub(collected.scripts.len());
             if room == 0 {
                 collected.over_count.extend(queue.drain(..));
                 break;
@@ -217,7 +220,8 @@ impl<'a> Fetcher<'a> {
                 collected.out_of_time.extend(queue.drain(..));
                 break;
             }
-            let wave: Vec<(Url, String)> = queue.drain(..queue.len().min(room).min(PARALLEL)).collect();
+            let wave: Vec<(Url, String)> =
+                queue.drain(..queue.len().min(room).min(PARALLEL)).collect();
             let results = join_all(wave.into_iter().map(|(url, from)| {
                 let location = &location;
                 async move { self.source(&url, Some(from), "*/*", Some(location)).await }

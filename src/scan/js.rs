@@ -198,7 +198,8 @@ fn parse_term(
 /// An identifier with `.name` / `?.name` members; returns it without spaces and its end.
 fn member_chain(bytes: &[u8], start: usize, limit: usize) -> (String, usize) {
     let ident_end = |mut p: usize| {
-        while p < limit && (bytes[p] == b'_' || bytes[p] == b'$' || bytes[p].is_ascii_alphanumeric())
+        while p < limit
+            && (bytes[p] == b'_' || bytes[p] == b'$' || bytes[p].is_ascii_alphanumeric())
         {
             p += 1;
         }
@@ -216,11 +217,7 @@ fn member_chain(bytes: &[u8], start: usize, limit: usize) -> (String, usize) {
         }
         let name_start = skip_ws(bytes, p + 1, limit);
         let name_end = ident_end(name_start);
-        if name_end == name_start
-            || bytes
-                .get(name_start)
-                .is_some_and(|b| b.is_ascii_digit())
-        {
+        if name_end == name_start || bytes.get(name_start).is_some_and(|b| b.is_ascii_digit()) {
             break;
         }
         chain.push('.');
@@ -239,10 +236,11 @@ fn grouped(text: &str, start: usize, end: usize, depth: usize) -> Part {
     if depth < MAX_DEPTH {
         let expr = parse_concat(text, start, end, depth + 1);
         let rest = skip_ws(text.as_bytes(), expr.end, end);
-        if rest == end && expr.parts.len() == 1 {
-            if let Some(part) = expr.parts.into_iter().next() {
-                return part;
-            }
+        if rest == end
+            && expr.parts.len() == 1
+            && let Some(part) = expr.parts.into_iter().next()
+        {
+            return part;
         }
     }
     Part::Opaque(opaque(inner))
@@ -499,14 +497,20 @@ mod tests {
                 lit("?v=1"),
             ]
         );
-        let p = parts("`${location.protocol === 'https:' ? 'wss' : 'ws'}://${document.location.host}/x`");
-        assert!(matches!(&p[0], Part::SchemeSwitch { tls, plain } if tls == "wss" && plain == "ws"));
+        let p = parts(
+            "`${location.protocol === 'https:' ? 'wss' : 'ws'}://${document.location.host}/x`",
+        );
+        assert!(
+            matches!(&p[0], Part::SchemeSwitch { tls, plain } if tls == "wss" && plain == "ws")
+        );
         assert_eq!(p[1], lit("://"));
     }
 
     #[test]
     fn parenthesised_switch_and_calls() {
-        let p = parts(r#"(location.protocol == "https:" ? "wss://" : "ws://") + location.host + "/ws""#);
+        let p = parts(
+            r#"(location.protocol == "https:" ? "wss://" : "ws://") + location.host + "/ws""#,
+        );
         assert!(matches!(&p[0], Part::SchemeSwitch { .. }));
         assert_eq!(p.len(), 3);
         let p = parts("getUrl('x') + '/ws'");
@@ -518,7 +522,10 @@ mod tests {
     fn location_values() {
         let u = url::Url::parse("https://app.example.com:8443/p").expect("url");
         assert_eq!(LocationField::Host.value(&u), "app.example.com:8443");
-        assert_eq!(LocationField::Origin.value(&u), "https://app.example.com:8443");
+        assert_eq!(
+            LocationField::Origin.value(&u),
+            "https://app.example.com:8443"
+        );
         assert_eq!(LocationField::Protocol.value(&u), "https:");
         let u = url::Url::parse("https://app.example.com/").expect("url");
         assert_eq!(LocationField::Host.value(&u), "app.example.com");

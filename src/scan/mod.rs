@@ -154,8 +154,12 @@ pub fn parse_page_url(text: &str) -> Result<Url, ScanError> {
     Ok(url)
 }
 
-/// Checks an origin option: `scheme://host[:port]` with nothing after it, as browsers send it.
+/// Checks an origin option: `scheme://host[:port]` with nothing after it, as browsers send it,
+/// or the opaque origin `null` (sandboxed frames).
 pub fn check_origin(origin: &str) -> Result<(), ScanError> {
+    if origin == "null" {
+        return Ok(());
+    }
     let invalid = |reason: &str| ScanError::InvalidOrigin {
         origin: crate::client::evidence::preview(origin.as_bytes(), 80),
         reason: reason.into(),
@@ -211,7 +215,12 @@ pub async fn scan(opts: &ScanOptions) -> Result<RunReport, ScanError> {
     let fetched_in = t0.elapsed();
     let mut cases = source_cases(&collected, &opts.bounds, fetched_in);
     let references = gather_references(&collected);
-    cases.extend(plaintext_cases(&collected, &references, &opts.bounds, fetched_in));
+    cases.extend(plaintext_cases(
+        &collected,
+        &references,
+        &opts.bounds,
+        fetched_in,
+    ));
     cases.extend(cswsh_cases(opts, &collected, &references, &tls, &deadline, t0).await);
     let mut report = RunReport {
         wsaudit_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -338,7 +347,10 @@ fn source_cases(c: &Collected, bounds: &Bounds, took: Duration) -> Vec<CaseResul
         let (id, name) = if is_page {
             (format!("PAGE[{shown}]"), format!("read the page {shown}"))
         } else {
-            (format!("SCRIPT[{shown}]"), format!("read the script {shown}"))
+            (
+                format!("SCRIPT[{shown}]"),
+                format!("read the script {shown}"),
+            )
         };
         out.push(b.case(&id, name, Role::Positive, verdict, ev, s.started, s.took));
     }
@@ -366,7 +378,10 @@ fn source_cases(c: &Collected, bounds: &Bounds, took: Duration) -> Vec<CaseResul
         }
         let mut ev = Evidence::default();
         for (url, from) in list.iter().take(MAX_LISTED) {
-            ev.note(format!("not read: {} (loaded by {from})", label(url, page_url)));
+            ev.note(format!(
+                "not read: {} (loaded by {from})",
+                label(url, page_url)
+            ));
         }
         if list.len() > MAX_LISTED {
             ev.note(format!("... and {} more", list.len() - MAX_LISTED));
@@ -562,11 +577,24 @@ fn plaintext_cases(
     }
     let rest = refs.get(bounds.max_references..).unwrap_or_default();
     for (transport, id, verdict, what) in [
-        (Transport::Plaintext, "MORE-WS", Verdict::Fail, "plaintext ws://"),
+        (
+            Transport::Plaintext,
+            "MORE-WS",
+            Verdict::Fail,
+            "plaintext ws://",
+        ),
         (Transport::Tls, "MORE-WSS", Verdict::Pass, "wss://"),
-        (Transport::Unknown, "MORE-DYNAMIC", Verdict::Skipped, "run-time"),
+        (
+            Transport::Unknown,
+            "MORE-DYNAMIC",
+            Verdict::Skipped,
+            "run-time",
+        ),
     ] {
-        let group: Vec<&Located> = rest.iter().filter(|r| r.reference.transport == transport).collect();
+        let group: Vec<&Located> = rest
+            .iter()
+            .filter(|r| r.reference.transport == transport)
+            .collect();
         if group.is_empty() {
             continue;
         }
@@ -622,7 +650,9 @@ fn reference_case(r: &Located) -> (String, String, (Verdict, String)) {
             format!("WebSocket URL computed at run time at {at}"),
             (
                 Verdict::Skipped,
-                format!("`{written}` is computed at run time; its scheme cannot be read from the source"),
+                format!(
+                    "`{written}` is computed at run time; its scheme cannot be read from the source"
+                ),
             ),
         ),
     }
@@ -654,7 +684,9 @@ fn endpoints(refs: &[Located]) -> (Vec<Endpoint>, Vec<&Located>) {
                     found_at: vec![r.at()],
                 }),
             },
+            // A bare `wss://` is the scheme half of a run-time choice, not an endpoint.
             None if r.reference.transport == Transport::Tls
+                && !r.reference.written.to_ascii_lowercase().ends_with("://")
                 && !unresolved
                     .iter()
                     .any(|o| o.reference.written == r.reference.written) =>
@@ -701,7 +733,15 @@ async fn cswsh_cases(
     let (probed, beyond) = endpoints.split_at(endpoints.len().min(opts.bounds.max_endpoints));
     if opts.probe {
         let pairs = join_all(probed.iter().map(|e| {
-            probe_endpoint(e, &page_origin, &opts.foreign_origin, tls, deadline, &opts.bounds, t0)
+            probe_endpoint(
+                e,
+                &page_origin,
+                &opts.foreign_origin,
+                tls,
+                deadline,
+                &opts.bounds,
+                t0,
+            )
         }))
         .await;
         for (e, (positive, attack)) in probed.iter().zip(pairs) {
@@ -754,7 +794,11 @@ async fn cswsh_cases(
             format!("{} further wss:// endpoints", beyond.len()),
             Role::Attack,
             (
-                if opts.probe { Verdict::Error } else { Verdict::Skipped },
+                if opts.probe {
+                    Verdict::Error
+                } else {
+                    Verdict::Skipped
+                },
                 format!(
                     "{} endpoints beyond --max-endpoints {} were not probed",
                     beyond.len(),
@@ -848,7 +892,8 @@ impl ReportFiles {
     /// Renders and writes each requested report; the first failure names its file.
     pub fn write(&self, report: &Redacted) -> Result<(), String> {
         use crate::report::{json, junit, sarif};
-        let renderers: [(&Option<PathBuf>, fn(&Redacted) -> String); 3] = [
+        type Render = fn(&Redacted) -> String;
+        let renderers: [(&Option<PathBuf>, Render); 3] = [
             (&self.junit, junit::render),
             (&self.json, json::render),
             (&self.sarif, sarif::render),

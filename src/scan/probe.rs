@@ -53,8 +53,8 @@ pub async fn handshake(
             match h.connection {
                 Some(conn) => {
                     // Leave politely; the probe's answer is already known.
-                    let _ = tokio::time::timeout(CLOSE_GRACE, conn.close(1000, "wsaudit probe"))
-                        .await;
+                    let _ =
+                        tokio::time::timeout(CLOSE_GRACE, conn.close(1000, "wsaudit probe")).await;
                     Seen::Upgraded
                 }
                 None => Seen::Refused {
@@ -103,7 +103,9 @@ pub fn judge_foreign(seen: &Seen, url: &Url, origin: &str) -> (crate::report::Ve
         ),
         Seen::Refused { status } => (
             Verdict::Pass,
-            format!("{shown} refused the foreign origin {origin} with HTTP {status} before the upgrade"),
+            format!(
+                "{shown} refused the foreign origin {origin} with HTTP {status} before the upgrade"
+            ),
         ),
         Seen::Failed(e) => (Verdict::Error, format!("{shown} could not be reached: {e}")),
     }

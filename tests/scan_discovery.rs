@@ -503,3 +503,30 @@ async fn references_beyond_the_bound_are_summed_up_not_dropped() {
             .starts_with("27 ")
     );
 }
+
+#[tokio::test]
+async fn a_source_with_more_references_than_the_cap_is_inconclusive_not_silent() {
+    let js = "'ws://a.example/';\n".repeat(10_050);
+    let site = Site::start(vec![
+        (
+            "/".into(),
+            Resource::html("<script src=/flood.js></script>"),
+        ),
+        ("/flood.js".into(), Resource::js(js)),
+    ])
+    .await;
+    let report = run(&options(&site, "/")).await;
+    expect(
+        &report,
+        "SCAN-PLAINTEXT/UNEXAMINED[/flood.js]",
+        Verdict::Error,
+        "at least 50 more",
+    );
+    expect(
+        &report,
+        "SCAN-PLAINTEXT/MORE-WS",
+        Verdict::Fail,
+        "9800 more plaintext",
+    );
+    assert_eq!(report.exit_code(), 1);
+}

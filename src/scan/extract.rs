@@ -137,7 +137,7 @@ static SOCKET_IO_PATH: LazyLock<Regex> =
     LazyLock::new(|| re(r#"\bpath\s*:\s*(?:"([^"]*)"|'([^']*)'|`([^`$]*)`)"#));
 
 /// Finds every reference in `text`, in source order, at most `max` of them; the second value
-/// counts the references found beyond `max`.
+/// counts the matches beyond `max`, which are not examined.
 pub fn find_references(
     text: &str,
     page: &PageContext,
@@ -152,27 +152,48 @@ pub fn find_references(
         (&SIGNALR, Pattern::SignalR),
         (&SOCKET_IO, Pattern::SocketIo),
     ];
+    // Past `max`, matches are only counted: a hostile page cannot make the scan parse more.
+    let mut extra = 0;
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
     for (regex, pattern) in patterns {
         for m in regex.find_iter(text) {
             if pattern == Pattern::SocketIo && !socket_io_call(text, m.start(), hints) {
                 continue;
             }
+            if found.len() >= max {
+                extra += 1;
+                continue;
+            }
             if let Some(r) = call_reference(text, &lines, m.start(), m.end(), pattern, page) {
+                spans.push(r.span.clone());
                 found.push(r);
             }
         }
     }
-    let mut literals = Vec::new();
+    // A literal inside a pattern's argument is that pattern's reference, not another one.
+    spans.sort_by_key(|s| s.start);
+    let reach: Vec<usize> = spans
+        .iter()
+        .scan(0, |end, s| {
+            *end = s.end.max(*end);
+            Some(*end)
+        })
+        .collect();
+    let covered = |pos: usize| {
+        let i = spans.partition_point(|s| s.start <= pos);
+        i > 0 && reach[i - 1] > pos
+    };
     for m in LITERAL.find_iter(text) {
-        if found.iter().any(|r| r.span.contains(&m.start())) {
+        if covered(m.start()) {
             continue;
         }
-        literals.push(literal_reference(text, &lines, m.start(), page));
+        if found.len() >= max {
+            extra += 1;
+            continue;
+        }
+        found.push(literal_reference(text, &lines, m.start(), page));
     }
-    found.extend(literals);
     found.sort_by_key(|r| r.offset);
-    let extra = found.len().saturating_sub(max);
-    found.truncate(max);
     (found, extra)
 }
 
@@ -622,7 +643,11 @@ pub fn page_links(html: &str, page_url: &Url) -> PageLinks {
             continue;
         };
         let attrs = attrs.as_str();
-        let href = if tag.as_str()[1..].to_ascii_lowercase().starts_with("script") {
+        let is_script_tag = tag
+            .as_str()
+            .get(1..7)
+            .is_some_and(|t| t.eq_ignore_ascii_case("script"));
+        let href = if is_script_tag {
             attribute(attrs, "src")
         } else {
             let rel = attribute(attrs, "rel")

@@ -214,10 +214,11 @@ pub async fn scan(opts: &ScanOptions) -> Result<RunReport, ScanError> {
         .await;
     let fetched_in = t0.elapsed();
     let mut cases = source_cases(&collected, &opts.bounds, fetched_in);
-    let references = gather_references(&collected);
+    let (references, capped) = gather_references(&collected);
     cases.extend(plaintext_cases(
         &collected,
         &references,
+        &capped,
         &opts.bounds,
         fetched_in,
     ));
@@ -485,10 +486,12 @@ impl Located {
     }
 }
 
-/// Every reference of every source read, in source order.
-fn gather_references(c: &Collected) -> Vec<Located> {
+/// Every reference of every source read, in source order, and the sources with more matches
+/// than [`MAX_PER_SOURCE`] (how many were not examined).
+fn gather_references(c: &Collected) -> (Vec<Located>, Vec<(String, usize)>) {
+    let mut capped = Vec::new();
     let Some(ctx) = &c.context else {
-        return Vec::new();
+        return (Vec::new(), capped);
     };
     let sources: Vec<&Source> = std::iter::once(&c.page).chain(&c.scripts).collect();
     let hints = Hints::from_texts(sources.iter().filter_map(|s| s.text()));
@@ -496,13 +499,16 @@ fn gather_references(c: &Collected) -> Vec<Located> {
     for s in sources {
         let Some(text) = s.text() else { continue };
         let file = label(&s.url, &ctx.location);
-        let (refs, _) = find_references(text, ctx, hints, MAX_PER_SOURCE);
+        let (refs, extra) = find_references(text, ctx, hints, MAX_PER_SOURCE);
+        if extra > 0 {
+            capped.push((file.clone(), extra));
+        }
         out.extend(refs.into_iter().map(|reference| Located {
             file: file.clone(),
             reference,
         }));
     }
-    out
+    (out, capped)
 }
 
 fn reference_evidence(r: &Located) -> Evidence {
@@ -527,6 +533,7 @@ fn reference_evidence(r: &Located) -> Evidence {
 fn plaintext_cases(
     c: &Collected,
     refs: &[Located],
+    capped: &[(String, usize)],
     bounds: &Bounds,
     took: Duration,
 ) -> Vec<CaseResult> {
@@ -547,7 +554,23 @@ fn plaintext_cases(
         ));
         return out;
     }
-    if refs.is_empty() {
+    for (file, extra) in capped {
+        out.push(b.case(
+            &format!("UNEXAMINED[{file}]"),
+            format!("references in {file} beyond the per-source cap"),
+            Role::Attack,
+            (
+                Verdict::Error,
+                format!(
+                    "{file} has at least {extra} more candidate references than the {MAX_PER_SOURCE} examined per source; they were not judged"
+                ),
+            ),
+            Evidence::default(),
+            took,
+            Duration::ZERO,
+        ));
+    }
+    if refs.is_empty() && capped.is_empty() {
         let read = 1 + c.scripts.iter().filter(|s| s.text().is_some()).count();
         out.push(b.case(
             "NONE",

@@ -5,6 +5,7 @@
 //! - [`plan`] compiles them into concrete cases (steps and expectations).
 //! - [`wire`] is the WebSocket framing shared by the server and the harness.
 //! - [`server`] is the hardened reference server, one module per defence.
+//! - [`scan`] is the page scan: WebSocket references in a page and its scripts, probed for CSWSH.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
 
 pub mod attacks;
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod scan;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -46,6 +46,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schemas of policy, target and suite files, or write them to a directory.
     Schema(SchemaArgs),
+    /// Scan a page and its same-origin scripts for WebSocket endpoints: fail on plaintext ws://
+    /// references, and probe each wss:// endpoint with a foreign Origin (CSWSH).
+    Scan(Box<ScanArgs>),
 }
 
 /// The files a plan is compiled from.
@@ -106,6 +109,50 @@ struct SchemaArgs {
 }
 
 #[derive(clap::Args)]
+struct ScanArgs {
+    /// The page to scan (http:// or https://).
+    url: String,
+    /// Origin of the app's legitimate clients, for the positive control (default: the page's
+    /// own origin; set it when the page is served from another host than the app's origin).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Origin sent by the CSWSH probe.
+    #[arg(long, default_value = wsaudit::scan::DEFAULT_FOREIGN_ORIGIN)]
+    foreign_origin: String,
+    /// Extra trust root (PEM), such as a staging CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Same-origin scripts fetched at most.
+    #[arg(long, default_value_t = 50)]
+    max_scripts: usize,
+    /// Bytes read per page or script (e.g. 2MiB); the rest is not scanned and the report says so.
+    #[arg(long, default_value = "2MiB", value_parser = parse_size)]
+    max_script_bytes: usize,
+    /// Time budget of the whole scan (fetching and probing).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Time limit of each request and handshake.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    request_timeout: std::time::Duration,
+    /// References reported one by one; further ones are summed up.
+    #[arg(long, default_value_t = 200)]
+    max_references: usize,
+    /// wss:// endpoints probed at most.
+    #[arg(long, default_value_t = 20)]
+    max_endpoints: usize,
+    /// Do not probe discovered endpoints (report references only).
+    #[arg(long)]
+    no_probe: bool,
+    #[command(flatten)]
+    outputs: ReportOutputs,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.parse()?;
+    usize::try_from(size.as_u64()).map_err(|e| e.to_string())
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
     /// Policy file to enforce.
     #[arg(long)]
@@ -152,6 +199,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile(&args),
         Command::Check(args) => check(&args),
         Command::Schema(args) => schema(&args),
+        Command::Scan(args) => runtime.block_on(scan(*args)),
         Command::Demo => match runtime.block_on(wsaudit::demo::tour()) {
             Ok(text) => {
                 print!("{text}");
@@ -338,4 +386,48 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn scan(args: ScanArgs) -> ExitCode {
+    use wsaudit::scan::{self, Bounds, ScanOptions};
+    let invalid = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
+    };
+    if let Err(e) = args.outputs.check_writable() {
+        return invalid(&e);
+    }
+    let url = match scan::parse_page_url(&args.url) {
+        Ok(u) => u,
+        Err(e) => return invalid(&e),
+    };
+    let mut opts = ScanOptions::new(url);
+    if let Some(ca) = &args.ca_file {
+        opts.tls = match opts.tls.with_ca_file(ca) {
+            Ok(t) => t,
+            Err(e) => return invalid(&format_args!("--ca-file {}: {e}", ca.display())),
+        };
+    }
+    opts.origin = args.origin;
+    opts.foreign_origin = args.foreign_origin;
+    opts.probe = !args.no_probe;
+    opts.bounds = Bounds {
+        max_scripts: args.max_scripts,
+        max_bytes: args.max_script_bytes,
+        total_time: args.timeout,
+        request_timeout: args.request_timeout,
+        max_references: args.max_references,
+        max_endpoints: args.max_endpoints,
+    };
+    let report = match scan::scan(&opts).await {
+        Ok(r) => r,
+        Err(e) => return invalid(&e),
+    };
+    let secrets = scan::secrets(&opts.url);
+    let redacted = report.redact(|s| secrets.redact(s));
+    print!("{}", wsaudit::report::terminal::render(&redacted));
+    if let Err(e) = args.outputs.write_all(&redacted) {
+        return invalid(&e);
+    }
+    ExitCode::from(redacted.exit_code())
 }

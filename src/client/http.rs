@@ -232,6 +232,8 @@ pub struct HttpResponse {
     pub body_truncated: bool,
     /// The parsed `Set-Cookie` headers.
     pub set_cookies: Vec<SetCookie>,
+    /// The URL the response came from, after redirects (a page scan resolves against it).
+    pub url: url::Url,
 }
 
 impl fmt::Debug for HttpResponse {
@@ -358,6 +360,7 @@ impl HttpClient {
             })
             .await?;
         let status = response.status().as_u16();
+        let final_url = response.url().clone();
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()
@@ -395,6 +398,7 @@ impl HttpClient {
             headers,
             body,
             body_truncated,
+            url: final_url,
         })
     }
 

@@ -55,6 +55,12 @@ pub fn fingerprint(control_id: &str, case_id: &str) -> String {
 /// The policy file as a SARIF artifact URI: relative (to `%SRCROOT%`) when the path is relative
 /// or under the current directory, else an absolute `file://` URI.
 fn artifact_location(policy_file: &str) -> ArtifactLocation {
+    // A page scan has no policy file: its results are located at the scanned page itself.
+    if let Ok(url) = url::Url::parse(policy_file)
+        && matches!(url.scheme(), "http" | "https")
+    {
+        return ArtifactLocation::builder().uri(url.to_string()).build();
+    }
     let path = Path::new(policy_file);
     let relative = if path.is_absolute() {
         std::env::current_dir()
@@ -300,6 +306,13 @@ mod tests {
         assert_eq!(loc.uri_base_id.as_deref(), Some("%SRCROOT%"));
         let loc = artifact_location("/nowhere-else/p.yaml");
         assert_eq!(loc.uri.as_deref(), Some("file:///nowhere-else/p.yaml"));
+        assert_eq!(loc.uri_base_id, None);
+        // Page scans are located at the page.
+        let loc = artifact_location("https://app.example.com/dashboard");
+        assert_eq!(
+            loc.uri.as_deref(),
+            Some("https://app.example.com/dashboard")
+        );
         assert_eq!(loc.uri_base_id, None);
     }
 

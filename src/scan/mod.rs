@@ -213,7 +213,8 @@ pub async fn scan(opts: &ScanOptions) -> Result<RunReport, ScanError> {
     let mut report = RunReport {
         wsaudit_version: env!("CARGO_PKG_VERSION").to_string(),
         policy: "page-scan".into(),
-        policy_file: String::new(),
+        // No policy file: SARIF locates the findings at the scanned page instead.
+        policy_file: display_url(&opts.url),
         target: display_url(&opts.url),
         target_url: display_url(&opts.url),
         started_at,

@@ -136,6 +136,7 @@ impl Session {
         if let Some(conn) = self.conn.take() {
             let t = conn.transcript();
             self.ev.with(|e| {
+                e.note("connection transcript (times from its handshake):");
                 for entry in t.entries() {
                     let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
                     match entry.direction {

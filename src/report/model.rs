@@ -77,22 +77,38 @@ pub enum Role {
 pub struct Evidence {
     /// One line per step: `> ` for what the harness sent, `< ` for what it saw, `# ` for notes.
     pub transcript: Vec<String>,
+    /// Lines dropped from the middle (the beginning and the end are what explain a verdict).
+    #[serde(skip)]
+    omitted: usize,
 }
 
 impl Evidence {
-    /// Most lines kept per case; later lines are counted, not kept.
+    /// Evidence made of lines as they are, unfiltered (tests of reporters use hostile text).
+    pub fn from_lines(transcript: Vec<String>) -> Self {
+        Self {
+            transcript,
+            omitted: 0,
+        }
+    }
+
+    /// Most lines kept per case: the first [`Evidence::HEAD`], a marker, and the most recent.
     pub const MAX_LINES: usize = 64;
+    /// Lines always kept from the beginning of a case.
+    pub const HEAD: usize = 40;
     /// Longest line kept; longer lines are cut with a marker.
     pub const MAX_LINE: usize = 300;
 
     fn push(&mut self, prefix: &str, line: &str) {
         if self.transcript.len() >= Self::MAX_LINES {
-            if let Some(last) = self.transcript.last_mut()
-                && !last.starts_with("# (more")
-            {
-                *last = "# (more lines omitted)".into();
+            // Keep the head and the newest lines: drop the oldest line after the marker.
+            if self.omitted == 0 {
+                self.transcript.remove(Self::HEAD);
+                self.transcript.insert(Self::HEAD, String::new());
+                self.omitted = 1;
             }
-            return;
+            self.transcript.remove(Self::HEAD + 1);
+            self.omitted += 1;
+            self.transcript[Self::HEAD] = format!("# ({} lines omitted)", self.omitted);
         }
         let mut text: String = line
             .chars()
@@ -368,13 +384,13 @@ mod tests {
         assert_eq!(e.transcript[0], "< ab[31m");
         e.sent("x".repeat(1000));
         assert!(e.transcript[1].len() <= Evidence::MAX_LINE + 5);
-        for _ in 0..100 {
-            e.note("n");
+        for i in 0..100 {
+            e.note(format!("n{i}"));
         }
         assert_eq!(e.transcript.len(), Evidence::MAX_LINES);
-        assert_eq!(
-            e.transcript.last().map(String::as_str),
-            Some("# (more lines omitted)")
-        );
+        // The beginning and the end survive; the middle is counted.
+        assert_eq!(e.transcript[2], "# n0");
+        assert_eq!(e.transcript.last().map(String::as_str), Some("# n99"));
+        assert_eq!(e.transcript[Evidence::HEAD], "# (39 lines omitted)");
     }
 }

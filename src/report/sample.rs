@@ -53,9 +53,7 @@ fn case(
         reason: reason.into(),
         // Built directly, not through `Evidence::saw`, so reporters are tested on text the
         // model's own filter would have cleaned.
-        evidence: Evidence {
-            transcript: transcript.iter().map(|l| (*l).to_string()).collect(),
-        },
+        evidence: Evidence::from_lines(transcript.iter().map(|l| (*l).to_string()).collect()),
         started: Duration::from_millis(started_ms),
         duration: Duration::from_millis(duration_ms),
     }

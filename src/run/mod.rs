@@ -99,7 +99,10 @@ pub async fn run(
             let rt = rt.clone();
             Job {
                 deadline: case.deadline,
-                start: Box::new(move |t: Transcript| Box::pin(run_case(case, rt, t)) as CaseFuture),
+                start: Box::new(move |t: Transcript| {
+                    let t = t.redacting(rt.secrets.clone());
+                    Box::pin(run_case(case, rt, t)) as CaseFuture
+                }),
             }
         })
         .collect();

@@ -11,31 +11,53 @@ use tokio::time::Instant;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::config::Secrets;
 use crate::report::{Evidence, Verdict};
 
 /// Evidence shared between a running case and the scheduler, so a deadline keeps it.
 #[derive(Clone, Default)]
-pub struct Transcript(Arc<Mutex<Evidence>>);
+pub struct Transcript {
+    evidence: Arc<Mutex<Evidence>>,
+    /// Secrets redacted from each line as it is recorded: evidence cuts long lines, and a cut
+    /// through a secret would leave a part that no later redaction can recognise.
+    secrets: Option<Arc<Mutex<Secrets>>>,
+}
 
 impl Transcript {
-    /// Runs `f` on the evidence.
+    /// This transcript, redacting `secrets` (as they are at each record) from what it records.
+    pub fn redacting(mut self, secrets: Arc<Mutex<Secrets>>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Runs `f` on the evidence (no redaction: pass only text already redacted).
     pub fn with<R>(&self, f: impl FnOnce(&mut Evidence) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.evidence.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn redact(&self, what: &str) -> String {
+        match &self.secrets {
+            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).redact(what),
+            None => what.to_string(),
+        }
     }
 
     /// Records something the harness sent.
     pub fn sent(&self, what: impl AsRef<str>) {
-        self.with(|e| e.sent(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.sent(line));
     }
 
     /// Records something the target did.
     pub fn saw(&self, what: impl AsRef<str>) {
-        self.with(|e| e.saw(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.saw(line));
     }
 
     /// Records a note.
     pub fn note(&self, what: impl AsRef<str>) {
-        self.with(|e| e.note(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.note(line));
     }
 
     /// A copy of what was recorded so far.

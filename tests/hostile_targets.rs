@@ -25,8 +25,10 @@ use hostile::{
 use wsaudit::report::Verdict::{Error, Fail, Pass};
 use wsaudit::report::{html, json, junit, sarif, terminal};
 
-/// Peak resident memory the concurrent audits may add, all of them together.
-const MEMORY_BUDGET: u64 = 64 << 20;
+/// Peak resident memory the twenty concurrent audits may add, all of them together (about 50 MiB
+/// measured): far below what one buffered 1 GB body, or an endless stream buffered for a
+/// second, would take (the unbounded session inbox this test found added 150 MiB).
+const MEMORY_BUDGET: u64 = 96 << 20;
 
 /// Where a scenario's target lives.
 #[derive(Clone, Copy)]
@@ -96,7 +98,8 @@ fn scenarios() -> Vec<Scenario> {
             only: ALL,
             check: |a, _| {
                 a.inconclusive()?;
-                a.expect("WS-TLS-01/TLS-UPGRADE", Error, UNRESOLVABLE)?;
+                // `cannot resolve host ...`, or a resolver timing out `resolving the host name`.
+                a.expect("WS-TLS-01/TLS-UPGRADE", Error, "resolv")?;
                 a.expect(
                     "WS-AUTH-01/TICKET-FRESH",
                     Error,

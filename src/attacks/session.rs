@@ -18,14 +18,7 @@ pub const INBOX_BYTES: usize = 1024 * 1024;
 
 /// The memory an event holds, roughly (its payload plus a fixed overhead).
 fn event_bytes(e: &Event) -> usize {
-    let payload = match e {
-        Event::Text(t) => t.len(),
-        Event::Binary(b) | Event::Ping(b) | Event::Pong(b) => b.len(),
-        Event::Close { reason, .. } => reason.len(),
-        Event::Dropped { error } => error.len(),
-        Event::Skipped { .. } | Event::Timeout => 0,
-    };
-    payload + std::mem::size_of::<Event>()
+    e.held_bytes() + std::mem::size_of::<Event>()
 }
 
 /// How an expectation turned out.

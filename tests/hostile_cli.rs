@@ -133,6 +133,10 @@ async fn sigint_reports_what_finished_marks_the_rest_not_run_and_exits_130() {
         .expect("a count");
     assert!(not_run > 0, "{out}");
     assert!(out.contains("\nSummary: "), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("PASS ")),
+        "the finished cases are listed: {out}"
+    );
 
     // The JSON report: the finished cases, and the IDs of the rest.
     let report: serde_json::Value =

@@ -329,7 +329,7 @@ fn tls_failure(a: &Audit, reason: &str) -> Result<(), String> {
 /// The API token, every ticket and every session cookie the server issued, or any 12
 /// consecutive characters of one, appear in no output: terminal, JSON, JUnit, SARIF, HTML.
 fn no_secret_in_any_output(a: &Audit, record: &Record) -> Result<(), String> {
-    let issued = record.issued.lock().expect("record lock").clone();
+    let issued = record.issued_now();
     let echoed = record.echoed.load(std::sync::atomic::Ordering::Relaxed);
     if issued.is_empty() || echoed == 0 {
         return Err(format!(
@@ -367,13 +367,9 @@ fn no_secret_in_any_output(a: &Audit, record: &Record) -> Result<(), String> {
     Ok(())
 }
 
-/// What happened to one scenario.
-struct Outcome {
-    result: Result<String, String>,
-}
-
+/// Every scenario's outcome (a one-line summary, or what went wrong) and the shared figures.
 struct Results {
-    outcomes: BTreeMap<&'static str, Outcome>,
+    outcomes: BTreeMap<&'static str, Result<String, String>>,
     /// Peak resident memory growth over all audits, bytes; `None` when not measurable.
     growth: Option<u64>,
     wall: Duration,
@@ -471,7 +467,7 @@ fn results() -> &'static Results {
             for t in tasks {
                 match t.await {
                     Ok((name, result)) => {
-                        out.insert(name, Outcome { result });
+                        out.insert(name, result);
                     }
                     Err(e) => panic!("a scenario panicked: {e}"),
                 }
@@ -496,7 +492,7 @@ fn results() -> &'static Results {
 fn outcome(name: &str) {
     let r = results();
     if let Some(o) = r.outcomes.get(name) {
-        match &o.result {
+        match o {
             Ok(summary) => eprintln!("{summary} (all scenarios: {:.1}s)", r.wall.as_secs_f64()),
             Err(e) => panic!("{e}"),
         }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use tokio::sync::{Semaphore, watch};
@@ -136,6 +137,7 @@ pub struct Finished {
 }
 
 /// Runs `jobs` with at most `max_parallel` at once; `None` results were not run (cancelled).
+/// A job that panics finishes as `error`, with its evidence.
 ///
 /// `cancel` switching to `true` stops launching jobs and abandons running ones; `on_done`
 /// sees each result as it arrives (progress display).
@@ -157,14 +159,20 @@ pub async fn run_jobs(
             let transcript = Transcript::default();
             let started = run_start.elapsed();
             let t0 = Instant::now();
-            let outcome =
-                match tokio::time::timeout(job.deadline, (job.start)(transcript.clone())).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::error(format!(
-                        "the harness deadline of {:.1}s passed before the case finished",
-                        job.deadline.as_secs_f64()
-                    )),
-                };
+            // A panic is a wsaudit bug; it must not pass for an interrupted run or take the
+            // case's evidence with it, so it ends the case as inconclusive, saying so.
+            let case = std::panic::AssertUnwindSafe((job.start)(transcript.clone())).catch_unwind();
+            let outcome = match tokio::time::timeout(job.deadline, case).await {
+                Ok(Ok(o)) => o,
+                Ok(Err(panic)) => Outcome::error(format!(
+                    "wsaudit failed in this case (a bug, please report it): {}",
+                    panic_message(panic.as_ref())
+                )),
+                Err(_) => Outcome::error(format!(
+                    "the harness deadline of {:.1}s passed before the case finished",
+                    job.deadline.as_secs_f64()
+                )),
+            };
             Some(Finished {
                 index,
                 outcome,
@@ -188,7 +196,7 @@ pub async fn run_jobs(
                     let i = f.index;
                     results[i] = Some(f);
                 }
-                // A panicking case or a cancelled one leaves its slot empty (reported as not run).
+                // A cancelled case leaves its slot empty (reported as not run).
                 Some(_) => {}
             },
             changed = cancel.changed(), if cancellable => {
@@ -198,6 +206,15 @@ pub async fn run_jobs(
         }
     }
     results
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]
@@ -239,6 +256,29 @@ mod tests {
         assert_eq!(r[2].outcome.verdict, Verdict::Fail);
         // All three started at once.
         assert!(r.iter().all(|f| f.started < Duration::from_millis(10)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_case_is_an_error_with_its_evidence_not_a_lost_one() {
+        let (_tx, rx) = watch::channel(false);
+        let jobs = vec![Job {
+            deadline: Duration::from_secs(5),
+            start: Box::new(|t: Transcript| {
+                Box::pin(async move {
+                    t.sent("before the bug");
+                    panic!("index out of bounds");
+                })
+            }),
+        }];
+        let out = run_jobs(jobs, 1, rx, |_| {}).await;
+        let f = out[0].as_ref().expect("reported, not lost");
+        assert_eq!(f.outcome.verdict, Verdict::Error);
+        assert!(
+            f.outcome.reason.contains("index out of bounds"),
+            "{}",
+            f.outcome.reason
+        );
+        assert_eq!(f.evidence.transcript, vec!["> before the bug".to_string()]);
     }
 
     #[tokio::test(start_paused = true)]

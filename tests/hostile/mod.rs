@@ -39,7 +39,7 @@ pub const ORIGIN: &str = "https://app.example.com";
 pub const UNRESOLVABLE: &str = "wsaudit-hostile.invalid";
 /// Slack on top of the bound derived from the plan: gating, report assembly, a loaded CI box.
 pub const MARGIN: Duration = Duration::from_secs(5);
-/// The JSON schema the reference target's messages follow.
+/// A payment the reference-fast policy's message schema accepts.
 const VALID_PAYMENT: &str =
     r#"{"type":"payment","amount":12.5,"reference":"TX-123456","currency":"USD"}"#;
 
@@ -95,8 +95,8 @@ pub enum Upgrade {
 pub enum After {
     /// A frame declaring 2^63 bytes, 1 MiB of it, then silence.
     HugeFrame,
-    /// After the client's first frame (its login), `auth_ok` and then 64 KiB text frames, as
-    /// fast as the client reads them.
+    /// After the client's first frame (its login), `auth_ok` and then text frames of 1000 KiB
+    /// (just under the client's 1 MiB read cap, so each is kept), as fast as the client reads.
     EndlessFrames,
     /// After the client's first two frames (login, one message), half a frame, then the TCP
     /// connection closes.
@@ -173,7 +173,8 @@ pub struct Record {
 }
 
 impl Record {
-    fn issued(&self) -> Vec<String> {
+    /// A copy of what was issued so far.
+    pub fn issued_now(&self) -> Vec<String> {
         self.issued.lock().expect("record lock").clone()
     }
 }
@@ -198,10 +199,10 @@ impl Drop for Hostile {
     }
 }
 
-type Io = Box<dyn Io2>;
 /// A TLS or TCP stream.
-pub trait Io2: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io2 for T {}
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type Io = Box<dyn Stream>;
 
 impl Hostile {
     /// Starts a server with `behaviour` on 127.0.0.1.
@@ -652,7 +653,7 @@ fn app_handshake(req: &Request, rec: &Record) -> Option<Vec<u8>> {
 
 /// Whether `text` holds the API token or anything issued.
 fn contains_secret(text: &str, rec: &Record) -> bool {
-    text.contains(TOKEN) || rec.issued().iter().any(|v| text.contains(v.as_str()))
+    text.contains(TOKEN) || rec.issued_now().iter().any(|v| text.contains(v.as_str()))
 }
 
 /// A server frame (unmasked).
@@ -798,7 +799,7 @@ fn answer(
     let json: serde_json::Value = serde_json::from_str(msg).unwrap_or_default();
     if json["type"] == "auth" {
         let t = json["ticket"].as_str().unwrap_or_default().to_string();
-        if !rec.issued().contains(&t) {
+        if !rec.issued_now().contains(&t) {
             return close(1008, &format!("unknown ticket {t}"));
         }
         if !rec.used.lock().expect("record lock").insert(t.clone()) {
@@ -991,27 +992,32 @@ impl Audit {
         self.none(Verdict::Fail, &[])
     }
 
-    /// What every hostile audit must show: it finished every case (none panicked or was
-    /// abandoned), and no case needed the harness deadline (each step's own deadline ended it).
+    /// What every hostile audit must show: it finished every case (none abandoned), none
+    /// panicked, and none needed the harness deadline (each step's own deadline ended it).
     pub fn sound(&self) -> Result<(), String> {
         if !self.report.not_run.is_empty() {
             return Err(format!(
-                "{}: cases not run (panicked or abandoned): {:?}",
+                "{}: cases not run: {:?}",
                 self.name, self.report.not_run
             ));
         }
-        let cut: Vec<&str> = self
-            .report
-            .cases
-            .iter()
-            .filter(|c| c.reason.contains("harness deadline"))
-            .map(|c| c.case_id.as_str())
-            .collect();
-        if !cut.is_empty() {
-            return Err(format!(
-                "{}: cases ended only by the harness deadline (a step without its own): {cut:?}",
-                self.name
-            ));
+        for (marker, what) in [
+            ("wsaudit failed in this case", "panicked"),
+            (
+                "harness deadline",
+                "ended only by the harness deadline (a step without its own)",
+            ),
+        ] {
+            let hit: Vec<&str> = self
+                .report
+                .cases
+                .iter()
+                .filter(|c| c.reason.contains(marker))
+                .map(|c| c.case_id.as_str())
+                .collect();
+            if !hit.is_empty() {
+                return Err(format!("{}: cases {what}: {hit:?}", self.name));
+            }
         }
         Ok(())
     }

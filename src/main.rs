@@ -20,6 +20,9 @@ use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
 /// Exit code for an invalid invocation or file.
 const EXIT_INVALID: u8 = 2;
+/// Exit code of a run stopped by SIGINT (128 + 2, the shell's convention), whatever the
+/// verdicts of the cases that finished: the run is incomplete.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
 #[command(
@@ -194,7 +197,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => runtime.block_on(run(*args)),
+        Command::Run(args) => {
+            let code = runtime.block_on(run(*args));
+            // An interrupted run abandons its cases, which may leave a DNS lookup running on a
+            // blocking thread: the reports are written, so do not wait for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            code
+        }
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Compile(args) => compile(&args),
         Command::Check(args) => check(&args),
@@ -256,7 +265,15 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let interrupted = cancel.clone();
+    let interrupt = match on_interrupt(cancel_tx) {
+        Ok(task) => task,
+        Err(e) => {
+            eprintln!("error: cannot watch for Ctrl-C: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     let selected = wsaudit::run::select(&compiled.plan, &args.only, args.partition.as_ref()).len();
     let opts = RunOptions {
         only: args.only.clone(),
@@ -266,6 +283,7 @@ async fn run(args: RunArgs) -> ExitCode {
         progress: Progress::for_stderr(selected),
     };
     let mut report = wsaudit::run::run(&compiled.plan, &compiled.policy, rt.clone(), opts).await;
+    let was_interrupted = *interrupted.borrow();
     if let Some(w) = &waivers {
         let today = time::OffsetDateTime::now_utc().date();
         for warning in wsaudit::report::waivers::apply(&mut report, w, today) {
@@ -275,11 +293,50 @@ async fn run(args: RunArgs) -> ExitCode {
     let secrets = rt.secrets();
     let redacted = report.redact(|s| secrets.redact(s));
     print!("{}", wsaudit::report::terminal::render(&redacted));
-    if let Err(e) = args.outputs.write_all(&redacted) {
+    let written = args.outputs.write_all(&redacted);
+    interrupt.abort();
+    if let Err(e) = written {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
+    if was_interrupted {
+        eprintln!(
+            "interrupted: {} of {selected} cases not run; the reports hold what finished",
+            redacted.not_run.len()
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     ExitCode::from(redacted.exit_code())
+}
+
+/// Flips `cancel` on the first SIGINT (the run stops launching cases and abandons running ones,
+/// which are then reported as not run); a second SIGINT exits at once. The handler is installed
+/// before this returns, so a Ctrl-C right after the first progress line is never missed.
+fn on_interrupt(
+    cancel: tokio::sync::watch::Sender<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(tokio::spawn(async move {
+        #[cfg(unix)]
+        let first = sigint.recv().await.is_some();
+        #[cfg(not(unix))]
+        let first = tokio::signal::ctrl_c().await.is_ok();
+        if !first {
+            return;
+        }
+        eprintln!(
+            "interrupted: stopping; finished cases will be reported (Ctrl-C again to quit now)"
+        );
+        let _ = cancel.send(true);
+        #[cfg(unix)]
+        let again = sigint.recv().await.is_some();
+        #[cfg(not(unix))]
+        let again = tokio::signal::ctrl_c().await.is_ok();
+        if again {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    }))
 }
 
 fn compile(args: &CompileArgs) -> ExitCode {

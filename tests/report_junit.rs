@@ -134,9 +134,15 @@ fn verdicts_map_to_junit_elements_and_hostile_text_reads_back_intact() {
     let report = hostile_report().redact(str::to_string);
     let xml = junit::render(&report);
     let cases = read_cases(&xml);
-    assert_eq!(cases.len(), report.cases.len());
+    assert_eq!(cases.len(), report.cases.len() + report.not_run.len());
+    // The sample's not-run case names no control of the report: it gets a suite of its own.
     let suites = xml.matches("<testsuite ").count();
-    assert_eq!(suites, report.controls.len());
+    assert_eq!(suites, report.controls.len() + 1);
+    for id in &report.not_run {
+        let read = cases.iter().find(|c| c.name == *id).expect("not-run case");
+        assert_eq!(read.outcome.as_deref(), Some("skipped"), "{id}");
+        assert_eq!(read.message, junit::NOT_RUN, "{id}");
+    }
     for (read, case) in cases.iter().zip(&report.cases) {
         assert_eq!(read.name, case.case_id);
         assert_eq!(read.classname, case.control_id);
@@ -220,7 +226,31 @@ fn cases_of_unknown_controls_still_get_a_suite() {
     let xml = junit::render(&report.redact(str::to_string));
     validate_with_xmllint(&xml);
     assert!(xml.contains("name=\"WS-GONE-01: (not in the policy)\""));
-    assert_eq!(read_cases(&xml).len(), report.cases.len());
+    assert_eq!(
+        read_cases(&xml).len(),
+        report.cases.len() + report.not_run.len()
+    );
+}
+
+#[test]
+fn cases_not_run_are_skipped_under_their_control() {
+    let mut report = hostile_report();
+    report.not_run = vec!["WS-TLS-01/TLS-NEGOTIATED".into()];
+    let xml = junit::render(&report.redact(str::to_string));
+    validate_with_xmllint(&xml);
+    let read = read_cases(&xml);
+    let case = read
+        .iter()
+        .find(|c| c.name == "WS-TLS-01/TLS-NEGOTIATED")
+        .expect("not-run case listed");
+    assert_eq!(case.classname, "WS-TLS-01");
+    assert_eq!(case.outcome.as_deref(), Some("skipped"));
+    assert_eq!(case.message, "not run: interrupted");
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        report.controls.len(),
+        "no extra suite for a case of a known control"
+    );
 }
 
 #[test]

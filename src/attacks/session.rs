@@ -12,6 +12,15 @@ use crate::plan::expect::Expectation;
 use crate::plan::{Case, Step};
 use crate::run::{Outcome, Transcript};
 
+/// Bytes of events [`Session::drain`] holds before leaving the rest queued in the connection:
+/// thousands of acknowledgements, a handful of large messages.
+pub const INBOX_BYTES: usize = 1024 * 1024;
+
+/// The memory an event holds, roughly (its payload plus a fixed overhead).
+fn event_bytes(e: &Event) -> usize {
+    e.held_bytes() + std::mem::size_of::<Event>()
+}
+
 /// How an expectation turned out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judgement {
@@ -84,6 +93,8 @@ pub struct Session {
     pub http: Option<Result<HttpResponse, String>>,
     /// The last `tls_probe` result.
     pub probe: Option<Result<TlsFacts, crate::client::ClientError>>,
+    /// Whether the last `tls_probe` offered every version the client speaks (no `below`).
+    pub probe_offered_all: bool,
     /// When the steps finished (timing expectations count from here).
     pub steps_done: Instant,
 }
@@ -110,6 +121,7 @@ impl Session {
             pings_off_at: None,
             http: None,
             probe: None,
+            probe_offered_all: false,
             steps_done: Instant::now(),
         }
     }
@@ -135,20 +147,22 @@ impl Session {
     pub fn close_connection(&mut self) {
         if let Some(conn) = self.conn.take() {
             let t = conn.transcript();
-            self.ev.with(|e| {
-                e.note("connection transcript (times from its handshake):");
-                for entry in t.entries() {
-                    let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
-                    match entry.direction {
-                        crate::client::evidence::Direction::Sent => e.sent(line),
-                        crate::client::evidence::Direction::Received => e.saw(line),
-                        crate::client::evidence::Direction::Note => e.note(line),
-                    }
+            self.ev
+                .note("connection transcript (times from its handshake):");
+            // Through the case transcript's redaction too: secrets registered after an entry
+            // was recorded (a cookie, a later ticket) are hidden before the line can be cut.
+            for entry in t.entries() {
+                let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
+                match entry.direction {
+                    crate::client::evidence::Direction::Sent => self.ev.sent(line),
+                    crate::client::evidence::Direction::Received => self.ev.saw(line),
+                    crate::client::evidence::Direction::Note => self.ev.note(line),
                 }
-                if t.omitted() > 0 {
-                    e.note(format!("({} connection events not kept)", t.omitted()));
-                }
-            });
+            }
+            if t.omitted() > 0 {
+                self.ev
+                    .note(format!("({} connection events not kept)", t.omitted()));
+            }
         }
         self.opened_at = None;
         self.inbox.clear();
@@ -172,14 +186,22 @@ impl Session {
     }
 
     /// Reads whatever is queued without waiting, so pings keep being answered and the
-    /// connection's bounded queue never stalls its reader.
+    /// connection's bounded queue does not stall its reader, up to [`INBOX_BYTES`] held.
+    ///
+    /// Past that bound events stay queued in the connection: its reader stops reading and TCP
+    /// holds the peer back, instead of this session buffering whatever an endless stream sends.
     pub async fn drain(&mut self) {
+        let mut held: usize = self.inbox.iter().map(event_bytes).sum();
         while let Some(c) = self.conn.as_mut() {
+            if held >= INBOX_BYTES {
+                break;
+            }
             match c.read_event(Duration::ZERO).await {
                 Event::Timeout => break,
                 e => {
                     let end = e.is_end();
                     if !matches!(e, Event::Ping(_) | Event::Pong(_)) {
+                        held += event_bytes(&e);
                         self.inbox.push(e);
                     }
                     if end {

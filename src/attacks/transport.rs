@@ -40,6 +40,7 @@ impl Session {
             Err(e) => self.ev.saw(format!("handshake failed: {e}")),
         }
         self.probe = Some(result);
+        self.probe_offered_all = p.below.is_none();
         Ok(())
     }
 
@@ -47,6 +48,16 @@ impl Session {
     pub(super) fn judge_tls(&self, t: &TlsExpectation) -> Judgement {
         match &self.probe {
             None => Judgement::Inconclusive("no TLS probe was made".into()),
+            // A probe offering 1.3 and 1.2 (all rustls speaks, and every allowed minimum)
+            // refused by version: the server speaks no version the policy allows.
+            Some(Err(
+                e @ ClientError::Tls {
+                    version_refused: true,
+                    ..
+                },
+            )) if t.min_version.is_some() && self.probe_offered_all => Judgement::Broken(format!(
+                "the server refuses TLS 1.3 and 1.2 alike (protocol_version alert), so it speaks no version the policy allows: {e}"
+            )),
             Some(Err(e)) => Judgement::Inconclusive(format!("the TLS handshake failed: {e}")),
             Some(Ok(f)) => {
                 if let Some(min) = t.min_version
@@ -113,14 +124,25 @@ impl Session {
         let Some(Ok(response)) = &self.http else {
             return Judgement::Inconclusive("no HTTP request was made".into());
         };
+        // Without a cookie the legitimate path is broken (the positive control fails), but
+        // the attributes of a cookie never set cannot be judged either way.
+        let asks_attributes =
+            want.secure == Some(true) || want.http_only == Some(true) || want.samesite.is_some();
+        let no_cookie = |why: String| {
+            if asks_attributes {
+                Judgement::Inconclusive(format!("{why}: no cookie to judge"))
+            } else {
+                Judgement::Broken(why)
+            }
+        };
         if !(200..300).contains(&response.status) {
-            return Judgement::Broken(format!(
+            return no_cookie(format!(
                 "the ticket endpoint answered HTTP {}",
                 response.status
             ));
         }
         if response.set_cookies.is_empty() {
-            return Judgement::Broken("the response sets no cookie".into());
+            return no_cookie("the response sets no cookie".into());
         }
         for c in &response.set_cookies {
             let shown = c.describe();

@@ -31,6 +31,10 @@ pub const STREAM_CHUNK: usize = 16 * 1024;
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events queued for the caller before the reader stops reading (TCP backpressure).
 const EVENT_QUEUE: usize = 16;
+/// Payload bytes queued for the caller before the reader stops reading: with [`READ_CAP`] per
+/// message, a connection holds a few MiB whatever a peer streams, not `EVENT_QUEUE` full
+/// messages.
+pub const QUEUE_BYTES: usize = 2 * READ_CAP;
 /// Pings kept in the log.
 const PING_LOG: usize = 1024;
 /// Events [`Connection::wait_for_close`] keeps besides the end.
@@ -249,6 +253,17 @@ pub enum Event {
 }
 
 impl Event {
+    /// The bytes this event holds (payload, reason or error text), for memory bounds.
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Event::Text(t) => t.len(),
+            Event::Binary(b) | Event::Ping(b) | Event::Pong(b) => b.len(),
+            Event::Close { reason, .. } => reason.len(),
+            Event::Dropped { error } => error.len(),
+            Event::Skipped { .. } | Event::Timeout => 0,
+        }
+    }
+
     /// Whether the connection is over after this event.
     pub fn is_end(&self) -> bool {
         matches!(self, Event::Close { .. } | Event::Dropped { .. })
@@ -334,6 +349,8 @@ pub struct Observed {
 /// State shared by the caller's side and the reader task.
 struct Shared {
     opened: Instant,
+    /// Permits for [`QUEUE_BYTES`]: taken by the reader per queued event, returned on receipt.
+    queue_bytes: tokio::sync::Semaphore,
     answer_pings: AtomicBool,
     ended: AtomicBool,
     pings: Mutex<Vec<PingSeen>>,
@@ -401,6 +418,7 @@ impl Connection {
         let writer = Arc::new(tokio::sync::Mutex::new(wr));
         let shared = Arc::new(Shared {
             opened: Instant::now(),
+            queue_bytes: tokio::sync::Semaphore::new(QUEUE_BYTES),
             answer_pings: AtomicBool::new(true),
             ended: AtomicBool::new(false),
             pings: Mutex::new(Vec::new()),
@@ -615,7 +633,10 @@ impl Connection {
     pub async fn read_event_by(&mut self, deadline: &Deadline) -> Event {
         match tokio::time::timeout_at(deadline.at, self.events.recv()).await {
             Err(_) => Event::Timeout,
-            Ok(Some(e)) => e,
+            Ok(Some(e)) => {
+                self.shared.queue_bytes.add_permits(queue_cost(&e));
+                e
+            }
             Ok(None) => Event::Dropped {
                 error: "the connection has already ended".into(),
             },
@@ -884,13 +905,36 @@ async fn queue(tx: &mpsc::Sender<Event>, shared: &Shared, event: Event) -> bool 
         let what = event.describe(&shared.redactor());
         shared.record(Direction::Received, what);
     }
+    let cost = queue_cost(&event);
     match event {
-        Event::Ping(_) | Event::Pong(_) => !matches!(
-            tx.try_send(event),
-            Err(mpsc::error::TrySendError::Closed(_))
-        ),
-        e => tx.send(e).await.is_ok(),
+        Event::Ping(_) | Event::Pong(_) => {
+            let Ok(permit) = shared.queue_bytes.try_acquire_many(cost as u32) else {
+                return !tx.is_closed();
+            };
+            match tx.try_send(event) {
+                Ok(()) => {
+                    permit.forget();
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        }
+        e => {
+            // The semaphore is never closed; the caller returns the permits on receipt.
+            let Ok(permit) = shared.queue_bytes.acquire_many(cost as u32).await else {
+                return false;
+            };
+            permit.forget();
+            tx.send(e).await.is_ok()
+        }
     }
+}
+
+/// What an event costs against [`QUEUE_BYTES`]: its payload, at least one, at most the whole
+/// budget (so any event can be queued once the queue is empty).
+fn queue_cost(e: &Event) -> usize {
+    e.held_bytes().clamp(1, QUEUE_BYTES)
 }
 
 #[cfg(test)]

@@ -380,6 +380,12 @@ pub struct ResponseHead {
 
 /// Parses a response head from `buf`; `Ok(None)` means more bytes are needed.
 pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ClientError> {
+    parse_head(buf, &Redactor::new())
+}
+
+/// [`parse_response_head`], redacting `redactor`'s secrets from the bytes an error quotes
+/// (before they are cut, so no part of a secret the peer echoed shows).
+fn parse_head(buf: &[u8], redactor: &Redactor) -> Result<Option<ResponseHead>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
@@ -402,7 +408,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ClientErr
         Err(e) => Err(ClientError::MalformedResponse {
             reason: match e {
                 httparse::Error::TooManyHeaders => format!("more than {MAX_HEADERS} headers"),
-                e => format!("{e}; response began with `{}`", preview(buf, 60)),
+                e => format!("{e}; response began with `{}`", redactor.preview(buf, 60)),
             },
         }),
     }
@@ -414,10 +420,19 @@ pub async fn read_response_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     deadline: &Deadline,
 ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
+    read_head(stream, deadline, &Redactor::new()).await
+}
+
+/// [`read_response_head`], redacting `redactor`'s secrets from what errors quote.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: &Deadline,
+    redactor: &Redactor,
+) -> Result<(ResponseHead, Vec<u8>), ClientError> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut filled = 0;
     loop {
-        if let Some(head) = parse_response_head(&buf[..filled])? {
+        if let Some(head) = parse_head(&buf[..filled], redactor)? {
             let rest = buf[head.len..filled].to_vec();
             return Ok((head, rest));
         }
@@ -441,7 +456,7 @@ pub async fn read_response_head<S: AsyncRead + Unpin>(
                 ClientError::MalformedResponse {
                     reason: format!(
                         "connection closed inside the response head after {filled} bytes: `{}`",
-                        preview(&buf[..filled], 60)
+                        redactor.preview(&buf[..filled], 60)
                     ),
                 }
             });
@@ -493,6 +508,8 @@ pub struct HandshakeResponse {
     pub body_prefix: Vec<u8>,
     /// TLS facts for `wss://`.
     pub tls: Option<TlsFacts>,
+    /// The request's secrets, redacted from previews of what the server sent back.
+    redactor: Redactor,
 }
 
 impl HandshakeResponse {
@@ -505,14 +522,20 @@ impl HandshakeResponse {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `HTTP 403 Forbidden`, for evidence.
+    /// `HTTP 403 Forbidden`, for evidence: the reason phrase cut to 60 characters, the request's
+    /// secrets redacted first.
     pub fn status_line(&self) -> String {
-        format!("HTTP {} {}", self.status, self.reason)
+        format!(
+            "HTTP {} {}",
+            self.status,
+            self.redactor.preview(self.reason.as_bytes(), 60)
+        )
     }
 
-    /// The body prefix, lossily decoded and cut for evidence.
+    /// The body prefix, lossily decoded and cut for evidence, the request's secrets redacted
+    /// first (a server may echo them, and a cut must not leave half of one).
     pub fn body_preview(&self) -> String {
-        preview(&self.body_prefix, PREVIEW_CHARS)
+        self.redactor.preview(&self.body_prefix, PREVIEW_CHARS)
     }
 }
 
@@ -576,14 +599,11 @@ pub async fn handshake_on<S: Stream>(
                 .map_err(|e| io_error(Step::SendRequest, &e))
         })
         .await?;
-    let (head, rest) = read_response_head(&mut stream, deadline).await?;
+    let (head, rest) = read_head(&mut stream, deadline, req.redactor()).await?;
+    let reason = transcript.redactor().preview(head.reason.as_bytes(), 60);
     transcript.push(
         Direction::Received,
-        format!(
-            "HTTP {} {}",
-            head.status,
-            preview(head.reason.as_bytes(), 60)
-        ),
+        format!("HTTP {} {reason}", head.status),
     );
     if head.status != 101 {
         let body_prefix = read_body_prefix(&mut stream, rest, &head, deadline).await;
@@ -594,6 +614,7 @@ pub async fn handshake_on<S: Stream>(
                 headers: head.headers,
                 body_prefix,
                 tls,
+                redactor: req.redactor().clone(),
             },
             connection: None,
         });
@@ -617,6 +638,7 @@ pub async fn handshake_on<S: Stream>(
             headers: head.headers,
             body_prefix: Vec::new(),
             tls,
+            redactor: req.redactor().clone(),
         },
         connection: Some(connection),
     })

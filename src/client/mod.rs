@@ -92,6 +92,9 @@ pub enum ClientError {
         server_name: String,
         /// rustls' error text (for example `invalid peer certificate: UnknownIssuer`).
         reason: String,
+        /// The server answered with a `protocol_version` alert: it speaks none of the versions
+        /// offered (a TLS 1.0-only server answers a TLS 1.2/1.3 client so).
+        version_refused: bool,
     },
     /// The TLS options cannot form a configuration (no roots, bad PEM).
     #[error("TLS configuration: {0}")]

@@ -231,6 +231,7 @@ impl TlsClient {
                     .map_err(|e| ClientError::Tls {
                         server_name: shown.clone(),
                         reason: e.to_string(),
+                        version_refused: version_refused(&e),
                     })
             })
             .await
@@ -269,6 +270,18 @@ impl TlsClient {
             verified,
         }
     }
+}
+
+/// Whether a failed handshake ended with the server's `protocol_version` alert (tokio-rustls
+/// wraps rustls' error in the I/O error).
+fn version_refused(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::ProtocolVersion
+        ))
+    )
 }
 
 /// What a TLS handshake established, as evidence for the transport controls.

@@ -35,6 +35,17 @@ pub fn render(report: &Redacted) -> String {
             ));
         }
     }
+    // Cases an interrupted run never reached are listed too, as skipped, under their control.
+    let not_run: Vec<(&str, &str)> = report
+        .not_run
+        .iter()
+        .map(|id| (control_of(report, id), id.as_str()))
+        .collect();
+    for (control_id, _) in &not_run {
+        if !suites.iter().any(|(id, _)| id == control_id) {
+            suites.push((control_id, format!("{control_id}: (not in the policy)")));
+        }
+    }
     let mut junit = Report::new();
     for (control_id, suite_name) in suites {
         let cases: Vec<&CaseResult> = report
@@ -56,6 +67,16 @@ pub fn render(report: &Redacted) -> String {
             };
             suite.add_testcase(testcase(case, &name, control_id));
         }
+        for (_, case_id) in not_run.iter().filter(|(c, _)| *c == control_id) {
+            let mut tc = TestCase::skipped(&printable(case_id));
+            tc.result = TestResult::SkippedWithCause {
+                type_: "not_run".into(),
+                message: NOT_RUN.into(),
+                cause: None,
+            };
+            tc.set_classname(&printable(control_id));
+            suite.add_testcase(tc);
+        }
         junit.add_testsuite(suite);
     }
     let mut out = Vec::new();
@@ -63,6 +84,24 @@ pub fn render(report: &Redacted) -> String {
         Ok(()) => String::from_utf8_lossy(&out).into_owned(),
         Err(e) => fallback_document(&e.to_string()),
     }
+}
+
+/// The message of a case the run never reached.
+pub const NOT_RUN: &str = "not run: interrupted";
+
+/// The control a not-run case ID belongs to: the report's control it starts with (`ID/...`),
+/// else the part before the first `/`.
+fn control_of<'a>(report: &'a Redacted, case_id: &'a str) -> &'a str {
+    report
+        .controls
+        .iter()
+        .map(|c| c.id.as_str())
+        .find(|id| {
+            case_id
+                .strip_prefix(id)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .unwrap_or_else(|| case_id.split('/').next().unwrap_or(case_id))
 }
 
 /// Builds one `<testcase>`; every text has already or here passes the sanitiser.

@@ -82,6 +82,7 @@ pub async fn run(
 ) -> RunReport {
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let t0 = tokio::time::Instant::now();
+    // `--only`, then this job's share: a partitioned CI job must run its share, not the plan.
     let cases = select(plan, &opts.only, opts.partition.as_ref());
     let parallel = opts
         .max_parallel
@@ -94,7 +95,10 @@ pub async fn run(
             let rt = rt.clone();
             Job {
                 deadline: case.deadline,
-                start: Box::new(move |t: Transcript| Box::pin(run_case(case, rt, t)) as CaseFuture),
+                start: Box::new(move |t: Transcript| {
+                    let t = t.redacting(rt.secrets.clone());
+                    Box::pin(run_case(case, rt, t)) as CaseFuture
+                }),
             }
         })
         .collect();
@@ -163,4 +167,53 @@ pub async fn run(
     };
     report.finish();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceFile;
+    use crate::config::target::LoadedTarget;
+
+    /// A job given `--partition` runs exactly its share of the selected cases.
+    #[tokio::test]
+    async fn a_run_executes_only_its_partition() {
+        crate::tls::install_crypto_provider();
+        let policy = LoadedPolicy::parse(SourceFile::from_text("p.yaml", crate::demo::POLICY))
+            .expect("embedded policy");
+        // A port nothing listens on: every case ends at once with a refused connection.
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let text = format!(
+            "target: t\nurl: wss://{addr}/ws\norigin: https://app.example.com\n\
+             auth:\n  ticket:\n    request: {{ method: POST, url: 'https://{addr}/t' }}\n    \
+             extract: /ticket\n  first_message: '{{{{ticket}}}}'\n\
+             messages:\n  valid: ['{{}}']\n"
+        );
+        let target =
+            LoadedTarget::parse(SourceFile::from_text("t.yaml", text), &|_| None).expect("target");
+        let suites = crate::config::check::load_suites(&[]).expect("suites");
+        let plan = crate::plan::compile(&policy, &target, &suites).expect("plan");
+        let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
+        let partition: crate::report::partition::Partition = "1/3".parse().expect("partition");
+        let only = vec!["WS-ORIGIN-01".to_string()];
+        let share: Vec<String> = select(&plan, &only, Some(&partition))
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect();
+        assert!(share.len() < select(&plan, &only, None).len());
+        let (_tx, cancel) = tokio::sync::watch::channel(false);
+        let opts = RunOptions {
+            only,
+            partition: Some(partition),
+            max_parallel: None,
+            cancel,
+            progress: progress::Progress::Silent,
+        };
+        let report = run(&plan, &policy, rt, opts).await;
+        let ran: Vec<String> = report.cases.iter().map(|c| c.case_id.clone()).collect();
+        assert_eq!(ran, share);
+    }
 }

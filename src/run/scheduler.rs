@@ -6,36 +6,59 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::config::Secrets;
 use crate::report::{Evidence, Verdict};
 
 /// Evidence shared between a running case and the scheduler, so a deadline keeps it.
 #[derive(Clone, Default)]
-pub struct Transcript(Arc<Mutex<Evidence>>);
+pub struct Transcript {
+    evidence: Arc<Mutex<Evidence>>,
+    /// Secrets redacted from each line as it is recorded: evidence cuts long lines, and a cut
+    /// through a secret would leave a part that no later redaction can recognise.
+    secrets: Option<Arc<Mutex<Secrets>>>,
+}
 
 impl Transcript {
-    /// Runs `f` on the evidence.
+    /// This transcript, redacting `secrets` (as they are at each record) from what it records.
+    pub fn redacting(mut self, secrets: Arc<Mutex<Secrets>>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Runs `f` on the evidence (no redaction: pass only text already redacted).
     pub fn with<R>(&self, f: impl FnOnce(&mut Evidence) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.evidence.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn redact(&self, what: &str) -> String {
+        match &self.secrets {
+            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).redact(what),
+            None => what.to_string(),
+        }
     }
 
     /// Records something the harness sent.
     pub fn sent(&self, what: impl AsRef<str>) {
-        self.with(|e| e.sent(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.sent(line));
     }
 
     /// Records something the target did.
     pub fn saw(&self, what: impl AsRef<str>) {
-        self.with(|e| e.saw(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.saw(line));
     }
 
     /// Records a note.
     pub fn note(&self, what: impl AsRef<str>) {
-        self.with(|e| e.note(what));
+        let line = self.redact(what.as_ref());
+        self.with(|e| e.note(line));
     }
 
     /// A copy of what was recorded so far.
@@ -114,6 +137,7 @@ pub struct Finished {
 }
 
 /// Runs `jobs` with at most `max_parallel` at once; `None` results were not run (cancelled).
+/// A job that panics finishes as `error`, with its evidence.
 ///
 /// `cancel` switching to `true` stops launching jobs and abandons running ones; `on_done`
 /// sees each result as it arrives (progress display).
@@ -135,14 +159,20 @@ pub async fn run_jobs(
             let transcript = Transcript::default();
             let started = run_start.elapsed();
             let t0 = Instant::now();
-            let outcome =
-                match tokio::time::timeout(job.deadline, (job.start)(transcript.clone())).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::error(format!(
-                        "the harness deadline of {:.1}s passed before the case finished",
-                        job.deadline.as_secs_f64()
-                    )),
-                };
+            // A panic is a wsaudit bug; it must not pass for an interrupted run or take the
+            // case's evidence with it, so it ends the case as inconclusive, saying so.
+            let case = std::panic::AssertUnwindSafe((job.start)(transcript.clone())).catch_unwind();
+            let outcome = match tokio::time::timeout(job.deadline, case).await {
+                Ok(Ok(o)) => o,
+                Ok(Err(panic)) => Outcome::error(format!(
+                    "wsaudit failed in this case (a bug, please report it): {}",
+                    panic_message(panic.as_ref())
+                )),
+                Err(_) => Outcome::error(format!(
+                    "the harness deadline of {:.1}s passed before the case finished",
+                    job.deadline.as_secs_f64()
+                )),
+            };
             Some(Finished {
                 index,
                 outcome,
@@ -166,7 +196,7 @@ pub async fn run_jobs(
                     let i = f.index;
                     results[i] = Some(f);
                 }
-                // A panicking case or a cancelled one leaves its slot empty (reported as not run).
+                // A cancelled case leaves its slot empty (reported as not run).
                 Some(_) => {}
             },
             changed = cancel.changed(), if cancellable => {
@@ -176,6 +206,15 @@ pub async fn run_jobs(
         }
     }
     results
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]
@@ -217,6 +256,29 @@ mod tests {
         assert_eq!(r[2].outcome.verdict, Verdict::Fail);
         // All three started at once.
         assert!(r.iter().all(|f| f.started < Duration::from_millis(10)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_case_is_an_error_with_its_evidence_not_a_lost_one() {
+        let (_tx, rx) = watch::channel(false);
+        let jobs = vec![Job {
+            deadline: Duration::from_secs(5),
+            start: Box::new(|t: Transcript| {
+                Box::pin(async move {
+                    t.sent("before the bug");
+                    panic!("index out of bounds");
+                })
+            }),
+        }];
+        let out = run_jobs(jobs, 1, rx, |_| {}).await;
+        let f = out[0].as_ref().expect("reported, not lost");
+        assert_eq!(f.outcome.verdict, Verdict::Error);
+        assert!(
+            f.outcome.reason.contains("index out of bounds"),
+            "{}",
+            f.outcome.reason
+        );
+        assert_eq!(f.evidence.transcript, vec!["> before the bug".to_string()]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,10 +6,12 @@
 //! - [`wire`] is the WebSocket framing shared by the server and the harness.
 //! - [`server`] is the hardened reference server, one module per defence.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
+//! - [`fuzzing`] holds the cargo-fuzz harnesses (`fuzz/`) and live fuzzing (`wsaudit fuzz`).
 
 pub mod attacks;
 pub mod client;
 pub mod config;
+pub mod fuzzing;
 pub mod plan;
 pub mod report;
 pub mod run;

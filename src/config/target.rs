@@ -256,7 +256,14 @@ impl LoadedTarget {
                 secrets,
                 source,
             }),
-            _ => Err(report.into_error()),
+            _ => {
+                // serde quotes offending values, and a value may come from `${VAR}`.
+                let mut e = report.into_error();
+                for d in &mut e.diagnostics {
+                    d.message = secrets.redact(&d.message);
+                }
+                Err(e)
+            }
         }
     }
 

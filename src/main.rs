@@ -113,7 +113,7 @@ struct FuzzArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Business messages per second [default: half the policy's rate limit, else 10].
-    #[arg(long)]
+    #[arg(long, value_parser = positive_rate)]
     rate: Option<f64>,
     /// Cases per batch; after each batch a fresh client checks the target is still healthy.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
@@ -193,6 +193,15 @@ fn main() -> ExitCode {
             println!("  cargo run --release -- serve --policy policies/fintech.yaml");
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{text}` is not a positive number of messages per second"
+        )),
     }
 }
 

@@ -30,15 +30,21 @@ async fn serve(weaken: &str, dir: &Path) -> (ServerHandle, PathBuf) {
     (handle, path)
 }
 
+/// Guard on every reply the fuzzer waits for: generous, since CI machines are shared.
+const GUARD: Duration = Duration::from_secs(10);
+
 fn runtime(target: &Path) -> Arc<TargetRuntime> {
     let loaded = LoadedTarget::load(target).expect("emitted target loads");
-    Arc::new(TargetRuntime::new(&loaded).expect("runtime"))
+    let mut rt = TargetRuntime::new(&loaded).expect("runtime");
+    rt.reply_wait = GUARD;
+    Arc::new(rt)
 }
 
 fn options(seed: u64, duration: Duration) -> FuzzOptions {
     let mut o = FuzzOptions::for_policy(Some(&policy()), seed, "wsaudit fuzz".into());
     o.duration = duration;
     o.batch_size = 20;
+    o.hang_after = GUARD;
     o
 }
 
@@ -173,7 +179,16 @@ async fn the_command_writes_every_report_and_exits_1_on_findings() {
         .arg(&target)
         .arg("--policy")
         .arg(policy_path())
-        .args(["--duration", "15s", "--seed", "3", "--max-findings", "1"])
+        .args([
+            "--duration",
+            "15s",
+            "--seed",
+            "3",
+            "--max-findings",
+            "1",
+            "--hang-after",
+            "10s",
+        ])
         .arg("--json")
         .arg(&json)
         .arg("--junit")

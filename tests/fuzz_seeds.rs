@@ -224,7 +224,7 @@ mod regenerate {
                 b"{\"type\":\"auth\",\"ticket\":\"forged\"}".to_vec(),
             ),
             ("deep", 0, [&[b'['; 200][..], &[b']'; 200][..]].concat()),
-            ("rate", 0x7b, vec![b' '; 64]),
+            ("rate", 0xfb, vec![b' '; 64]),
         ] {
             write("server_messages", name, &[&[flags][..], &payload].concat());
         }

@@ -360,6 +360,7 @@ impl Recorder {
         let inconclusive = self.cases.iter().any(|c| c.verdict == Verdict::Error);
         if !acks_found && !inconclusive {
             let mut ev = Evidence::default();
+            ev.note(format!("seed {}", self.seed));
             ev.note(format!(
                 "{} cases sent, {} judged invalid, {} closed the connection, {} acknowledged but not judgeable",
                 self.sent, self.invalid_sent, self.closed, self.unjudged_acks

@@ -229,3 +229,40 @@ async fn the_command_writes_every_report_and_exits_1_on_findings() {
         assert!(!text.contains(&srv.api_token), "the API token leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_the_valid_message_never_reaches_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_srv, target) = serve("schema", dir.path()).await;
+    // The valid message's reference comes from the environment, so it is a secret.
+    let text = std::fs::read_to_string(&target)
+        .expect("target")
+        .replace("TX-123456", "${PAYMENT_REF}");
+    let secret = "TX-424242";
+    let loaded = LoadedTarget::parse(
+        wsaudit::config::SourceFile::from_text(&target, text),
+        &|name| (name == "PAYMENT_REF").then(|| secret.to_string()),
+    )
+    .expect("target with a secret loads");
+    let mut rt = TargetRuntime::new(&loaded).expect("runtime");
+    rt.reply_wait = GUARD;
+    let rt = Arc::new(rt);
+    let mut opts = options(11, Duration::from_secs(20));
+    opts.max_findings = 5;
+    let report = run(rt.clone(), Some(&policy()), &opts)
+        .await
+        .expect("fuzzing runs");
+    assert!(!findings(&report).is_empty(), "nothing found");
+    let secrets = rt.secrets();
+    let redacted = report.redact(|s| secrets.redact(s));
+    let hex_secret: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    for out in [
+        wsaudit::report::terminal::render(&redacted),
+        wsaudit::report::json::render(&redacted),
+        wsaudit::report::junit::render(&redacted),
+        wsaudit::report::sarif::render(&redacted),
+    ] {
+        assert!(!out.contains(secret), "the secret leaked");
+        assert!(!out.contains(&hex_secret), "the secret leaked in hex");
+    }
+}

@@ -7,11 +7,13 @@
 //! - [`server`] is the hardened reference server, one module per defence.
 //! - [`scan`] is the page scan: WebSocket references in a page and its scripts, probed for CSWSH.
 //! - [`tls`] holds the one rustls crypto provider and certificate helpers.
+//! - [`fuzzing`] holds the cargo-fuzz harnesses (`fuzz/`) and live fuzzing (`wsaudit fuzz`).
 
 pub mod attacks;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod fuzzing;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -52,6 +52,8 @@ enum Command {
     /// Scan a page and its same-origin scripts for WebSocket endpoints: fail on plaintext ws://
     /// references, and probe each wss:// endpoint with a foreign Origin (CSWSH).
     Scan(Box<ScanArgs>),
+    /// Fuzz a live target's message and frame handling after authentication.
+    Fuzz(Box<FuzzArgs>),
 }
 
 /// The files a plan is compiled from.
@@ -156,6 +158,41 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 #[derive(clap::Args)]
+struct FuzzArgs {
+    /// Target file; `${VAR}` reads the environment.
+    #[arg(long)]
+    target: PathBuf,
+    /// Policy whose `messages.schema` decides which messages are invalid (without it only
+    /// binary, non-UTF-8 and malformed JSON messages are); its rate and size limits pace the
+    /// fuzzer and bound its messages.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// How long to fuzz, e.g. 60s or 10m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Seed of every mutation; random (and printed) when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Business messages per second [default: half the policy's rate limit, else 10].
+    #[arg(long, value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Cases per batch; after each batch a fresh client checks the target is still healthy.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// Run only this batch of the seed, whatever the duration (reproduces a finding).
+    #[arg(long, value_name = "BATCH")]
+    replay_batch: Option<u64>,
+    /// Stop after this many findings.
+    #[arg(long, default_value_t = 20)]
+    max_findings: usize,
+    /// After a case, how long to wait for an answer or a close before it is a hang [default: 3s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    hang_after: Option<std::time::Duration>,
+    #[command(flatten)]
+    outputs: ReportOutputs,
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
     /// Policy file to enforce.
     #[arg(long)]
@@ -209,6 +246,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Schema(args) => schema(&args),
         Command::Scan(args) => runtime.block_on(scan(*args)),
+        Command::Fuzz(args) => runtime.block_on(fuzz(*args)),
         Command::Demo => match runtime.block_on(wsaudit::demo::tour()) {
             Ok(text) => {
                 print!("{text}");
@@ -219,6 +257,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{text}` is not a positive number of messages per second"
+        )),
     }
 }
 
@@ -398,6 +445,58 @@ fn schema(args: &SchemaArgs) -> ExitCode {
     };
     print!("{}", schema::render(&value));
     ExitCode::SUCCESS
+}
+
+async fn fuzz(args: FuzzArgs) -> ExitCode {
+    use wsaudit::fuzzing::FuzzOptions;
+    let invalid = |e: &dyn std::fmt::Display| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_INVALID)
+    };
+    if let Err(e) = args.outputs.check_writable() {
+        return invalid(&format!("error: {e}"));
+    }
+    let target = match wsaudit::config::LoadedTarget::load(&args.target) {
+        Ok(t) => t,
+        Err(e) => return invalid(&e),
+    };
+    let policy = match args.policy.as_deref().map(LoadedPolicy::load).transpose() {
+        Ok(p) => p,
+        Err(e) => return invalid(&e),
+    };
+    let rt = match TargetRuntime::new(&target) {
+        Ok(rt) => std::sync::Arc::new(rt),
+        Err(e) => return invalid(&format!("error: {}: {e}", args.target.display())),
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut command = format!("wsaudit fuzz --target {}", args.target.display());
+    if let Some(p) = &args.policy {
+        command += &format!(" --policy {}", p.display());
+    }
+    let mut opts = FuzzOptions::for_policy(policy.as_ref(), seed, command);
+    opts.duration = args.duration;
+    opts.batch_size = args.batch_size;
+    opts.replay_batch = args.replay_batch;
+    opts.max_findings = args.max_findings;
+    opts.rate = args.rate.unwrap_or(opts.rate);
+    opts.hang_after = args.hang_after.unwrap_or(opts.hang_after);
+    eprintln!(
+        "fuzzing {} for {:?} with seed {seed} at {} messages/s",
+        wsaudit::client::display_url(&rt.target.url.0),
+        opts.duration,
+        opts.rate
+    );
+    let report = match wsaudit::fuzzing::run(rt.clone(), policy.as_ref(), &opts).await {
+        Ok(r) => r,
+        Err(e) => return invalid(&format!("error: {e}")),
+    };
+    let secrets = rt.secrets();
+    let redacted = report.redact(|s| secrets.redact(s));
+    print!("{}", wsaudit::report::terminal::render(&redacted));
+    if let Err(e) = args.outputs.write_all(&redacted) {
+        return invalid(&format!("error: {e}"));
+    }
+    ExitCode::from(redacted.exit_code())
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

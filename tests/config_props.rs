@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use wsaudit::config::check::{FileKind, load_suites};
+use wsaudit::config::check::load_suites;
 use wsaudit::config::policy::*;
-use wsaudit::config::suite::{LoadedSuite, SuiteSet};
+use wsaudit::config::suite::SuiteSet;
 use wsaudit::config::values::{ByteSize, Origin};
 use wsaudit::config::{LoadedTarget, SourceFile};
 use wsaudit::plan::compile;
@@ -263,41 +263,7 @@ fn yaml_token() -> impl Strategy<Value = String> {
 }
 
 /// Runs every loader on `text`: none may panic, and every error must name the file and point
-/// inside it.
+/// inside it (the `config_load` fuzz target's invariant, shared with it).
 fn load_everything(text: &str) {
-    let src = || SourceFile::from_text("fuzz.yaml", text);
-    let lines = text.lines().count().max(1);
-    let check = |e: &wsaudit::config::ConfigError| {
-        let rendered = e.to_string();
-        assert!(rendered.starts_with("error: fuzz.yaml"), "{rendered}");
-        for d in &e.diagnostics {
-            if let Some(l) = d.location {
-                assert!(
-                    l.line >= 1 && l.line <= lines + 1 && l.column >= 1,
-                    "{rendered}"
-                );
-            }
-        }
-    };
-    if let Err(e) = LoadedPolicy::parse(src()) {
-        check(&e);
-    }
-    if let Err(e) = LoadedTarget::parse(src(), &|_| Some("v".to_string())) {
-        check(&e);
-    }
-    if let Err(e) = FileKind::detect(&src()) {
-        check(&e);
-    }
-    match LoadedSuite::parse(src(), false) {
-        Err(e) => check(&e),
-        Ok(suite) => {
-            // A suite that parses is expanded with example values, placeholders and all.
-            let mut set = SuiteSet::default();
-            if set.add(suite).is_ok()
-                && let Err(e) = set.validate()
-            {
-                e.errors.iter().for_each(check);
-            }
-        }
-    }
+    wsaudit::fuzzing::targets::config_load(text.as_bytes());
 }

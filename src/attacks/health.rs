@@ -3,47 +3,64 @@
 
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
+use super::runtime::TargetRuntime;
 use super::session::{Judgement, Session};
 use crate::client::{Event, UpgradeRequest, connect};
+use crate::run::Transcript;
 
 impl Session {
-    /// `healthy`: a new connection with the target's origin, login, one valid message.
-    pub(super) async fn judge_healthy(&mut self) -> Judgement {
-        let Some(valid) = self.rt.target.valid_message().map(str::to_string) else {
-            return Judgement::Inconclusive("the target lists no valid message".into());
-        };
-        // A separate session, so the case's own connection and evidence stay as they are.
-        let mut probe = super::session::Session::probe(self.rt.clone(), self.ev.clone());
-        let mut req = match UpgradeRequest::new(self.rt.target.url.0.as_str()) {
+    /// A separate session on a fresh connection with the target's origin, logged in the
+    /// legitimate way; its evidence goes to `ev`. `Err` is the judgement of a target that no
+    /// longer lets a legitimate client in (or of a target that cannot be tried at all).
+    pub async fn fresh_login(rt: Arc<TargetRuntime>, ev: Transcript) -> Result<Session, Judgement> {
+        let mut probe = super::session::Session::probe(rt.clone(), ev);
+        let mut req = match UpgradeRequest::new(rt.target.url.0.as_str()) {
             Ok(r) => r,
-            Err(e) => return Judgement::Inconclusive(e.to_string()),
+            Err(e) => return Err(Judgement::Inconclusive(e.to_string())),
         };
-        if let Some(o) = &self.rt.target.origin {
+        if let Some(o) = &rt.target.origin {
             req = req.origin(o.to_string().into_bytes());
         }
-        for s in self.rt.secrets().values() {
+        for s in rt.secrets().values() {
             req = req.secret(s);
         }
-        let handshake = match connect(&req, &self.rt.tls, self.rt.target.limits.connect_timeout)
-            .await
-        {
+        let handshake = match connect(&req, &rt.tls, rt.target.limits.connect_timeout).await {
             Ok(h) => h,
             Err(e) => {
-                return Judgement::Broken(format!("a fresh client cannot connect any more: {e}"));
+                return Err(Judgement::Broken(format!(
+                    "a fresh client cannot connect any more: {e}"
+                )));
             }
         };
         let status = handshake.response.status;
         let Some(conn) = handshake.connection else {
-            return Judgement::Broken(format!(
+            return Err(Judgement::Broken(format!(
                 "a fresh client's handshake is refused (HTTP {status})"
-            ));
+            )));
         };
         probe.conn = Some(conn);
         probe.opened_at = Some(Instant::now());
         if let Err(e) = probe.login().await {
             probe.close_connection();
-            return Judgement::Broken(format!("a fresh client cannot log in any more: {e}"));
+            return Err(Judgement::Broken(format!(
+                "a fresh client cannot log in any more: {e}"
+            )));
         }
+        Ok(probe)
+    }
+
+    /// `healthy`: a new connection with the target's origin, login, one valid message.
+    pub async fn judge_healthy(&mut self) -> Judgement {
+        let Some(valid) = self.rt.target.valid_message().map(str::to_string) else {
+            return Judgement::Inconclusive("the target lists no valid message".into());
+        };
+        // A separate session, so the case's own connection and evidence stay as they are.
+        let mut probe = match Self::fresh_login(self.rt.clone(), self.ev.clone()).await {
+            Ok(p) => p,
+            Err(j) => return j,
+        };
         let sent = match probe.conn.as_ref() {
             Some(c) => c.send_text(&valid).await,
             None => return Judgement::Broken("the fresh connection went away".into()),

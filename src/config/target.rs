@@ -256,7 +256,19 @@ impl LoadedTarget {
                 secrets,
                 source,
             }),
-            _ => Err(report.into_error()),
+            _ => {
+                // serde quotes offending values, and a value may come from `${VAR}`: hide the
+                // secrets that are not already in the file (its lines are shown anyway).
+                let mut hidden = Secrets::new();
+                for v in secrets.values().filter(|v| !source.text.contains(*v)) {
+                    hidden.register(v);
+                }
+                let mut e = report.into_error();
+                for d in &mut e.diagnostics {
+                    d.message = hidden.redact(&d.message);
+                }
+                Err(e)
+            }
         }
     }
 

@@ -131,7 +131,7 @@ impl Session {
                     return Err(format!(
                         "the fresh ticket was not accepted on the first connection ({}), so reusing it proves nothing",
                         other.describe(&self.rt.secrets())
-                    ));
+                    ).into());
                 }
             }
         }
@@ -174,7 +174,8 @@ impl Session {
                     return Err(format!(
                         "the legitimate login was not accepted: {}",
                         other.describe(&self.rt.secrets())
-                    ));
+                    )
+                    .into());
                 }
             }
         }

@@ -61,7 +61,7 @@ impl Session {
                     if n > payload.len() {
                         return Err(format!(
                             "a fragmented payload of {n} B is too large to build (at most {IN_MEMORY} B)"
-                        ));
+                        ).into());
                     }
                 }
                 let parts = fragments.max(1) as usize;

@@ -88,7 +88,7 @@ impl Session {
                 self.handshake = Some(HandshakeSeen::NoWebSocket(e.to_string()));
                 Ok(())
             }
-            Err(e) => Err(format!("the handshake failed: {e}")),
+            Err(e) => Err(format!("the handshake failed: {e}").into()),
         }
     }
 

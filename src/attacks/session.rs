@@ -32,8 +32,38 @@ pub enum Judgement {
     Inconclusive(String),
 }
 
-/// A step that could not be carried out: the case is inconclusive, with this reason.
-pub type StepResult = Result<(), String>;
+/// Why a step could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// Something failed (unreachable target, failed login): the case is `error`.
+    Inconclusive(String),
+    /// The step cannot apply to this target or client (e.g. a TLS version the client cannot
+    /// speak): the case is `skipped`, with the reason.
+    NotApplicable(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Inconclusive(r) | StepError::NotApplicable(r) => f.write_str(r),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        StepError::Inconclusive(reason)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(reason: &str) -> Self {
+        StepError::Inconclusive(reason.to_string())
+    }
+}
+
+/// The result of one step.
+pub type StepResult = Result<(), StepError>;
 
 /// What the last `connect` got.
 #[derive(Debug, Clone)]
@@ -292,13 +322,20 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Out
     let mut s = Session::new(rt, ev);
     for (i, step) in case.steps.iter().enumerate() {
         s.ev.note(format!("step {}: {}", i + 1, step.name()));
-        if let Err(reason) = s.step(step).await {
-            s.close_connection();
-            return Outcome::error(format!(
-                "step {} ({}) could not be carried out: {reason}",
-                i + 1,
-                step.name()
-            ));
+        match s.step(step).await {
+            Ok(()) => {}
+            Err(StepError::NotApplicable(reason)) => {
+                s.close_connection();
+                return Outcome::skipped(format!("not applicable: {reason}"));
+            }
+            Err(StepError::Inconclusive(reason)) => {
+                s.close_connection();
+                return Outcome::error(format!(
+                    "step {} ({}) could not be carried out: {reason}",
+                    i + 1,
+                    step.name()
+                ));
+            }
         }
     }
     s.steps_done = Instant::now();

@@ -1,7 +1,7 @@
 //! Transport (TLS) and cookies: `tls_probe` with capped versions, the `tls` / `tls_refused`
 //! judgements, `http_request` to the ticket endpoint and the `cookie` judgement.
 
-use super::session::{Judgement, Session, StepResult};
+use super::session::{Judgement, Session, StepError, StepResult};
 use crate::client::{ClientError, TlsVersions};
 use crate::config::policy::{SameSite, TlsVersion};
 use crate::plan::expect::{CookieAttributes, TlsExpectation};
@@ -14,9 +14,11 @@ impl Session {
             None => TlsVersions::Default,
             Some(TlsVersion::V1_3) => TlsVersions::Tls12Only,
             Some(TlsVersion::V1_2) => {
-                return Err(
-                    "nothing below TLS 1.2 can be offered (rustls speaks 1.2 and 1.3 only)".into(),
-                );
+                return Err(StepError::NotApplicable(
+                    "a probe below TLS 1.2 would need TLS 1.0 or 1.1, which the client (rustls) does not implement; \
+                     a server still offering them is not detected here"
+                        .into(),
+                ));
             }
         };
         let client = self.rt.probe_client(versions).map_err(|e| e.to_string())?;

@@ -384,8 +384,22 @@ fn expand_case(
             .iter()
             .filter(|s| matches!(s, Step::Connect(_) | Step::Login | Step::TlsProbe(_)))
             .count() as u32;
+        // Once pings go unanswered, the engine starts a `closed` clock at the first ping left
+        // unanswered, which comes at most one ping interval (no more than the bound) after the
+        // steps: reserve that time as well.
+        let pings_off = steps.iter().any(|s| matches!(s, Step::AnswerPings(false)));
+        let ping_clock = expect
+            .iter()
+            .filter_map(|e| match e {
+                Expectation::Closed(c) if pings_off => Some(c.within.bound),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default();
         // Room for every handshake plus the deliberate waits, at least the case timeout.
-        let needed = planned.saturating_add(limits.connect_timeout.saturating_mul(connects + 1));
+        let needed = planned
+            .saturating_add(ping_clock)
+            .saturating_add(limits.connect_timeout.saturating_mul(connects + 1));
         let deadline = case.deadline.unwrap_or(limits.case_timeout).max(needed);
         let suffix = match &item {
             None => String::new(),

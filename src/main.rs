@@ -337,15 +337,15 @@ async fn run(args: RunArgs) -> ExitCode {
             eprintln!("warning: {warning}");
         }
     }
-    let secrets = rt.secrets();
-    let redacted = report.redact(|s| secrets.redact(s));
-    print!("{}", wsaudit::report::terminal::render(&redacted));
-    let written = args.outputs.write_all(&redacted);
+    let published = publish(&report, &rt.secrets(), &args.outputs);
     interrupt.abort();
-    if let Err(e) = written {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_INVALID);
-    }
+    let redacted = match published {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     if was_interrupted {
         eprintln!(
             "interrupted: {} of {selected} cases not run; the reports hold what finished",
@@ -490,13 +490,10 @@ async fn fuzz(args: FuzzArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return invalid(&format!("error: {e}")),
     };
-    let secrets = rt.secrets();
-    let redacted = report.redact(|s| secrets.redact(s));
-    print!("{}", wsaudit::report::terminal::render(&redacted));
-    if let Err(e) = args.outputs.write_all(&redacted) {
-        return invalid(&format!("error: {e}"));
+    match publish(&report, &rt.secrets(), &args.outputs) {
+        Ok(redacted) => ExitCode::from(redacted.exit_code()),
+        Err(e) => invalid(&format!("error: {e}")),
     }
-    ExitCode::from(redacted.exit_code())
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -579,11 +576,21 @@ async fn scan(args: ScanArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return invalid(&e),
     };
-    let secrets = scan::secrets(&opts.url);
+    match publish(&report, &scan::secrets(&opts.url), &args.outputs) {
+        Ok(redacted) => ExitCode::from(redacted.exit_code()),
+        Err(e) => invalid(&e),
+    }
+}
+
+/// Redacts a report once, prints it, and writes every requested report file from the same
+/// redacted copy (what `run`, `fuzz` and `scan` all end with).
+fn publish(
+    report: &wsaudit::report::RunReport,
+    secrets: &wsaudit::config::Secrets,
+    outputs: &ReportOutputs,
+) -> Result<wsaudit::report::Redacted, wsaudit::report::outputs::OutputError> {
     let redacted = report.redact(|s| secrets.redact(s));
     print!("{}", wsaudit::report::terminal::render(&redacted));
-    if let Err(e) = args.outputs.write_all(&redacted) {
-        return invalid(&e);
-    }
-    ExitCode::from(redacted.exit_code())
+    outputs.write_all(&redacted)?;
+    Ok(redacted)
 }

@@ -280,11 +280,7 @@ pub async fn refuse_plaintext(
                 .or(Some(h.to_string()))
         })
         .unwrap_or_else(|| "localhost".into());
-    let location = format!(
-        "https://{host}:{}{}",
-        shared.tls_port.load(Ordering::Relaxed),
-        req.uri().path()
-    );
+    let location = format!("https://{host}:{}{}", shared.tls_port, req.uri().path());
     let mut r = plain(StatusCode::MOVED_PERMANENTLY, "use https\n");
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);

@@ -25,7 +25,7 @@ pub mod weaken;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -125,7 +125,7 @@ pub struct Shared {
     /// Upgraded connections currently open.
     pub active: AtomicUsize,
     /// The TLS port, for redirects from the plaintext listener.
-    pub tls_port: AtomicU16,
+    pub tls_port: u16,
 }
 
 /// How to start a server.
@@ -274,7 +274,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         validator,
         next_conn: AtomicU64::new(1),
         active: AtomicUsize::new(0),
-        tls_port: AtomicU16::new(addr.port()),
+        tls_port: addr.port(),
     });
     let mut tasks = vec![tokio::spawn(transport::serve_tls(
         listener,
@@ -411,9 +411,4 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     opts.open(path)?.write_all(text.as_bytes())
-}
-
-/// Number of upgraded connections open now.
-pub fn active_connections(handle: &ServerHandle) -> usize {
-    handle.shared.active.load(Ordering::Relaxed)
 }

@@ -2,6 +2,9 @@
 //! lengths, garbage, silence, endless headers, redirect loops and giant bodies must all end in
 //! typed errors or bounded events, within their deadlines, without a panic.
 
+#[path = "fixtures/closed_port.rs"]
+mod closed_port;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -241,11 +244,9 @@ async fn a_refusal_claiming_a_1_gb_body_keeps_only_a_prefix() {
 
 #[tokio::test]
 async fn a_closed_port_is_a_refused_connection() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
+    let closed = closed_port::ClosedPort::reserve();
     assert!(matches!(
-        connect(&ws(port), &tls(), GUARD).await,
+        connect(&ws(closed.port()), &tls(), GUARD).await,
         Err(ClientError::ConnectRefused { .. })
     ));
 }

@@ -379,6 +379,8 @@ struct Results {
 struct Ready {
     scenario: Scenario,
     server: Option<Hostile>,
+    /// Keeps a refused port reserved until the audit is over.
+    _closed: Option<hostile::closed_port::ClosedPort>,
     _dir: tempfile::TempDir,
     prepared: Result<hostile::Prepared, String>,
 }
@@ -386,6 +388,7 @@ struct Ready {
 async fn set_up(scenario: Scenario) -> Ready {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = None;
+    let mut closed = None;
     let path = match scenario.setup {
         Setup::Server(b) => {
             let h = Hostile::start(b).await;
@@ -394,7 +397,8 @@ async fn set_up(scenario: Scenario) -> Ready {
             p
         }
         Setup::Refused => {
-            let addr = hostile::closed_port().await;
+            let port = closed.insert(hostile::closed_port::ClosedPort::reserve());
+            let addr = port.addr();
             hostile::write_target(
                 dir.path(),
                 &format!("wss://{addr}/ws"),
@@ -413,6 +417,7 @@ async fn set_up(scenario: Scenario) -> Ready {
     Ready {
         scenario,
         server,
+        _closed: closed,
         _dir: dir,
         prepared,
     }

@@ -159,11 +159,8 @@ async fn exit_2_on_invalid_invocations() {
 
 #[tokio::test]
 async fn exit_3_when_the_page_is_unreachable_or_a_script_hangs() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let out = wsaudit(&["scan", &format!("https://127.0.0.1:{closed}/")]).await;
+    let closed = common::closed_port::ClosedPort::reserve();
+    let out = wsaudit(&["scan", &format!("https://127.0.0.1:{}/", closed.port())]).await;
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("ERROR  SCAN-SOURCES"), "{}", text(&out));
 

@@ -127,11 +127,8 @@ async fn endpoints_are_judged_and_gated_one_by_one() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_inconclusive_and_no_probe_skips() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let ws = format!("wss://127.0.0.1:{closed}/ws");
+    let closed = common::closed_port::ClosedPort::reserve();
+    let ws = format!("wss://127.0.0.1:{}/ws", closed.port());
     let site = Site::start(vec![(
         "/".into(),
         Resource::html(format!("<script>new WebSocket('{ws}')</script>")),

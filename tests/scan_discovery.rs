@@ -430,10 +430,7 @@ async fn redirects_resolve_against_the_final_page_and_stay_on_origin() {
 
 #[tokio::test]
 async fn an_unreachable_or_failing_page_is_inconclusive() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let closed = common::closed_port::ClosedPort::reserve();
     let site = Site::start(vec![("/gone".into(), Resource::Status(500))]).await;
     let mut o = options(&site, "/gone");
     let report = run(&o).await;
@@ -451,7 +448,7 @@ async fn an_unreachable_or_failing_page_is_inconclusive() {
     );
     assert_eq!(report.exit_code(), 3);
 
-    o.url = url::Url::parse(&format!("https://127.0.0.1:{closed}/")).expect("url");
+    o.url = url::Url::parse(&format!("https://127.0.0.1:{}/", closed.port())).expect("url");
     let report = run(&o).await;
     let page = &report.cases[0];
     assert_eq!(page.verdict, Verdict::Error);

@@ -181,11 +181,13 @@ mod tests {
         crate::tls::install_crypto_provider();
         let policy = LoadedPolicy::parse(SourceFile::from_text("p.yaml", crate::demo::POLICY))
             .expect("embedded policy");
-        // A port nothing listens on: every case ends at once with a refused connection.
-        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .and_then(|l| l.local_addr())
-            .expect("free port");
+        // A port bound but never listening (kept for the whole test, so no other test's server
+        // can take it): every case ends at once with a refused connection.
+        let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+        closed
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let addr = closed.local_addr().expect("free port");
         let text = format!(
             "target: t\nurl: wss://{addr}/ws\norigin: https://app.example.com\n\
              auth:\n  ticket:\n    request: {{ method: POST, url: 'https://{addr}/t' }}\n    \

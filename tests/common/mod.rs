@@ -3,6 +3,9 @@
 //! tungstenite's `FrameHeader`), never through the server's own code.
 #![allow(dead_code)]
 
+#[path = "../fixtures/closed_port.rs"]
+pub mod closed_port;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

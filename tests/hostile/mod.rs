@@ -6,6 +6,9 @@
 //! [`Hostile`] handle: nothing runs forever.
 #![allow(dead_code)]
 
+#[path = "../fixtures/closed_port.rs"]
+pub mod closed_port;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -820,12 +823,6 @@ fn answer(
         &serde_json::json!({ "type": kind, "echo": msg, "cookie": cookie, "target": target })
             .to_string(),
     )
-}
-
-/// A port nothing listens on (bound, then released).
-pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    l.local_addr().expect("addr")
 }
 
 /// The reference-fast policy.

@@ -1020,18 +1020,32 @@ impl Audit {
     }
 }
 
-/// Peak resident memory (VmHWM) and current (VmRSS) of this process, in bytes.
-pub fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Resident memory of this process, in bytes, from `/proc/self/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Peak resident set (VmHWM): since the last [`reset_peak`], else since the process started.
+    pub peak: u64,
+    /// Current resident set (VmRSS).
+    pub current: u64,
+}
+
+/// Reads this process's peak and current resident memory; `Err` says why no figure could be
+/// read (no `/proc`, or a field missing), so a caller can fail instead of measuring zeros.
+pub fn memory() -> Result<Memory, String> {
+    let path = "/proc/self/status";
+    let status = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let field = |name: &str| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| format!("{path} has no readable {name} field"))
     };
-    (field("VmHWM:"), field("VmRSS:"))
+    Ok(Memory {
+        peak: field("VmHWM:")?,
+        current: field("VmRSS:")?,
+    })
 }
 
 /// Resets the peak-RSS counter (Linux `clear_refs` 5) so a later [`memory`] shows the peak

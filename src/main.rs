@@ -201,6 +201,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
     /// Plaintext listen address; it refuses WebSocket upgrades (426) and redirects to https.
+    /// With `--weaken tls` it serves the app, on a free port of the --listen host when absent.
     #[arg(long)]
     plain_listen: Option<SocketAddr>,
     /// PEM certificate chain; a CA and certificate are generated when absent.
@@ -515,6 +516,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let handle = match server::start(opts).await {
         Ok(h) => h,
+        // Located policy errors print like the loader's, without a second `error:`.
+        Err(server::ServerError::Policy(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_INVALID);
@@ -529,7 +535,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     println!("reference server listening on {}", handle.ws_url());
     if let Some(p) = handle.plain_ws_url() {
-        println!("plaintext listener (refuses upgrades) on {p}");
+        if handle.shared.weakened.is(server::Defence::Tls) {
+            println!("plaintext listener (tls weakened: serves WebSocket upgrades) on {p}");
+        } else {
+            println!("plaintext listener (refuses upgrades) on {p}");
+        }
     }
     println!("ticket endpoint: POST {}", handle.ticket_url());
     match tokio::signal::ctrl_c().await {

@@ -6,37 +6,21 @@ mod common;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn plaintext_upgrade_status(srv: &Srv) -> String {
+async fn plaintext_upgrade_status_of(srv: &Srv) -> String {
     let addr = srv.handle.plain_addr.expect("plaintext listener");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {}\r\n\r\n",
-        srv.origin()
-    );
-    tcp.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(STEP, tcp.read(&mut buf))
-        .await
-        .expect("answer in time")
-        .expect("read");
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    plaintext_upgrade_status(addr, &srv.origin()).await
 }
 
 #[tokio::test]
 async fn plaintext_listener_refuses_upgrades_unless_tls_is_weakened() {
     let full = start("").await;
     assert_eq!(
-        plaintext_upgrade_status(&full).await,
+        plaintext_upgrade_status_of(&full).await,
         "HTTP/1.1 426 Upgrade Required"
     );
     let weak = start("tls").await;
     assert_eq!(
-        plaintext_upgrade_status(&weak).await,
+        plaintext_upgrade_status_of(&weak).await,
         "HTTP/1.1 101 Switching Protocols"
     );
 }
@@ -108,9 +92,12 @@ async fn origins_outside_the_allowlist_get_403_before_the_upgrade() {
             "origin {origin:?}"
         );
     }
-    let log = full.log.text();
-    assert!(log.contains(r#""reason":"origin_not_allowed""#), "{log}");
-    assert!(log.contains(r#""reason":"origin_missing""#), "{log}");
+    for reason in ["origin_not_allowed", "origin_missing"] {
+        full.log.assert_has(
+            "handshake_refused",
+            &[("reason", serde_json::json!(reason))],
+        );
+    }
 }
 
 #[tokio::test]
@@ -127,12 +114,7 @@ async fn weakened_origin_check_accepts_any_origin() {
 
 #[tokio::test]
 async fn missing_origin_follows_the_policy() {
-    let text = std::fs::read_to_string(format!(
-        "{}/policies/reference-fast.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("policy")
-    .replace("missing_origin: reject", "missing_origin: allow");
+    let text = fast_policy_text(&[]).replace("missing_origin: reject", "missing_origin: allow");
     let srv = start_with(policy_from(&text), "").await;
     assert_eq!(handshake_status(&srv, None).await, 101);
     assert_eq!(
@@ -171,6 +153,93 @@ async fn ticket_endpoint_requires_the_api_token_and_issues_random_tickets() {
     assert_eq!(get.status(), 405);
 }
 
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let srv = start("").await;
+    let client = srv.http();
+    for (authorization, status) in [
+        (format!("bearer {}", srv.handle.api_token), 200),
+        (format!("BEARER {}", srv.handle.api_token), 200),
+        (format!("Bearer  {}", srv.handle.api_token), 200),
+        (format!("Basic {}", srv.handle.api_token), 401),
+        (format!("Bearer{}", srv.handle.api_token), 401),
+    ] {
+        let resp = client
+            .post(srv.handle.ticket_url())
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            resp.status(),
+            status,
+            "{}",
+            authorization.split(' ').next().unwrap_or("")
+        );
+    }
+}
+
+/// Status line and Location of a plaintext `GET path` with the given Host header.
+async fn plaintext_get(srv: &Srv, path: &str, host: Option<&str>) -> (String, Option<String>) {
+    let addr = srv.handle.plain_addr.expect("plaintext listener");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.lines().next().unwrap_or("").to_string();
+    let location = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+        })
+        .map(|(_, v)| v.trim().to_string());
+    (status, location)
+}
+
+#[tokio::test]
+async fn plaintext_requests_are_redirected_to_https_on_a_validated_host() {
+    let srv = start("").await;
+    let port = srv.handle.addr.port();
+    for (host, location) in [
+        (
+            "app.example.com",
+            format!("https://app.example.com:{port}/healthz"),
+        ),
+        (
+            "127.0.0.1:8080",
+            format!("https://127.0.0.1:{port}/healthz"),
+        ),
+        ("[::1]:8080", format!("https://[::1]:{port}/healthz")),
+        ("[::1]", format!("https://[::1]:{port}/healthz")),
+    ] {
+        assert_eq!(
+            plaintext_get(&srv, "/healthz", Some(host)).await,
+            ("HTTP/1.1 301 Moved Permanently".to_string(), Some(location)),
+            "Host: {host}"
+        );
+    }
+    // Not a host: no redirect built from it, a refusal instead.
+    for host in ["evil.example/x", "user@evil.example", "[::1", "a b"] {
+        assert_eq!(
+            plaintext_get(&srv, "/healthz", Some(host)).await,
+            ("HTTP/1.1 426 Upgrade Required".to_string(), None),
+            "Host: {host}"
+        );
+    }
+    assert_eq!(
+        plaintext_get(&srv, "/healthz", None).await,
+        ("HTTP/1.1 426 Upgrade Required".to_string(), None),
+        "no Host"
+    );
+}
+
 async fn session_cookie(srv: &Srv) -> String {
     let resp = srv.ticket_response().await;
     resp.headers()
@@ -199,14 +268,10 @@ async fn session_cookie_is_secure_httponly_samesite_strict_unless_weakened() {
 #[tokio::test]
 async fn given_certificate_and_key_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("rcgen");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
-    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+    let given = write_self_signed(dir.path());
     wsaudit::tls::install_crypto_provider();
     let mut opts = wsaudit::server::ServerOptions::local(policy("reference-fast.yaml"));
-    opts.cert = Some((cert, key));
+    opts.cert = Some((given.cert, given.key));
     let handle = wsaudit::server::start(opts).await.expect("server starts");
     assert!(
         handle.ca_pem.is_none(),
@@ -214,12 +279,12 @@ async fn given_certificate_and_key_are_served() {
     );
     let srv = Srv {
         handle,
-        roots: vec![generated.cert.der().clone()],
+        roots: vec![given.der.clone()],
         log: Captured::default(),
     };
     let tls = srv.tls().await.expect("TLS with the given certificate");
     let presented = tls.get_ref().1.peer_certificates().expect("peer certs");
-    assert_eq!(presented[0].as_ref(), generated.cert.der().as_ref());
+    assert_eq!(presented[0].as_ref(), given.der.as_ref());
 }
 
 #[tokio::test]
@@ -261,4 +326,62 @@ async fn emitted_target_describes_the_server_and_keeps_the_token_private() {
             .mode();
         assert_eq!(mode & 0o077, 0, "target file readable by others: {mode:o}");
     }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_world_readable_target_file_is_replaced_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = start("").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ref.yaml");
+    std::fs::write(&path, "old target\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    srv.handle.write_target(&path).expect("write target");
+    let mode = std::fs::metadata(&path)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "target file mode {mode:o}");
+    let text = std::fs::read_to_string(&path).expect("read target");
+    assert!(
+        text.contains(&srv.handle.api_token),
+        "the target was not rewritten"
+    );
+    // Only the target and its CA are left: no temporary file.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ref-ca.pem", "ref.yaml"]);
+}
+
+#[tokio::test]
+async fn two_controls_of_one_enforced_check_are_refused_with_the_location_of_the_second() {
+    let text = fast_policy_text(&[]);
+    let extra = "  - id: WS-HB-02\n    title: A second heartbeat\n    check: heartbeat\n    with: { interval_max: 5s, missed_max: 3 }\n    severity: low\n";
+    // The second control's `check:` value, three lines into it.
+    let line = text.lines().count() + 3;
+    let policy = policy_from(&format!("{text}{extra}"));
+    let Err(err) = wsaudit::server::start(wsaudit::server::ServerOptions::local(policy)).await
+    else {
+        panic!("a policy with two heartbeat controls was accepted");
+    };
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!(
+            "test.yaml:{line}:12: control WS-HB-02 repeats check `heartbeat` of control WS-HB-01"
+        )),
+        "{shown}"
+    );
+    // Checks the server does not enforce may repeat.
+    let extra =
+        "  - id: WS-PROTO-02\n    title: Again\n    check: protocol.rfc6455\n    severity: low\n";
+    let policy = policy_from(&format!("{text}{extra}"));
+    assert!(
+        wsaudit::server::start(wsaudit::server::ServerOptions::local(policy))
+            .await
+            .is_ok()
+    );
 }

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use super::tickets::TicketStore;
 use super::weaken::{Defence, Weakened};
 
-/// Query parameter names a careless server reads credentials from.
+/// Query parameter names a careless server reads credentials from, when the policy names none.
 pub const URL_CREDENTIAL_PARAMS: &[&str] = &["token", "access_token", "ticket", "auth", "jwt"];
 
 /// Outcome of a connection's first message.
@@ -60,9 +60,21 @@ pub fn secret_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Looks at the query string of the handshake URL.
+/// Looks at the query string of the handshake URL for the [`URL_CREDENTIAL_PARAMS`].
 pub fn url_credential(
     query: Option<&str>,
+    store: &TicketStore,
+    api_token: &str,
+    weakened: &Weakened,
+) -> UrlCredential {
+    url_credential_in(query, URL_CREDENTIAL_PARAMS, store, api_token, weakened)
+}
+
+/// Looks at the query string of the handshake URL for the given credential parameters (the
+/// policy's `auth.no_url_tokens` params), so a policy's own names can be shown to be read.
+pub fn url_credential_in<S: AsRef<str>>(
+    query: Option<&str>,
+    params: &[S],
     store: &TicketStore,
     api_token: &str,
     weakened: &Weakened,
@@ -72,7 +84,7 @@ pub fn url_credential(
     };
     let mut seen = false;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if !URL_CREDENTIAL_PARAMS.contains(&k.as_ref()) {
+        if !params.iter().any(|p| p.as_ref() == k) {
             continue;
         }
         seen = true;
@@ -122,6 +134,25 @@ mod tests {
         assert_eq!(
             url_credential(Some("access_token=api"), &store, "api", &weak),
             UrlCredential::Accepted
+        );
+    }
+
+    #[test]
+    fn the_given_parameter_names_are_the_ones_read() {
+        let store = TicketStore::new(Duration::from_secs(30), true);
+        let weak = Weakened::of([Defence::UrlToken]);
+        let custom = ["sid".to_string()];
+        assert_eq!(
+            url_credential_in(Some("sid=api"), &custom, &store, "api", &weak),
+            UrlCredential::Accepted
+        );
+        assert_eq!(
+            url_credential_in(Some("token=api"), &custom, &store, "api", &weak),
+            UrlCredential::None
+        );
+        assert_eq!(
+            url_credential_in(Some("sid=api"), &custom, &store, "api", &Weakened::none()),
+            UrlCredential::Ignored
         );
     }
 }

@@ -201,6 +201,11 @@ fn on_message(
         Some(RateDecision::Close) => return Step::Close(1008, "rate limit exceeded"),
         _ => {}
     }
+    // Before authentication only an auth message is acceptable, and it is text: a binary first
+    // message is "any other first message" (1008), whatever the message rules would say.
+    if !*authenticated && !text && !weakened.is(Defence::AuthRequired) {
+        return refuse_unauthenticated(shared, opened);
+    }
     let text = match schema::decode(text, data, weakened) {
         Ok(t) => t,
         Err((code, reason)) => return Step::Close(code, reason),
@@ -221,12 +226,7 @@ fn on_message(
                 return Step::Close(1008, reason);
             }
             FirstMessage::NotAuth if !weakened.is(Defence::AuthRequired) => {
-                shared.log.event(
-                    "auth",
-                    opened.id,
-                    json!({"ok": false, "reason": "not_authenticated"}),
-                );
-                return Step::Close(1008, "authentication required");
+                return refuse_unauthenticated(shared, opened);
             }
             FirstMessage::NotAuth => {}
         }
@@ -242,6 +242,16 @@ fn on_message(
         Verdict::Ignore => Step::Quiet,
         Verdict::Close(code, reason) => Step::Close(code, reason),
     }
+}
+
+/// Logs and closes a connection whose first message is not an auth message.
+fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> Step {
+    shared.log.event(
+        "auth",
+        opened.id,
+        json!({"ok": false, "reason": "not_authenticated"}),
+    );
+    Step::Close(1008, "authentication required")
 }
 
 /// The write half with one reused frame buffer (no allocation per reply).

@@ -72,7 +72,7 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     if !auth::secret_eq(bearer, &shared.api_token) {
@@ -112,6 +112,15 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
         h.insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// The token of `Bearer <token>`; the scheme name is case-insensitive (RFC 7235 section 2.1)
+/// and one or more spaces may follow it.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, rest) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// Validates the upgrade request and, when every pre-upgrade defence agrees, answers 101.
@@ -174,8 +183,9 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let session =
         cookies::session_from_cookies(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
             .filter(|s| shared.tickets.is_session(s));
-    let url_cred = auth::url_credential(
+    let url_cred = auth::url_credential_in(
         req.uri().query(),
+        &shared.settings.url_params,
         &shared.tickets,
         &shared.api_token,
         &shared.weakened,
@@ -270,20 +280,91 @@ pub async fn refuse_plaintext(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(r);
     }
-    let host = req
+    let Some(host) = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.rsplit_once(':')
-                .map(|(h, _)| h.to_string())
-                .or(Some(h.to_string()))
-        })
-        .unwrap_or_else(|| "localhost".into());
+        .and_then(redirect_host)
+    else {
+        // No usable host to redirect to: refuse instead of echoing the header into Location.
+        shared.log.event(
+            "handshake_refused",
+            id,
+            json!({"reason": "plaintext_bad_host"}),
+        );
+        return Ok(plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "plaintext refused: use https://\n",
+        ));
+    };
     let location = format!("https://{host}:{}{}", shared.tls_port, req.uri().path());
     let mut r = plain(StatusCode::MOVED_PERMANENTLY, "use https\n");
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
+}
+
+/// The host of a `Host` header (an RFC 3986 authority without userinfo), normalised for a URL:
+/// an IPv6 address in brackets, an IPv4 address, or a valid domain name; `None` otherwise.
+pub fn redirect_host(host_header: &str) -> Option<String> {
+    let authority: http::uri::Authority = host_header.parse().ok()?;
+    // `Authority` accepts userinfo and does not check the port: a Host header has neither.
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let after_host = authority.as_str().strip_prefix(authority.host())?;
+    if let Some(port) = after_host.strip_prefix(':')
+        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+    {
+        return None;
+    }
+    match url::Host::parse(authority.host()).ok()? {
+        url::Host::Domain(d)
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+        {
+            None
+        }
+        host => Some(host.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_host_keeps_ipv6_brackets_and_refuses_what_is_not_a_host() {
+        for (header, host) in [
+            ("example.com", Some("example.com")),
+            ("Example.COM:8080", Some("example.com")),
+            ("127.0.0.1:80", Some("127.0.0.1")),
+            ("[::1]", Some("[::1]")),
+            ("[::1]:8080", Some("[::1]")),
+            ("[2001:DB8::1]:443", Some("[2001:db8::1]")),
+            ("", None),
+            ("evil.example/path", None),
+            ("user@evil.example", None),
+            ("a b", None),
+            ("[::1", None),
+            ("::1", None),
+            ("example.com:port", None),
+            ("example.com:99999", None),
+            ("example.com:+80", None),
+        ] {
+            assert_eq!(redirect_host(header).as_deref(), host, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
 }

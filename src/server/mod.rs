@@ -31,11 +31,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::LoadedPolicy;
 use crate::config::policy::{
     CheckParams, DeflatePolicy, HeartbeatParams, OriginParams, RateLimitParams, SameSite,
-    TicketParams, TlsVersion,
+    TicketParams, TlsVersion, UrlTokenParams,
 };
+use crate::config::{ConfigError, LoadedPolicy};
 pub use log::EventLog;
 pub use weaken::{Defence, Weakened};
 
@@ -65,11 +65,17 @@ pub struct Settings {
     pub heartbeat: Option<HeartbeatParams>,
     /// SameSite value of the session cookie.
     pub samesite: SameSite,
+    /// Query parameters a `url-token`-weakened server reads credentials from (and the hardened
+    /// one logs as ignored): the policy's `auth.no_url_tokens` params, else the common names.
+    pub url_params: Vec<String>,
 }
 
 impl Settings {
     /// Reads every control the server can enforce from a policy.
-    pub fn from_policy(policy: &LoadedPolicy) -> Self {
+    ///
+    /// Two controls of one enforced check are an error located at the second: the server holds
+    /// one value per check, and silently enforcing either would leave the other untested.
+    pub fn from_policy(policy: &LoadedPolicy) -> Result<Self, ConfigError> {
         let mut s = Settings {
             min_tls: TlsVersion::V1_2,
             origin: None,
@@ -81,8 +87,24 @@ impl Settings {
             rate: None,
             heartbeat: None,
             samesite: SameSite::Strict,
+            url_params: UrlTokenParams::default_params(),
         };
-        for p in &policy.params {
+        let mut first_of: std::collections::HashMap<&str, usize> = Default::default();
+        let mut diagnostics = Vec::new();
+        for (i, (control, p)) in policy
+            .policy
+            .controls
+            .iter()
+            .zip(&policy.params)
+            .enumerate()
+        {
+            if enforced(p) {
+                if let Some(&first) = first_of.get(control.check.as_str()) {
+                    diagnostics.push(duplicate_control(policy, first, i));
+                    continue;
+                }
+                first_of.insert(control.check.as_str(), i);
+            }
             match p {
                 CheckParams::Tls(t) => s.min_tls = t.min_version,
                 CheckParams::Origin(o) => s.origin = Some(o.clone()),
@@ -96,14 +118,52 @@ impl Settings {
                 CheckParams::RateLimit(r) => s.rate = Some(r.clone()),
                 CheckParams::Heartbeat(h) => s.heartbeat = Some(h.clone()),
                 CheckParams::Cookies(c) => s.samesite = c.samesite,
-                CheckParams::UrlTokens(_)
-                | CheckParams::Protocol(_)
-                | CheckParams::Attestation(_)
-                | CheckParams::Custom(_) => {}
+                CheckParams::UrlTokens(u) => s.url_params = u.params.clone(),
+                CheckParams::Protocol(_) | CheckParams::Attestation(_) | CheckParams::Custom(_) => {
+                }
             }
         }
-        s
+        if diagnostics.is_empty() {
+            Ok(s)
+        } else {
+            Err(ConfigError::new(&policy.source, diagnostics))
+        }
     }
+}
+
+/// Whether the server reads a value from this control (so a second one would conflict).
+fn enforced(p: &CheckParams) -> bool {
+    !matches!(
+        p,
+        CheckParams::Protocol(_) | CheckParams::Attestation(_) | CheckParams::Custom(_)
+    )
+}
+
+/// The error for control `second` repeating the check of control `first`, at its `check:`.
+fn duplicate_control(
+    policy: &LoadedPolicy,
+    first: usize,
+    second: usize,
+) -> crate::config::Diagnostic {
+    use crate::config::yaml_index::{YamlIndex, YamlPath};
+    let controls = &policy.policy.controls;
+    let (a, b) = (&controls[first], &controls[second]);
+    let index = YamlIndex::build(&policy.source.text);
+    let check_at = |i| {
+        index
+            .value_or_ancestor(&YamlPath::root().key("controls").index(i).key("check"))
+            .unwrap_or(crate::config::Location { line: 1, column: 1 })
+    };
+    let (first_at, second_at) = (check_at(first), check_at(second));
+    policy.source.error_at(
+        second_at.line,
+        second_at.column,
+        format!(
+            "control {} repeats check `{}` of control {} (line {}): the reference server \
+             enforces one control per check; merge them into one",
+            b.id, b.check, a.id, first_at.line
+        ),
+    )
 }
 
 /// State shared by every connection of one server.
@@ -179,6 +239,15 @@ pub enum ServerError {
     /// The policy's schema does not compile.
     #[error("the policy's messages.schema is not a valid JSON Schema: {0}")]
     Schema(String),
+    /// The policy cannot be enforced as written (e.g. two controls of one check).
+    #[error("{0}")]
+    Policy(ConfigError),
+    /// `tls-cert` weakening replaces the certificate, so a given one would be silently unused.
+    #[error(
+        "--weaken tls-cert serves a generated certificate for another host, so it cannot be \
+         combined with --cert/--key (the given certificate would be ignored): drop one of them"
+    )]
+    TlsCertWithGivenCert,
     /// Writing the emitted target failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -217,7 +286,10 @@ impl Drop for ServerHandle {
 /// Binds the listeners and starts serving.
 pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     crate::tls::install_crypto_provider();
-    let settings = Settings::from_policy(&opts.policy);
+    if opts.cert.is_some() && opts.weakened.is(Defence::TlsCert) {
+        return Err(ServerError::TlsCertWithGivenCert);
+    }
+    let settings = Settings::from_policy(&opts.policy).map_err(ServerError::Policy)?;
     let validator = match &settings.schema {
         Some(s) => Some(Arc::new(
             jsonschema::validator_for(s).map_err(|e| ServerError::Schema(e.to_string()))?,
@@ -281,7 +353,14 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
         shared.clone(),
     ))];
-    let plain_addr = match opts.plain_listen {
+    // A `tls`-weakened server must serve plaintext somewhere: without --plain-listen it gets a
+    // listener on the TLS host with a free port, so the weakening is never silently a no-op.
+    let plain_listen = opts.plain_listen.or_else(|| {
+        opts.weakened
+            .is(Defence::Tls)
+            .then(|| SocketAddr::new(opts.listen.ip(), 0))
+    });
+    let plain_addr = match plain_listen {
         Some(p) => {
             let l = TcpListener::bind(p)
                 .await
@@ -401,14 +480,20 @@ impl ServerHandle {
 }
 
 /// Writes a file readable only by its owner: it holds the API token.
+///
+/// The text goes to a new owner-only temporary file beside `path`, which then replaces it: an
+/// existing file keeps its mode when merely truncated, so writing in place could leave the token
+/// in a world-readable file.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates with mode 0600 on Unix.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

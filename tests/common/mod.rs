@@ -6,6 +6,7 @@
 #[path = "../fixtures/closed_port.rs"]
 pub mod closed_port;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,45 @@ impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
     }
+
+    /// Every logged event, parsed: each line must be one JSON object.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+
+    /// Whether some event of kind `event` has every given field equal to the given value.
+    pub fn has(&self, event: &str, fields: &[(&str, serde_json::Value)]) -> bool {
+        self.events()
+            .iter()
+            .any(|e| e["event"] == event && fields.iter().all(|(k, v)| &e[*k] == v))
+    }
+
+    /// Asserts some event of kind `event` has every given field equal to the given value.
+    #[track_caller]
+    pub fn assert_has(&self, event: &str, fields: &[(&str, serde_json::Value)]) {
+        assert!(
+            self.has(event, fields),
+            "no {event} event with {fields:?} in the log:\n{}",
+            self.text()
+        );
+    }
+
+    /// Waits (bounded by [`STEP`]) until `n` events of kind `event` are logged; false if not.
+    pub async fn wait_for(&self, event: &str, n: usize) -> bool {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            if self.events().iter().filter(|e| e["event"] == event).count() >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 pub fn policy(name: &str) -> LoadedPolicy {
@@ -62,6 +102,26 @@ pub fn policy_from(text: &str) -> LoadedPolicy {
     LoadedPolicy::parse(SourceFile::from_text("test.yaml", text)).expect("test policy loads")
 }
 
+/// A self-signed certificate for 127.0.0.1 written as PEM files, for `--cert/--key`.
+pub struct GivenCert {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub der: CertificateDer<'static>,
+}
+
+pub fn write_self_signed(dir: &std::path::Path) -> GivenCert {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("rcgen");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+    GivenCert {
+        cert,
+        key,
+        der: generated.cert.der().clone(),
+    }
+}
+
 /// A running server with what a client needs to reach it.
 pub struct Srv {
     pub handle: ServerHandle,
@@ -69,8 +129,66 @@ pub struct Srv {
     pub log: Captured,
 }
 
+/// A timing of reference-fast that a test is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// `auth.ticket` `ttl_max: 1s`.
+    TicketTtl,
+    /// `auth.unauthenticated_timeout` `timeout: 1s`.
+    UnauthTimeout,
+    /// `heartbeat` `interval_max: 500ms, missed_max: 2`.
+    Heartbeat,
+}
+
+/// How long the timings a test is not about last: a loaded CI machine never reaches them.
+pub const RELAXED: &str = "10m";
+
+/// reference-fast with every timing but `keep` made [`RELAXED`], so a slow ticket fetch,
+/// handshake or authentication cannot trip a deadline the test does not check.
+pub fn fast_policy_keeping(keep: &[Timing]) -> LoadedPolicy {
+    policy_from(&fast_policy_text(keep))
+}
+
+/// The text of [`fast_policy_keeping`], for tests that change more.
+pub fn fast_policy_text(keep: &[Timing]) -> String {
+    let path = format!(
+        "{}/policies/reference-fast.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut text = std::fs::read_to_string(path).expect("reference-fast.yaml");
+    for (timing, fast, relaxed) in [
+        (
+            Timing::TicketTtl,
+            "{ ttl_max: 1s, single_use: true }",
+            format!("{{ ttl_max: {RELAXED}, single_use: true }}"),
+        ),
+        (
+            Timing::UnauthTimeout,
+            "{ timeout: 1s }",
+            format!("{{ timeout: {RELAXED} }}"),
+        ),
+        (
+            Timing::Heartbeat,
+            "{ interval_max: 500ms, missed_max: 2 }",
+            format!("{{ interval_max: {RELAXED}, missed_max: 2 }}"),
+        ),
+    ] {
+        assert_eq!(text.matches(fast).count(), 1, "reference-fast has {fast}");
+        if !keep.contains(&timing) {
+            text = text.replace(fast, &relaxed);
+        }
+    }
+    text
+}
+
+/// The server for tests that check no timing: reference-fast with relaxed timings.
 pub async fn start(weaken: &str) -> Srv {
-    start_with(policy("reference-fast.yaml"), weaken).await
+    start_with(fast_policy_keeping(&[]), weaken).await
+}
+
+/// The server for tests about some of reference-fast's timings; the others are relaxed.
+pub async fn start_keeping(keep: &[Timing], weaken: &str) -> Srv {
+    start_with(fast_policy_keeping(keep), weaken).await
 }
 
 pub async fn start_with(policy: LoadedPolicy, weaken: &str) -> Srv {
@@ -80,11 +198,73 @@ pub async fn start_with(policy: LoadedPolicy, weaken: &str) -> Srv {
     opts.weakened = weaken.parse::<Weakened>().expect("weaken list");
     opts.log = EventLog::to(Box::new(log.clone()));
     let handle = server::start(opts).await.expect("server starts");
-    let pem = handle.ca_pem.clone().expect("generated CA");
-    let roots = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("CA PEM parses");
+    let roots = roots_from_pem(&handle.ca_pem.clone().expect("generated CA"));
     Srv { handle, roots, log }
+}
+
+/// A rustls client trusting only `roots`, offering `versions`.
+pub fn client_config_trusting(
+    roots: &[CertificateDer<'static>],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).expect("root");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(store)
+        .with_no_client_auth()
+}
+
+/// The certificates of a PEM bundle.
+pub fn roots_from_pem(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("CA PEM parses")
+}
+
+/// TLS to `addr`, checking the certificate names 127.0.0.1.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<TlsStream<TcpStream>, std::io::Error> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    tokio::time::timeout(
+        STEP,
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("TLS handshake timed out"))?
+}
+
+/// A WebSocket handshake on `tls` for `url` with the given Origin (None: no header) and
+/// extra headers.
+pub async fn ws_handshake(
+    tls: TlsStream<TcpStream>,
+    url: &str,
+    origin: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = url.into_client_request()?;
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("header"));
+    }
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            v.parse().expect("value"),
+        );
+    }
+    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::client_async(req, tls))
+        .await
+        .map_err(|_| {
+            tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other("handshake timed out"))
+        })??;
+    Ok(ws)
 }
 
 impl Srv {
@@ -92,17 +272,7 @@ impl Srv {
         &self,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> rustls::ClientConfig {
-        let mut store = rustls::RootCertStore::empty();
-        for r in &self.roots {
-            store.add(r.clone()).expect("root");
-        }
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(versions)
-        .expect("versions")
-        .with_root_certificates(store)
-        .with_no_client_auth()
+        client_config_trusting(&self.roots, versions)
     }
 
     pub async fn tls(&self) -> Result<TlsStream<TcpStream>, std::io::Error> {
@@ -114,14 +284,7 @@ impl Srv {
         &self,
         config: rustls::ClientConfig,
     ) -> Result<TlsStream<TcpStream>, std::io::Error> {
-        let tcp = TcpStream::connect(self.handle.addr).await?;
-        let name = ServerName::try_from("127.0.0.1").expect("name");
-        tokio::time::timeout(
-            STEP,
-            TlsConnector::from(Arc::new(config)).connect(name, tcp),
-        )
-        .await
-        .map_err(|_| std::io::Error::other("TLS handshake timed out"))?
+        tls_connect(self.handle.addr, config).await
     }
 
     pub fn origin(&self) -> String {
@@ -140,26 +303,7 @@ impl Srv {
             self.handle.addr.port(),
             path_and_query
         );
-        let mut req = url.into_client_request()?;
-        if let Some(o) = origin {
-            req.headers_mut()
-                .insert("origin", o.parse().expect("header"));
-        }
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                v.parse().expect("value"),
-            );
-        }
-        let stream = self.tls().await?;
-        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::client_async(req, stream))
-            .await
-            .map_err(|_| {
-                tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other(
-                    "handshake timed out",
-                ))
-            })??;
-        Ok(ws)
+        ws_handshake(self.tls().await?, &url, origin, headers).await
     }
 
     /// Handshake with the allowed origin.
@@ -225,6 +369,33 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
         .await
         .expect("send in time")
         .expect("send");
+}
+
+pub async fn send_binary(ws: &mut Ws, data: &[u8]) {
+    tokio::time::timeout(STEP, ws.send(Message::binary(data.to_vec())))
+        .await
+        .expect("send in time")
+        .expect("send");
+}
+
+/// The status line a plaintext listener at `addr` answers a WebSocket upgrade with.
+pub async fn plaintext_upgrade_status(addr: SocketAddr, origin: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(STEP, tcp.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// What a client observes next (pings are answered by tungstenite and skipped).
@@ -307,6 +478,8 @@ pub fn raw_frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 pub struct Raw {
     pub io: TlsStream<TcpStream>,
     buf: Vec<u8>,
+    /// Pings skipped (unanswered) while authenticating.
+    pub pings_while_authenticating: usize,
 }
 
 pub enum RawEvent {
@@ -344,6 +517,7 @@ impl Raw {
             Raw {
                 io,
                 buf: buf[head_end..].to_vec(),
+                pings_while_authenticating: 0,
             },
             head,
         )
@@ -362,7 +536,7 @@ impl Raw {
                     return raw;
                 }
                 // The server pings from the first moment; this client never answers.
-                RawEvent::Frame { opcode: 9, .. } => continue,
+                RawEvent::Frame { opcode: 9, .. } => raw.pings_while_authenticating += 1,
                 _ => panic!("no auth_ok"),
             }
         }

@@ -415,6 +415,7 @@ async fn set_up(scenario: Scenario) -> Ready {
                 &format!("wss://{addr}/ws"),
                 &format!("https://{addr}/ws/ticket"),
                 None,
+                hostile::LIMITS,
             )
         }
         Setup::Unresolvable => hostile::write_target(
@@ -422,6 +423,7 @@ async fn set_up(scenario: Scenario) -> Ready {
             &format!("wss://{UNRESOLVABLE}/ws"),
             &format!("https://{UNRESOLVABLE}/ws/ticket"),
             None,
+            hostile::LIMITS,
         ),
     };
     let prepared = hostile::prepare(scenario.name, &path, scenario.only);

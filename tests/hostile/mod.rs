@@ -32,6 +32,16 @@ use wsaudit::wire::{FrameReader, OpCode, close_payload, encode_frame, header};
 
 /// Longest any hostile connection is served: a stop for every loop below.
 pub const CONN_CAP: Duration = Duration::from_secs(30);
+
+/// The `limits` of a hostile target: short, so deadlines are reached quickly.
+pub const LIMITS: &str = "{ connect_timeout: 5s, case_timeout: 15s, max_parallel: 64 }";
+
+/// The `limits` for a ticket endpoint that redirects forever. The client's redirect limit ends
+/// the loop after six sequential TLS requests, all inside one `connect_timeout`; with every
+/// scenario handshaking at once on a loaded 2-core CI machine, 5 s was seen to run out first
+/// (a timeout instead of the loop's error). The scenario is about that error, not the deadline.
+pub const REDIRECT_LOOP_LIMITS: &str =
+    "{ connect_timeout: 20s, case_timeout: 25s, max_parallel: 64 }";
 /// The environment variable the targets read the API token from (`${...}` marks it secret).
 pub const TOKEN_VAR: &str = "WSAUDIT_HOSTILE_TOKEN";
 /// The API token, as the environment would hold it.
@@ -192,6 +202,8 @@ pub struct Hostile {
     pub record: Arc<Record>,
     /// Whether it speaks HTTP without TLS.
     plain: bool,
+    /// How its ticket endpoint answers (the redirect loop needs longer limits).
+    ticket: TicketReply,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -249,6 +261,7 @@ impl Hostile {
             ca_pem,
             record,
             plain: behaviour.layer == Layer::Http,
+            ticket: behaviour.ticket,
             task,
         }
     }
@@ -272,19 +285,31 @@ impl Hostile {
 
     /// A target file for this server, the CA written beside it; returns the target's path.
     pub fn write_target(&self, dir: &Path) -> PathBuf {
+        let limits = if self.ticket == TicketReply::RedirectLoop {
+            REDIRECT_LOOP_LIMITS
+        } else {
+            LIMITS
+        };
         write_target(
             dir,
             &self.ws_url(),
             &self.ticket_url(),
             self.ca_pem.as_deref(),
+            limits,
         )
     }
 }
 
 /// Writes `target.yaml` (and `ca.pem` when given) into `dir`, describing a target the way the
-/// reference server's emitted target does, with the API token read from [`TOKEN_VAR`] and short
-/// limits; returns the target's path.
-pub fn write_target(dir: &Path, ws_url: &str, ticket_url: &str, ca_pem: Option<&str>) -> PathBuf {
+/// reference server's emitted target does, with the API token read from [`TOKEN_VAR`] and the
+/// given `limits` (normally [`LIMITS`]); returns the target's path.
+pub fn write_target(
+    dir: &Path,
+    ws_url: &str,
+    ticket_url: &str,
+    ca_pem: Option<&str>,
+    limits: &str,
+) -> PathBuf {
     let tls = match ca_pem {
         Some(pem) => {
             std::fs::write(dir.join("ca.pem"), pem).expect("write CA");
@@ -301,7 +326,7 @@ pub fn write_target(dir: &Path, ws_url: &str, ticket_url: &str, ca_pem: Option<&
          messages:\n  valid: ['{VALID_PAYMENT}']\n  \
          accepted_when: {{ json: {{ \"/type\": \"ack\" }} }}\n  \
          rejected_when: {{ json: {{ \"/type\": \"error\" }} }}\n\
-         limits: {{ connect_timeout: 5s, case_timeout: 15s, max_parallel: 64 }}\n"
+         limits: {limits}\n"
     );
     let path = dir.join("target.yaml");
     std::fs::write(&path, yaml).expect("write target");

@@ -212,8 +212,8 @@ struct ServeArgs {
     key: Option<PathBuf>,
     /// Switch off defences (comma-separated): tls, tls-version, tls-cert, origin, url-token,
     /// ticket-replay, ticket-expiry, ticket-validation, ticket-binding, auth-required,
-    /// cookie-auth, unauth-timeout, schema, rate-limit, max-size, heartbeat, cookie-samesite,
-    /// protocol-strict.
+    /// cookie-auth, unauth-timeout, schema, rate-limit, max-size, deflate, heartbeat,
+    /// cookie-samesite, protocol-strict.
     #[arg(long, value_name = "DEFENCE,..", default_value = "")]
     weaken: Weakened,
     /// Write a target file describing this server (its CA certificate goes beside it).

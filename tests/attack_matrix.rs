@@ -3,13 +3,24 @@
 //! The whole reference-fast plan runs against the full reference server (every case passes)
 //! and against a server weakened on each defence in turn: exactly the matching controls fail,
 //! the documented inconclusive ones are `error`, and every other control passes. Every attack
-//! case of the plan fails against at least one weakened server.
+//! case of the plan fails against at least one weakened server, and every switch of the server
+//! ([`Defence::ALL`]) has its row. A switch that only matters under another policy (`deflate`,
+//! under `deflate: refuse`) runs under that policy, whose full audit passes as well; an attack on
+//! the target file itself (a credential in its URL) runs with a target shaped that way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use wsaudit::config::LoadedPolicy;
+use std::path::Path;
+use std::sync::Arc;
+
+use wsaudit::attacks::TargetRuntime;
+use wsaudit::config::check::load_suites;
+use wsaudit::config::target::LoadedTarget;
+use wsaudit::config::{LoadedPolicy, SourceFile};
 use wsaudit::demo::audit_reference;
-use wsaudit::report::{Role, RunReport, Verdict};
-use wsaudit::server::Weakened;
+use wsaudit::report::{CaseResult, Role, RunReport, Verdict};
+use wsaudit::run::progress::Progress;
+use wsaudit::run::{RunOptions, run};
+use wsaudit::server::{self, Defence, ServerOptions, Weakened};
 
 /// Every control of reference-fast.
 const CONTROLS: &[&str] = &[
@@ -26,34 +37,68 @@ const CONTROLS: &[&str] = &[
     "WS-PROTO-01",
 ];
 
-/// Switch, controls that must fail, controls that must be inconclusive (with why).
-const MATRIX: &[(&str, &[&str], Inconclusive)] = &[
-    ("tls", &["WS-TLS-01"], Inconclusive::None),
-    ("tls-version", &["WS-TLS-01"], Inconclusive::None),
+/// The policy a row runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Policy {
+    /// `policies/reference-fast.yaml` as shipped (`deflate: allow`).
+    Fast,
+    /// reference-fast with `deflate: refuse`: SIZE-DEFLATE-DECLINED replaces the deflate bomb.
+    DeflateRefused,
+}
+
+use Policy::{DeflateRefused, Fast};
+
+/// Switch, policy, controls that must fail, controls that must be inconclusive (with why).
+const MATRIX: &[(&str, Policy, &[&str], Inconclusive)] = &[
+    ("tls", Fast, &["WS-TLS-01"], Inconclusive::None),
+    ("tls-version", Fast, &["WS-TLS-01"], Inconclusive::None),
     // A certificate that does not verify stops every other case: the harness does not send
     // credentials to a server it cannot authenticate.
-    ("tls-cert", &["WS-TLS-01"], Inconclusive::AllOthers),
-    ("origin", &["WS-ORIGIN-01"], Inconclusive::None),
-    ("url-token", &["WS-AUTH-02"], Inconclusive::None),
-    ("ticket-replay", &["WS-AUTH-01"], Inconclusive::None),
-    ("ticket-expiry", &["WS-AUTH-01"], Inconclusive::None),
-    ("ticket-validation", &["WS-AUTH-01"], Inconclusive::None),
-    ("ticket-binding", &["WS-AUTH-01"], Inconclusive::None),
+    ("tls-cert", Fast, &["WS-TLS-01"], Inconclusive::AllOthers),
+    ("origin", Fast, &["WS-ORIGIN-01"], Inconclusive::None),
+    ("url-token", Fast, &["WS-AUTH-02"], Inconclusive::None),
+    ("ticket-replay", Fast, &["WS-AUTH-01"], Inconclusive::None),
+    ("ticket-expiry", Fast, &["WS-AUTH-01"], Inconclusive::None),
+    (
+        "ticket-validation",
+        Fast,
+        &["WS-AUTH-01"],
+        Inconclusive::None,
+    ),
+    ("ticket-binding", Fast, &["WS-AUTH-01"], Inconclusive::None),
     // A server that needs no credential cannot show whether a URL credential authenticates:
     // the URL-token baseline fails and WS-AUTH-03 reports the missing authentication.
     (
         "auth-required",
+        Fast,
         &["WS-AUTH-03"],
         Inconclusive::Some(&["WS-AUTH-02"]),
     ),
-    ("cookie-auth", &["WS-AUTH-03"], Inconclusive::None),
-    ("unauth-timeout", &["WS-AUTH-03"], Inconclusive::None),
-    ("schema", &["WS-MSG-01"], Inconclusive::None),
-    ("rate-limit", &["WS-MSG-02"], Inconclusive::None),
-    ("max-size", &["WS-MSG-03"], Inconclusive::None),
-    ("heartbeat", &["WS-HB-01"], Inconclusive::None),
-    ("cookie-samesite", &["WS-COOKIE-01"], Inconclusive::None),
-    ("protocol-strict", &["WS-PROTO-01"], Inconclusive::None),
+    ("cookie-auth", Fast, &["WS-AUTH-03"], Inconclusive::None),
+    ("unauth-timeout", Fast, &["WS-AUTH-03"], Inconclusive::None),
+    ("schema", Fast, &["WS-MSG-01"], Inconclusive::None),
+    ("rate-limit", Fast, &["WS-MSG-02"], Inconclusive::None),
+    ("max-size", Fast, &["WS-MSG-03"], Inconclusive::None),
+    // Negotiating compression the policy refuses: only a `deflate: refuse` policy can tell.
+    (
+        "deflate",
+        DeflateRefused,
+        &["WS-MSG-03"],
+        Inconclusive::None,
+    ),
+    ("heartbeat", Fast, &["WS-HB-01"], Inconclusive::None),
+    (
+        "cookie-samesite",
+        Fast,
+        &["WS-COOKIE-01"],
+        Inconclusive::None,
+    ),
+    (
+        "protocol-strict",
+        Fast,
+        &["WS-PROTO-01"],
+        Inconclusive::None,
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -63,22 +108,153 @@ enum Inconclusive {
     AllOthers,
 }
 
-fn policy() -> LoadedPolicy {
+/// The shipped reference-fast policy text.
+fn fast_text() -> String {
     let path = format!(
         "{}/policies/reference-fast.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
-    LoadedPolicy::load(std::path::Path::new(&path)).expect("reference-fast loads")
+    std::fs::read_to_string(path).expect("reference-fast is readable")
 }
 
-/// Audits a reference server weakened on `weaken` with the whole reference-fast plan.
-async fn audit(weaken: &str) -> RunReport {
+fn policy(which: Policy) -> LoadedPolicy {
+    let text = match which {
+        Fast => fast_text(),
+        DeflateRefused => {
+            let fast = fast_text();
+            assert_eq!(
+                fast.matches("deflate: allow").count(),
+                1,
+                "reference-fast's max_size control is expected to say `deflate: allow`"
+            );
+            fast.replace("deflate: allow", "deflate: refuse")
+        }
+    };
+    let name = format!("reference-fast-{which:?}.yaml");
+    LoadedPolicy::parse(SourceFile::from_text(&name, &text)).expect("test policy loads")
+}
+
+/// Audits a reference server weakened on `weaken` with the whole plan of `which`.
+async fn audit(weaken: &str, which: Policy) -> RunReport {
     wsaudit::tls::install_crypto_provider();
     let weakened = weaken.parse::<Weakened>().expect("weaken switch");
-    let (report, _secrets) = audit_reference(&policy(), weakened)
+    let (report, _secrets) = audit_reference(&policy(which), weakened)
         .await
         .expect("audit runs");
     report
+}
+
+/// Audits a reference server enforcing `server_policy` (weakened on `weaken`) with the cases
+/// `only` selects of `plan_policy`'s plan, against the target file the server emits as
+/// `edit_target` rewrites it; `env` fills the target's `${VAR}`s.
+async fn audit_custom(
+    server_policy: Policy,
+    plan_policy: Policy,
+    weaken: &str,
+    only: &[&str],
+    edit_target: impl Fn(&mut serde_yaml::Mapping, &server::ServerHandle),
+    env: &dyn Fn(&str) -> Option<String>,
+) -> RunReport {
+    wsaudit::tls::install_crypto_provider();
+    let mut opts = ServerOptions::local(policy(server_policy));
+    opts.weakened = weaken.parse::<Weakened>().expect("weaken switch");
+    let handle = server::start(opts).await.expect("server starts");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("reference.yaml");
+    handle.write_target(&path).expect("target written");
+    let mut yaml: serde_yaml::Mapping =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("target readable"))
+            .expect("emitted target is a mapping");
+    edit_target(&mut yaml, &handle);
+    std::fs::write(
+        &path,
+        serde_yaml::to_string(&yaml).expect("target serialises"),
+    )
+    .expect("target rewritten");
+    let target = LoadedTarget::parse(SourceFile::read(Path::new(&path)).expect("read"), env)
+        .expect("edited target loads");
+    let suites = load_suites(&[]).expect("shipped suites");
+    let plan = wsaudit::plan::compile(&policy(plan_policy), &target, &suites).expect("compiles");
+    let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let opts = RunOptions {
+        only: only.iter().map(|s| s.to_string()).collect(),
+        partition: None,
+        max_parallel: None,
+        cancel,
+        progress: Progress::Silent,
+    };
+    run(&plan, &policy(plan_policy), rt, opts).await
+}
+
+/// The environment variable the URL-token target reads its token from.
+const URL_TOKEN_VAR: &str = "WSAUDIT_TEST_URL_TOKEN";
+
+/// A target that authenticates the way SPEC lets a target describe it and the URL-token
+/// control forbids: `url: wss://host/ws?token=${TOKEN}`, no ticket flow, no API credential.
+async fn audit_url_token_target(weaken: &str) -> RunReport {
+    let token = std::sync::Mutex::new(String::new());
+    let report = audit_custom(
+        Fast,
+        Fast,
+        weaken,
+        &["WS-AUTH-02"],
+        |yaml, handle| {
+            *token.lock().expect("token lock") = handle.api_token.clone();
+            let url = format!("{}?token=${{{URL_TOKEN_VAR}}}", handle.ws_url());
+            yaml.insert("url".into(), url.into());
+            yaml.remove("auth");
+        },
+        &|name| (name == URL_TOKEN_VAR).then(|| token.lock().expect("token lock").clone()),
+    )
+    .await;
+    let token = token.lock().expect("token lock").clone();
+    for c in &report.cases {
+        assert!(
+            !c.reason.contains(&token),
+            "{}: the URL token leaked into the reason",
+            c.case_id
+        );
+    }
+    report
+}
+
+/// What the audit of the URL-token target must show: its legitimate flow works, the cases
+/// needing an API credential it does not have are skipped (never passed with `?token=`), and
+/// the case on its own URL fails. Returns that case's id.
+fn url_token_target_verdicts(report: &RunReport) -> &str {
+    let legit = case(report, "WS-AUTH-02/URLTOKEN-LEGITIMATE");
+    assert_eq!(legit.verdict, Verdict::Pass, "{}", troubles(report));
+    let creds: Vec<&CaseResult> = report
+        .cases
+        .iter()
+        .filter(|c| c.case_id.starts_with("WS-AUTH-02/URLTOKEN-CREDENTIAL["))
+        .collect();
+    assert_eq!(creds.len(), 5, "{}", troubles(report));
+    for c in creds {
+        assert_eq!(c.verdict, Verdict::Skipped, "{}: {}", c.case_id, c.reason);
+        assert!(
+            c.reason.contains("{{credential}} has no value"),
+            "{}: {}",
+            c.case_id,
+            c.reason
+        );
+    }
+    let own_url = case(report, "WS-AUTH-02/URLTOKEN-TARGET-URL");
+    assert_eq!(own_url.verdict, Verdict::Fail, "{}", troubles(report));
+    assert!(
+        own_url.reason.contains("?token= in its url"),
+        "{}",
+        own_url.reason
+    );
+    &own_url.case_id
+}
+
+fn case<'a>(r: &'a RunReport, id: &str) -> &'a CaseResult {
+    r.cases
+        .iter()
+        .find(|c| c.case_id == id)
+        .unwrap_or_else(|| panic!("no case {id} in the report:\n{}", troubles(r)))
 }
 
 fn control_verdicts(r: &RunReport) -> BTreeMap<String, Verdict> {
@@ -98,9 +274,19 @@ fn troubles(r: &RunReport) -> String {
         .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_full_one() {
-    let full = audit("").await;
+#[test]
+fn the_matrix_has_a_row_for_every_switch_of_the_server() {
+    let rows: BTreeSet<&str> = MATRIX.iter().map(|(switch, ..)| *switch).collect();
+    assert_eq!(rows.len(), MATRIX.len(), "a switch has two rows");
+    let switches: BTreeSet<&str> = Defence::ALL.iter().map(|d| d.name()).collect();
+    assert_eq!(
+        rows, switches,
+        "every --weaken switch needs a matrix row (and every row a switch)"
+    );
+}
+
+/// Asserts every case of a full-server report passes (attestations are skipped).
+fn assert_all_pass(full: &RunReport, which: Policy) {
     for c in &full.cases {
         let expected = if c.role == Role::Attestation {
             Verdict::Skipped
@@ -110,30 +296,56 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
         assert_eq!(
             c.verdict,
             expected,
-            "full server, {}: {}\n{}",
+            "full server, {which:?} policy, {}: {}\n{}",
             c.case_id,
             c.reason,
-            troubles(&full)
+            troubles(full)
         );
     }
-    let attacks: BTreeSet<String> = full
-        .cases
-        .iter()
-        .filter(|c| c.role == Role::Attack)
-        .map(|c| c.case_id.clone())
-        .collect();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_full_one() {
+    let mut attacks: BTreeSet<String> = BTreeSet::new();
+    for which in [Fast, DeflateRefused] {
+        let full = audit("", which).await;
+        assert_all_pass(&full, which);
+        if which == DeflateRefused {
+            let declined = case(&full, "WS-MSG-03/SIZE-DEFLATE-DECLINED");
+            assert!(
+                declined
+                    .reason
+                    .contains("without negotiating any extension"),
+                "{}",
+                declined.reason
+            );
+        }
+        attacks.extend(
+            full.cases
+                .iter()
+                .filter(|c| c.role == Role::Attack)
+                .map(|c| c.case_id.clone()),
+        );
+    }
     assert!(
         attacks.len() > 60,
-        "the plan has {} attack cases",
+        "the plans have {} attack cases",
         attacks.len()
+    );
+    assert!(
+        attacks.contains("WS-MSG-03/SIZE-DEFLATE-DECLINED"),
+        "the deflate: refuse plan has the declined-deflate case"
     );
 
     // Two weakened servers at a time: fast enough, and light on a 2-core CI machine.
     let mut caught: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for pair in MATRIX.chunks(2) {
-        let runs =
-            futures_util::future::join_all(pair.iter().map(|(switch, _, _)| audit(switch))).await;
-        for ((switch, failing, inconclusive), report) in pair.iter().zip(runs) {
+        let runs = futures_util::future::join_all(
+            pair.iter()
+                .map(|(switch, which, _, _)| audit(switch, *which)),
+        )
+        .await;
+        for ((switch, _, failing, inconclusive), report) in pair.iter().zip(runs) {
             let verdicts = control_verdicts(&report);
             for control in CONTROLS {
                 let expected = if failing.contains(control) {
@@ -162,6 +374,23 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
             }
         }
     }
+
+    assert_eq!(
+        caught
+            .get("WS-MSG-03/SIZE-DEFLATE-DECLINED")
+            .map(Vec::as_slice),
+        Some(&["deflate"][..]),
+        "only the deflate switch negotiates the compression the policy refuses"
+    );
+
+    // A target whose own URL carries the credential, against a server that honours it.
+    let url_target = audit_url_token_target("url-token").await;
+    let own_url = url_token_target_verdicts(&url_target);
+    caught
+        .entry(own_url.to_string())
+        .or_default()
+        .push("url-token (URL-token target)");
+
     let uncaught: Vec<&String> = attacks
         .iter()
         .filter(|a| !caught.contains_key(*a))
@@ -170,4 +399,23 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
         uncaught.is_empty(),
         "attack cases no weakened server makes fail: {uncaught:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deflate_bomb_is_skipped_when_the_server_declines_deflate() {
+    // The plan allows deflate (so it has the bomb), the server's policy refuses it.
+    let report = audit_custom(DeflateRefused, Fast, "", &["WS-MSG-03"], |_, _| {}, &|_| {
+        None
+    })
+    .await;
+    let bomb = case(&report, "WS-MSG-03/SIZE-DEFLATE-BOMB");
+    assert_eq!(bomb.verdict, Verdict::Skipped, "{}", bomb.reason);
+    assert!(
+        bomb.reason.contains("did not negotiate permessage-deflate"),
+        "{}",
+        bomb.reason
+    );
+    for c in report.cases.iter().filter(|c| c.case_id != bomb.case_id) {
+        assert_eq!(c.verdict, Verdict::Pass, "{}: {}", c.case_id, c.reason);
+    }
 }

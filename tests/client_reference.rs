@@ -165,6 +165,14 @@ async fn tls_facts_record_version_names_and_verification() {
     assert_eq!(facts.version, "1.3");
     assert_eq!(facts.verified, Ok(()));
     assert_eq!(facts.alpn.as_deref(), Some("http/1.1"));
+    // System roots (the OS store, or the webpki fallback where it is empty) plus the CA.
+    assert!(
+        (facts.trust.starts_with("operating system store")
+            || facts.trust.starts_with("bundled webpki roots"))
+            && facts.trust.ends_with(" + 1 from the target's CA"),
+        "{}",
+        facts.trust
+    );
     let leaf = facts.leaf.expect("leaf facts");
     assert!(
         leaf.ip_addresses.contains(&"127.0.0.1".to_string()),

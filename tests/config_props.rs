@@ -120,6 +120,7 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
                 "cookies.samesite",
                 CheckParams::Cookies(CookieParams {
                     samesite,
+                    names: Vec::new(),
                     secure,
                     http_only
                 })

@@ -25,7 +25,7 @@ impl Session {
             payload.extend_from_slice(&p.0);
         }
         if let Some(t) = &f.text {
-            payload.extend_from_slice(self.fill(t).as_bytes());
+            payload.extend_from_slice(self.fill(t)?.as_bytes());
         }
         let size = f.payload_size.map(|s| s.as_usize());
         let mask = if f.masked {

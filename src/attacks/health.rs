@@ -44,6 +44,9 @@ impl Session {
         probe.opened_at = Some(Instant::now());
         if let Err(e) = probe.login().await {
             probe.close_connection();
+            if let Some(fault) = probe.harness_fault.take() {
+                return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
+            }
             return Err(Judgement::Broken(format!(
                 "a fresh client cannot log in any more: {e}"
             )));
@@ -87,6 +90,9 @@ impl Session {
                     break Judgement::Broken(
                         "a fresh client's valid message is not acknowledged".into(),
                     );
+                }
+                Event::ReaderFailed { error } => {
+                    break Judgement::Inconclusive(format!("harness fault: {error}"));
                 }
                 e if e.is_end() => {
                     let shown = e.describe(&self.rt.secrets());

@@ -76,6 +76,9 @@ impl Session {
                         _ => Judgement::Broken(format!("{shown}: expected one of {:?}", c.codes)),
                     };
                 }
+                Event::ReaderFailed { error } => {
+                    return Judgement::Inconclusive(format!("harness fault: {error}"));
+                }
                 Event::Dropped { .. } => {
                     if c.after_warning && !warned {
                         return Judgement::Broken(format!(

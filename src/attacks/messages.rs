@@ -8,10 +8,13 @@ use std::time::Duration;
 use flate2::{Compress, Compression, FlushCompress};
 use tokio::time::Instant;
 
-use super::session::{HandshakeSeen, Judgement, LastSent, Session, StepResult};
+use super::session::{HandshakeSeen, Judgement, LastSent, Session, StepError, StepResult};
 use crate::client::{Connection, Event, FrameSpec, Mask};
 use crate::plan::expect::{Accepted, Rejected};
 use crate::plan::step::{Flood, Send};
+
+/// The compression extension a deflate bomb needs (RFC 7692).
+const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 
 /// Frames per write when flooding as fast as possible: large writes, few syscalls.
 const FLOOD_BATCH: usize = 64;
@@ -26,7 +29,7 @@ impl Session {
         };
         let repeat = s.repeat.unwrap_or(1).max(1);
         let frame = if let Some(t) = &s.text {
-            FrameSpec::text(&pad(self.fill(t), s.pad_to.map(|b| b.as_usize())))
+            FrameSpec::text(&pad(self.fill(t)?, s.pad_to.map(|b| b.as_usize())))
         } else if let Some(j) = &s.json {
             FrameSpec::text(&pad(j.to_string(), s.pad_to.map(|b| b.as_usize())))
         } else if let Some(b) = &s.binary {
@@ -43,6 +46,18 @@ impl Session {
             text.push(']');
             FrameSpec::text(&text)
         } else if let Some(size) = s.inflates_to {
+            // SPEC: a deflate bomb applies "when deflate is negotiated". Without it an RSV1
+            // frame is a protocol error, and a server closing it with 1002 is right, not wrong.
+            if !self
+                .handshake
+                .as_ref()
+                .is_some_and(|h| h.negotiated(PERMESSAGE_DEFLATE))
+            {
+                return Err(StepError::NotApplicable(format!(
+                    "the server did not negotiate {PERMESSAGE_DEFLATE} (the 101 has no such \
+                     Sec-WebSocket-Extensions), so a compressed message cannot be sent"
+                )));
+            }
             let valid = self.rt.target.valid_message().unwrap_or("{}").to_string();
             let plain = pad(valid, Some(size.as_usize()));
             let compressed = deflate(plain.as_bytes());
@@ -71,7 +86,7 @@ impl Session {
                 .note("no connection (the handshake was refused): nothing sent");
             return Ok(());
         };
-        let frame = FrameSpec::text(&self.fill(&f.text))
+        let frame = FrameSpec::text(&self.fill(&f.text)?)
             .mask(Mask::Random)
             .encode();
         let started = Instant::now();
@@ -225,6 +240,9 @@ impl Session {
                         "{shown}: not a rejection code (expected one of {:?})",
                         r.codes
                     ));
+                }
+                Event::ReaderFailed { error } => {
+                    return Judgement::Inconclusive(format!("harness fault: {error}"));
                 }
                 Event::Dropped { .. } if r.drop_counts => {
                     return Judgement::Holds(format!("dropped: {shown}"));

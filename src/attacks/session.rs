@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::runtime::TargetRuntime;
 use crate::client::{Connection, Event, HttpResponse, Ticket, TlsFacts};
 use crate::plan::expect::Expectation;
+use crate::plan::template::RUNTIME_PLACEHOLDERS;
 use crate::plan::{Case, Step};
 use crate::run::{Outcome, Transcript};
 
@@ -127,6 +128,9 @@ pub struct Session {
     pub probe_offered_all: bool,
     /// When the steps finished (timing expectations count from here).
     pub steps_done: Instant,
+    /// A failure of the harness itself (a connection's reader task died): whatever the
+    /// judgements say, the case is inconclusive.
+    pub harness_fault: Option<String>,
 }
 
 impl Session {
@@ -153,24 +157,49 @@ impl Session {
             probe: None,
             probe_offered_all: false,
             steps_done: Instant::now(),
+            harness_fault: None,
         }
     }
 
-    /// Fills `{{ticket}}` and `{{credential}}` at run time.
-    pub fn fill(&self, text: &str) -> String {
+    /// Fills the run-time placeholders (`{{ticket}}`, `{{credential}}`).
+    ///
+    /// A placeholder without a value (no ticket fetched, a target with no API credential) makes
+    /// the step not applicable: sending it empty (`?token=`) would be refused whatever the
+    /// server does, a pass that proves nothing.
+    pub fn fill(&self, text: &str) -> Result<String, StepError> {
         let mut out = text.to_string();
-        if out.contains("{{ticket}}") {
-            let t = self
-                .own_ticket
-                .as_ref()
-                .map(|t| t.value().to_string())
-                .unwrap_or_default();
-            out = out.replace("{{ticket}}", &t);
+        for name in RUNTIME_PLACEHOLDERS {
+            let placeholder = format!("{{{{{name}}}}}");
+            if !out.contains(&placeholder) {
+                continue;
+            }
+            match self.runtime_value(name) {
+                Ok(value) => out = out.replace(&placeholder, &value),
+                Err(why) => {
+                    return Err(StepError::NotApplicable(format!(
+                        "{placeholder} has no value: {why}"
+                    )));
+                }
+            }
         }
-        if out.contains("{{credential}}") {
-            out = out.replace("{{credential}}", &self.rt.credential().unwrap_or_default());
-        }
-        out
+        Ok(out)
+    }
+
+    /// The value of a run-time placeholder, or why there is none.
+    fn runtime_value(&self, name: &str) -> Result<String, &'static str> {
+        let (value, why) = match name {
+            "ticket" => (
+                self.own_ticket.as_ref().map(|t| t.value().to_string()),
+                "no ticket was fetched before this step",
+            ),
+            "credential" => (
+                self.rt.credential(),
+                "the target has no API credential (no Authorization header on its ticket request) \
+                 to put there",
+            ),
+            _ => (None, "the engine does not know this placeholder"),
+        };
+        value.filter(|v| !v.is_empty()).ok_or(why)
     }
 
     /// Moves the current connection's transcript into the case evidence and drops it.
@@ -207,11 +236,23 @@ impl Session {
         match self.conn.as_mut() {
             Some(c) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                c.read_event(remaining).await
+                let e = c.read_event(remaining).await;
+                self.note_fault(&e);
+                e
             }
             None => Event::Dropped {
                 error: "no connection is open".into(),
             },
+        }
+    }
+
+    /// Remembers a harness fault so the case ends `error`, whatever a judgement made of it.
+    fn note_fault(&mut self, e: &Event) {
+        if let Event::ReaderFailed { error } = e
+            && self.harness_fault.is_none()
+        {
+            self.ev.note(format!("harness fault: {error}"));
+            self.harness_fault = Some(error.clone());
         }
     }
 
@@ -229,6 +270,7 @@ impl Session {
             match c.read_event(Duration::ZERO).await {
                 Event::Timeout => break,
                 e => {
+                    self.note_fault(&e);
                     let end = e.is_end();
                     if !matches!(e, Event::Ping(_) | Event::Pong(_)) {
                         held += event_bytes(&e);
@@ -296,6 +338,7 @@ impl Session {
         match e {
             Expectation::HandshakeRefused(h) => self.judge_refused(h),
             Expectation::HandshakeUpgraded(h) => self.judge_upgraded(h),
+            Expectation::UrlWithoutParams(u) => self.judge_url_params(u),
             Expectation::Rejected(r) => self.judge_rejected(r).await,
             Expectation::Accepted(a) => self.judge_accepted(a).await,
             Expectation::Closed(c) => self.judge_closed(c).await,
@@ -322,7 +365,12 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Out
     let mut s = Session::new(rt, ev);
     for (i, step) in case.steps.iter().enumerate() {
         s.ev.note(format!("step {}: {}", i + 1, step.name()));
-        match s.step(step).await {
+        let result = s.step(step).await;
+        if let Some(fault) = s.harness_fault.take() {
+            s.close_connection();
+            return harness_error(&format!("step {} ({})", i + 1, step.name()), &fault);
+        }
+        match result {
             Ok(()) => {}
             Err(StepError::NotApplicable(reason)) => {
                 s.close_connection();
@@ -343,6 +391,10 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Out
     for e in &case.expect {
         let j = s.judge(e).await;
         s.ev.note(format!("{}: {j:?}", e.name()));
+        if let Some(fault) = s.harness_fault.take() {
+            s.close_connection();
+            return harness_error(e.name(), &fault);
+        }
         match j {
             Judgement::Holds(why) => reasons.push(why),
             Judgement::Broken(why) => {
@@ -357,4 +409,49 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Out
     }
     s.close_connection();
     Outcome::pass(reasons.join("; "))
+}
+
+/// The outcome of a case the harness itself failed: inconclusive, never evidence either way.
+fn harness_error(during: &str, fault: &str) -> Outcome {
+    Outcome::error(format!(
+        "{during}: inconclusive: harness fault, not the target's doing ({fault})"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::conn::test_support::PanicOnRead;
+    use crate::plan::expect::{REJECTION_CODES, Rejected};
+
+    #[tokio::test]
+    async fn a_reader_fault_is_inconclusive_never_a_rejection() {
+        crate::tls::install_crypto_provider();
+        let target = crate::plan::sample_target().expect("sample target");
+        let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
+        let mut s = Session::probe(rt, Transcript::default());
+        s.conn = Some(Connection::new(PanicOnRead, &[]));
+        // A drop counts as a rejection; the reader's panic must not pass for one.
+        let rejected = Expectation::Rejected(Rejected {
+            codes: REJECTION_CODES.to_vec(),
+            drop_counts: true,
+            silence_counts: true,
+            within: None,
+        });
+        match s.judge(&rejected).await {
+            Judgement::Inconclusive(why) => assert!(why.contains("harness fault"), "{why}"),
+            other => panic!("a harness fault was judged {other:?}"),
+        }
+        let fault = s.harness_fault.clone().expect("the fault is remembered");
+        assert!(fault.contains("injected reader fault"), "{fault}");
+        let outcome = harness_error("rejected", &fault);
+        assert_eq!(outcome.verdict, crate::report::Verdict::Error);
+        assert!(
+            outcome
+                .reason
+                .contains("harness fault, not the target's doing"),
+            "{}",
+            outcome.reason
+        );
+    }
 }

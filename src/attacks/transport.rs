@@ -2,6 +2,7 @@
 //! judgements, `http_request` to the ticket endpoint and the `cookie` judgement.
 
 use super::session::{Judgement, Session, StepError, StepResult};
+use crate::client::http::SetCookie;
 use crate::client::{ClientError, TlsVersions};
 use crate::config::policy::{SameSite, TlsVersion};
 use crate::plan::expect::{CookieAttributes, TlsExpectation};
@@ -31,13 +32,14 @@ impl Session {
             crate::client::tls::probe(&url, &client, self.rt.target.limits.connect_timeout).await;
         match &result {
             Ok(f) => self.ev.saw(format!(
-                "TLS {} ({}), certificate: {}",
+                "TLS {} ({}), certificate: {} (trusting {})",
                 f.version,
                 f.cipher_suite,
                 match &f.verified {
                     Ok(()) => "valid".to_string(),
                     Err(e) => format!("invalid: {e}"),
-                }
+                },
+                f.trust
             )),
             Err(e) => self.ev.saw(format!("handshake failed: {e}")),
         }
@@ -73,7 +75,10 @@ impl Session {
                 if t.certificate_valid
                     && let Err(e) = &f.verified
                 {
-                    return Judgement::Broken(format!("the certificate is not valid: {e}"));
+                    return Judgement::Broken(format!(
+                        "the certificate is not valid: {e} (trusting {})",
+                        f.trust
+                    ));
                 }
                 Judgement::Holds(format!("TLS {} with a valid certificate", f.version))
             }
@@ -121,55 +126,156 @@ impl Session {
         Ok(())
     }
 
-    /// `cookie`: every `Set-Cookie` carries the required attributes.
+    /// `cookie`: the session cookie(s) carry the required attributes.
     pub(super) fn judge_cookie(&self, want: &CookieAttributes) -> Judgement {
         let Some(Ok(response)) = &self.http else {
             return Judgement::Inconclusive("no HTTP request was made".into());
         };
-        // Without a cookie the legitimate path is broken (the positive control fails), but
-        // the attributes of a cookie never set cannot be judged either way.
-        let asks_attributes =
-            want.secure == Some(true) || want.http_only == Some(true) || want.samesite.is_some();
-        let no_cookie = |why: String| {
-            if asks_attributes {
-                Judgement::Inconclusive(format!("{why}: no cookie to judge"))
-            } else {
-                Judgement::Broken(why)
-            }
-        };
-        if !(200..300).contains(&response.status) {
+        judge_set_cookies(response.status, &response.set_cookies, want)
+    }
+}
+
+/// The `cookie` judgement on one response: the cookies `want.names` names (every cookie when
+/// it names none) must be set, each with the required attributes; other cookies are ignored.
+fn judge_set_cookies(status: u16, set: &[SetCookie], want: &CookieAttributes) -> Judgement {
+    // Without a cookie the legitimate path is broken (the positive control fails), but the
+    // attributes of a cookie never set cannot be judged either way.
+    let asks_attributes =
+        want.secure == Some(true) || want.http_only == Some(true) || want.samesite.is_some();
+    let no_cookie = |why: String| {
+        if asks_attributes {
+            Judgement::Inconclusive(format!("{why}: no cookie to judge"))
+        } else {
+            Judgement::Broken(why)
+        }
+    };
+    if !(200..300).contains(&status) {
+        return no_cookie(format!("the ticket endpoint answered HTTP {status}"));
+    }
+    if set.is_empty() {
+        return no_cookie("the response sets no cookie".into());
+    }
+    let judged: Vec<&SetCookie> = if want.names.is_empty() {
+        set.iter().collect()
+    } else {
+        let missing: Vec<&str> = want
+            .names
+            .iter()
+            .filter(|n| !set.iter().any(|c| &c.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let sent: Vec<&str> = set.iter().map(|c| c.name.as_str()).collect();
             return no_cookie(format!(
-                "the ticket endpoint answered HTTP {}",
-                response.status
+                "the response does not set the session cookie {} (it sets {})",
+                missing.join(", "),
+                sent.join(", ")
             ));
         }
-        if response.set_cookies.is_empty() {
-            return no_cookie("the response sets no cookie".into());
+        set.iter()
+            .filter(|c| want.names.contains(&c.name))
+            .collect()
+    };
+    for c in &judged {
+        let shown = c.describe();
+        if want.secure == Some(true) && !c.secure {
+            return Judgement::Broken(format!("`{shown}` lacks Secure"));
         }
-        for c in &response.set_cookies {
-            let shown = c.describe();
-            if want.secure == Some(true) && !c.secure {
-                return Judgement::Broken(format!("`{shown}` lacks Secure"));
-            }
-            if want.http_only == Some(true) && !c.http_only {
-                return Judgement::Broken(format!("`{shown}` lacks HttpOnly"));
-            }
-            if let Some(s) = want.samesite {
-                let need = match s {
-                    SameSite::Strict => "strict",
-                    SameSite::Lax => "lax",
-                };
-                if c.same_site
-                    .as_deref()
-                    .map(str::to_ascii_lowercase)
-                    .as_deref()
-                    != Some(need)
-                {
-                    return Judgement::Broken(format!("`{shown}` is not SameSite={s:?}"));
-                }
-            }
+        if want.http_only == Some(true) && !c.http_only {
+            return Judgement::Broken(format!("`{shown}` lacks HttpOnly"));
         }
-        let all: Vec<String> = response.set_cookies.iter().map(|c| c.describe()).collect();
-        Judgement::Holds(all.join(" | "))
+        if let Some(min) = want.samesite
+            && !samesite_satisfies(c.same_site.as_deref(), min)
+        {
+            return Judgement::Broken(format!("`{shown}` is not SameSite={min:?} or stricter"));
+        }
+    }
+    let all: Vec<String> = judged.iter().map(|c| c.describe()).collect();
+    let ignored = set.len() - judged.len();
+    Judgement::Holds(if ignored == 0 {
+        all.join(" | ")
+    } else {
+        format!("{} ({ignored} other cookie(s) not judged)", all.join(" | "))
+    })
+}
+
+/// Whether a cookie's `SameSite` value meets the policy's minimum: `Strict` meets `Strict` and
+/// `Lax`, `Lax` only `Lax`; `None`, an unknown value or no attribute meets neither.
+fn samesite_satisfies(sent: Option<&str>, min: SameSite) -> bool {
+    let rank = |s: SameSite| match s {
+        SameSite::Lax => 1,
+        SameSite::Strict => 2,
+    };
+    let sent = match sent.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("strict") => SameSite::Strict,
+        Some("lax") => SameSite::Lax,
+        _ => return false,
+    };
+    rank(sent) >= rank(min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::http::parse_set_cookie;
+
+    fn cookies(headers: &[&str]) -> Vec<SetCookie> {
+        headers.iter().filter_map(|h| parse_set_cookie(h)).collect()
+    }
+
+    fn want(names: &[&str], samesite: SameSite) -> CookieAttributes {
+        CookieAttributes {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            secure: Some(true),
+            http_only: Some(true),
+            samesite: Some(samesite),
+        }
+    }
+
+    #[test]
+    fn samesite_is_a_minimum() {
+        assert!(samesite_satisfies(Some("Strict"), SameSite::Lax));
+        assert!(samesite_satisfies(Some("strict"), SameSite::Strict));
+        assert!(samesite_satisfies(Some("Lax"), SameSite::Lax));
+        assert!(!samesite_satisfies(Some("Lax"), SameSite::Strict));
+        assert!(!samesite_satisfies(Some("None"), SameSite::Lax));
+        assert!(!samesite_satisfies(Some("bogus"), SameSite::Lax));
+        assert!(!samesite_satisfies(None, SameSite::Lax));
+    }
+
+    #[test]
+    fn a_strict_cookie_satisfies_a_lax_policy() {
+        let set = cookies(&["sid=s1; Secure; HttpOnly; SameSite=Strict"]);
+        assert!(matches!(
+            judge_set_cookies(200, &set, &want(&[], SameSite::Lax)),
+            Judgement::Holds(_)
+        ));
+    }
+
+    #[test]
+    fn only_the_named_session_cookies_are_judged() {
+        let set = cookies(&[
+            "AWSALB=lb; Path=/",
+            "sid=s1; Secure; HttpOnly; SameSite=Strict",
+        ]);
+        match judge_set_cookies(200, &set, &want(&["sid"], SameSite::Strict)) {
+            Judgement::Holds(why) => assert!(why.contains("1 other cookie(s) not judged"), "{why}"),
+            other => panic!("a load-balancer cookie failed the session cookie: {other:?}"),
+        }
+        // Without names, every cookie is judged (the documented default).
+        assert!(matches!(
+            judge_set_cookies(200, &set, &want(&[], SameSite::Strict)),
+            Judgement::Broken(_)
+        ));
+        // A named cookie that is not set leaves nothing to judge.
+        match judge_set_cookies(200, &set, &want(&["session"], SameSite::Strict)) {
+            Judgement::Inconclusive(why) => assert!(why.contains("session"), "{why}"),
+            other => panic!("a missing session cookie: {other:?}"),
+        }
+        let weak = cookies(&["AWSALB=lb", "sid=s1; Secure; HttpOnly; SameSite=None"]);
+        match judge_set_cookies(200, &weak, &want(&["sid"], SameSite::Lax)) {
+            Judgement::Broken(why) => assert!(why.contains("sid=***"), "{why}"),
+            other => panic!("SameSite=None passed a Lax minimum: {other:?}"),
+        }
     }
 }

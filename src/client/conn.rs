@@ -248,6 +248,12 @@ pub enum Event {
         /// What the read said.
         error: String,
     },
+    /// The harness's own reader task failed (panicked or was cancelled): nothing is known
+    /// about the peer, so this is never evidence of a rejection.
+    ReaderFailed {
+        /// What happened to the task.
+        error: String,
+    },
     /// Nothing arrived before the deadline.
     Timeout,
 }
@@ -259,14 +265,23 @@ impl Event {
             Event::Text(t) => t.len(),
             Event::Binary(b) | Event::Ping(b) | Event::Pong(b) => b.len(),
             Event::Close { reason, .. } => reason.len(),
-            Event::Dropped { error } => error.len(),
+            Event::Dropped { error } | Event::ReaderFailed { error } => error.len(),
             Event::Skipped { .. } | Event::Timeout => 0,
         }
     }
 
-    /// Whether the connection is over after this event.
+    /// Whether the connection is over after this event (for a [`Event::ReaderFailed`], over
+    /// for the harness: nothing more can be read).
     pub fn is_end(&self) -> bool {
-        matches!(self, Event::Close { .. } | Event::Dropped { .. })
+        matches!(
+            self,
+            Event::Close { .. } | Event::Dropped { .. } | Event::ReaderFailed { .. }
+        )
+    }
+
+    /// Whether this is a harness fault rather than something the peer did.
+    pub fn is_harness_fault(&self) -> bool {
+        matches!(self, Event::ReaderFailed { .. })
     }
 
     /// A short description for evidence.
@@ -290,6 +305,9 @@ impl Event {
                 opcode_name(*opcode)
             ),
             Event::Dropped { error } => format!("connection dropped: {}", p(error.as_bytes())),
+            Event::ReaderFailed { error } => {
+                format!("harness fault, not the peer: {}", p(error.as_bytes()))
+            }
             Event::Timeout => "nothing before the deadline".into(),
         }
     }
@@ -380,6 +398,8 @@ pub struct Connection {
     events: mpsc::Receiver<Event>,
     shared: Arc<Shared>,
     reader: JoinHandle<()>,
+    /// How the reader task ended, once known (a finished handle must not be polled again).
+    reader_end: Option<Result<(), String>>,
     write_timeout: Duration,
     tls: Option<TlsFacts>,
 }
@@ -436,6 +456,7 @@ impl Connection {
             events,
             shared,
             reader,
+            reader_end: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             tls,
         }
@@ -637,7 +658,39 @@ impl Connection {
                 self.shared.queue_bytes.add_permits(queue_cost(&e));
                 e
             }
-            Ok(None) => Event::Dropped {
+            Ok(None) => self.after_reader(),
+        }
+    }
+
+    /// The event for a read after the reader's queue closed. A reader that ended normally
+    /// queued the end of the connection first (and set `ended`), so this is a read past the
+    /// end; one that panicked or was cancelled is a harness fault, never a peer's drop.
+    fn after_reader(&mut self) -> Event {
+        if self.reader_end.is_none() {
+            use futures_util::FutureExt as _;
+            self.reader_end = match (&mut self.reader).now_or_never() {
+                Some(Ok(())) => Some(Ok(())),
+                Some(Err(e)) if e.is_panic() => Some(Err(format!(
+                    "the connection's reader task panicked: {}",
+                    panic_message(e.into_panic())
+                ))),
+                Some(Err(_)) => Some(Err("the connection's reader task was cancelled".into())),
+                // Still unwinding: a normal end would have been reported first.
+                None if !self.has_ended() => Some(Err(
+                    "the connection's reader task stopped without reporting how the connection ended"
+                        .into(),
+                )),
+                None => None,
+            };
+        }
+        match &self.reader_end {
+            Some(Err(error)) => {
+                self.shared.ended.store(true, Ordering::Relaxed);
+                Event::ReaderFailed {
+                    error: error.clone(),
+                }
+            }
+            _ => Event::Dropped {
                 error: "the connection has already ended".into(),
             },
         }
@@ -680,6 +733,16 @@ impl Connection {
                 other => return Err(other),
             }
         }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(no message)".to_string(), |s| (*s).to_string()),
     }
 }
 
@@ -937,11 +1000,77 @@ fn queue_cost(e: &Event) -> usize {
     e.held_bytes().clamp(1, QUEUE_BYTES)
 }
 
+/// Streams for tests of the harness's own failure paths.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    /// A stream whose reads panic: a bug in the harness's own reader, not anything a peer does.
+    pub struct PanicOnRead;
+
+    impl AsyncRead for PanicOnRead {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            panic!("injected reader fault")
+        }
+    }
+
+    impl AsyncWrite for PanicOnRead {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::parse_header;
+    use test_support::PanicOnRead;
     use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_panicking_reader_is_a_harness_fault_never_a_drop() {
+        let mut conn = Connection::new(PanicOnRead, &[]);
+        let e = conn.read_event(Duration::from_secs(10)).await;
+        match &e {
+            Event::ReaderFailed { error } => {
+                assert!(error.contains("injected reader fault"), "{error}");
+            }
+            other => panic!("a reader panic surfaced as {other:?}"),
+        }
+        assert!(e.is_harness_fault() && e.is_end());
+        assert!(conn.has_ended());
+        // Every later read says the same; none becomes a drop (rejection evidence).
+        assert!(conn.read_event(Duration::ZERO).await.is_harness_fault());
+    }
+
+    #[tokio::test]
+    async fn a_read_past_a_normal_end_is_still_a_drop() {
+        let (client, server) = tokio::io::duplex(1024);
+        drop(server);
+        let mut conn = Connection::new(client, &[]);
+        let first = conn.read_event(Duration::from_secs(10)).await;
+        assert!(matches!(first, Event::Dropped { .. }), "{first:?}");
+        let again = conn.read_event(Duration::from_secs(10)).await;
+        assert!(matches!(again, Event::Dropped { .. }), "{again:?}");
+    }
 
     #[test]
     fn frame_specs_encode_every_bit_as_asked() {

@@ -1,16 +1,17 @@
-//! TLS for the client: rustls with webpki roots plus the target's CA, optional version caps
+//! TLS for the client: rustls with the operating system's trust roots (the bundled webpki roots
+//! when the OS store is empty or unreadable) plus the target's CA, optional version caps
 //! (to probe whether a server that must require 1.3 still accepts 1.2), and the facts of each
 //! handshake (version, cipher suite, ALPN, certificate names and dates, verification result).
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -44,7 +45,7 @@ pub enum CertCheck {
 /// How to build a [`TlsClient`].
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
-    /// Trust the webpki (Mozilla) roots.
+    /// Trust the operating system's roots (the bundled webpki roots when none load).
     pub system_roots: bool,
     /// Extra trust roots, such as the target's CA.
     pub extra_roots: Vec<CertificateDer<'static>>,
@@ -104,6 +105,58 @@ impl TlsOptions {
     }
 }
 
+/// The operating system's trust roots, parsed once per process (reading and parsing the store
+/// is slow, and every client and probe needs it).
+#[derive(Debug, Default)]
+pub struct SystemRoots {
+    /// The usable roots.
+    anchors: Vec<TrustAnchor<'static>>,
+    /// Entries of the store that could not be read or parsed (skipped, but counted).
+    skipped: usize,
+}
+
+impl SystemRoots {
+    /// Parses the certificates a store yielded; `load_errors` entries could not even be read.
+    pub fn from_certs(certs: Vec<CertificateDer<'static>>, load_errors: usize) -> Self {
+        let mut store = RootCertStore::empty();
+        let (_, unusable) = store.add_parsable_certificates(certs);
+        Self {
+            anchors: store.roots,
+            skipped: unusable + load_errors,
+        }
+    }
+}
+
+/// The OS trust store, loaded on first use; unreadable entries are counted, not fatal.
+pub fn system_roots() -> &'static SystemRoots {
+    static ROOTS: OnceLock<SystemRoots> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        SystemRoots::from_certs(loaded.certs, loaded.errors.len())
+    })
+}
+
+/// Fills `roots` from the OS store, or from the bundled webpki roots when the OS store yields
+/// no usable certificate; returns what was trusted, for evidence.
+fn add_system_roots(roots: &mut RootCertStore, system: &SystemRoots) -> String {
+    let skipped = system.skipped;
+    if system.anchors.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return format!(
+            "bundled webpki roots ({} roots): the operating system store is empty or unreadable \
+             ({skipped} entries skipped)",
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
+    }
+    roots.extend(system.anchors.iter().cloned());
+    let added = system.anchors.len();
+    if skipped == 0 {
+        format!("operating system store ({added} roots)")
+    } else {
+        format!("operating system store ({added} roots; {skipped} unreadable entries skipped)")
+    }
+}
+
 /// A ready TLS client: the rustls configurations for connections and probes, and the verifier
 /// that judges certificates for [`TlsFacts::verified`]. Cheap to clone.
 #[derive(Clone)]
@@ -113,6 +166,8 @@ pub struct TlsClient {
     /// Config that completes handshakes whatever the certificate (probes record instead).
     lenient: Arc<ClientConfig>,
     verifier: Arc<WebPkiServerVerifier>,
+    /// Which roots are trusted, in words (reported with every handshake's facts).
+    trust: Arc<str>,
 }
 
 impl fmt::Debug for TlsClient {
@@ -166,11 +221,18 @@ impl TlsClient {
     pub fn new(options: &TlsOptions) -> Result<Self, ClientError> {
         let cfg_err = |e: &dyn fmt::Display| ClientError::TlsConfig(e.to_string());
         let mut roots = RootCertStore::empty();
+        let mut trust = Vec::new();
         if options.system_roots {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            trust.push(add_system_roots(&mut roots, system_roots()));
         }
         for r in &options.extra_roots {
             roots.add(r.clone()).map_err(|e| cfg_err(&e))?;
+        }
+        if !options.extra_roots.is_empty() {
+            trust.push(format!(
+                "{} from the target's CA",
+                options.extra_roots.len()
+            ));
         }
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
@@ -200,7 +262,14 @@ impl TlsClient {
             config,
             lenient,
             verifier,
+            trust: trust.join(" + ").into(),
         })
+    }
+
+    /// Which roots this client trusts, in words: the OS store or the webpki fallback, plus the
+    /// target's CA.
+    pub fn trust(&self) -> &str {
+        &self.trust
     }
 
     /// The rustls configuration connections use (for reqwest's preconfigured TLS).
@@ -268,6 +337,7 @@ impl TlsClient {
                 .ok_or_else(|| "no certificate".to_string())
                 .and_then(|c| certificate_facts(c)),
             verified,
+            trust: self.trust.to_string(),
         }
     }
 }
@@ -301,6 +371,8 @@ pub struct TlsFacts {
     pub leaf: Result<CertificateFacts, String>,
     /// Whether the chain verifies for the name against the trust roots, with rustls' error text.
     pub verified: Result<(), String>,
+    /// The trust roots it was verified against (OS store or webpki fallback, target's CA).
+    pub trust: String,
 }
 
 impl TlsFacts {
@@ -413,6 +485,36 @@ mod tests {
         );
         assert!(certificate_facts(b"\x30\x03garbage").is_err());
         assert!(certificate_facts(&[]).is_err());
+    }
+
+    #[test]
+    fn the_os_store_is_trusted_and_an_empty_one_falls_back_to_webpki_roots() {
+        let mut roots = RootCertStore::empty();
+        let said = add_system_roots(&mut roots, &SystemRoots::default());
+        assert!(said.contains("bundled webpki roots"), "{said}");
+        assert!(said.contains("empty or unreadable"), "{said}");
+        assert_eq!(roots.len(), webpki_roots::TLS_SERVER_ROOTS.len());
+
+        let ck = crate::tls::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
+        let pem = ck.ca_pem.expect("generated CA");
+        let ca = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("pem");
+        let system = SystemRoots::from_certs(
+            [ca, vec![CertificateDer::from(b"garbage".to_vec())]].concat(),
+            2,
+        );
+        let mut roots = RootCertStore::empty();
+        let said = add_system_roots(&mut roots, &system);
+        assert_eq!(
+            roots.len(),
+            1,
+            "only the OS store's roots, no webpki fallback"
+        );
+        assert!(
+            said.contains("operating system store (1 roots; 3 unreadable"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -233,9 +233,14 @@ pub enum SameSite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CookieParams {
-    /// Required SameSite value.
+    /// Minimum SameSite value: `Strict` also satisfies `Lax`; `None` or no attribute never does.
     #[serde(default)]
     pub samesite: SameSite,
+    /// Names of the session cookies to judge; empty (the default) judges every cookie the
+    /// endpoint sets. Name them when a load balancer or analytics cookie rides along. Always
+    /// serialised (as `[]` when empty) so suites can read `{{policy.names}}`.
+    #[serde(default)]
+    pub names: Vec<String>,
     /// Whether `Secure` is required.
     #[serde(default = "yes")]
     pub secure: bool,

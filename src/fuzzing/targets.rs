@@ -259,6 +259,7 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
         }),
         9 => CheckParams::Cookies(CookieParams {
             samesite: *u.choose(&[SameSite::Strict, SameSite::Lax])?,
+            names: Vec::new(),
             secure: u.arbitrary()?,
             http_only: u.arbitrary()?,
         }),

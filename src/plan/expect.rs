@@ -22,8 +22,12 @@ pub const DEFAULT_SLACK: Duration = Duration::from_secs(1);
 pub enum Expectation {
     /// The last handshake was refused (no 101); with `status`, exactly that HTTP status.
     HandshakeRefused(HandshakeRefused),
-    /// The last handshake completed with 101 (and negotiated exactly `extensions` when given).
+    /// The last handshake completed with 101 (and negotiated exactly the set `extensions` when
+    /// given: an empty list means no extension at all).
     HandshakeUpgraded(HandshakeUpgraded),
+    /// The target's own URLs carry none of these query parameters: a target that authenticates
+    /// with a credential in its URL does what a URL-token control forbids.
+    UrlWithoutParams(UrlWithoutParams),
     /// The server rejected what was sent, with positive evidence.
     Rejected(Rejected),
     /// The server accepted what was sent: replies match `messages.accepted_when` (after a
@@ -33,7 +37,7 @@ pub enum Expectation {
     Closed(Closed),
     /// The server sent a ping within the bound.
     PingSeen(PingSeen),
-    /// The response of the last `http_request` sets a cookie with these attributes.
+    /// The response of the last `http_request` sets the session cookie(s) with these attributes.
     Cookie(CookieAttributes),
     /// The last `tls_probe` negotiated at least `min_version`, with a valid certificate when asked.
     Tls(TlsExpectation),
@@ -51,6 +55,7 @@ impl Expectation {
         match self {
             Expectation::HandshakeRefused(_) => "handshake_refused",
             Expectation::HandshakeUpgraded(_) => "handshake_upgraded",
+            Expectation::UrlWithoutParams(_) => "url_without_params",
             Expectation::Rejected(_) => "rejected",
             Expectation::Accepted(_) => "accepted",
             Expectation::Closed(_) => "closed",
@@ -112,9 +117,20 @@ pub struct HandshakeRefused {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandshakeUpgraded {
-    /// The extensions the server must have negotiated (empty: none).
+    /// The exact set of extension names the 101 must negotiate in `Sec-WebSocket-Extensions`
+    /// (case-insensitive, order and parameters ignored); an empty list requires that nothing was
+    /// negotiated (no header, or an empty one). Absent: the extensions are not judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Vec<String>>,
+}
+
+/// `url_without_params`: judged on the target file, not on traffic.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UrlWithoutParams {
+    /// Query parameter names that must not appear in the target's `url` or `plaintext_url`
+    /// (compared case-insensitively; values are never shown).
+    pub params: Vec<String>,
 }
 
 /// `rejected`: positive evidence of a rejection.
@@ -176,17 +192,22 @@ pub struct PingSeen {
     pub within: Within,
 }
 
-/// `cookie`: attributes of the `Set-Cookie` of the last `http_request`.
+/// `cookie`: attributes of the session cookie(s) in the `Set-Cookie` of the last `http_request`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CookieAttributes {
+    /// The session cookies judged, by name: each must be set and carry the attributes; other
+    /// cookies (a load balancer's) are ignored. Empty: every cookie set is judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// `Secure` required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure: Option<bool>,
     /// `HttpOnly` required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_only: Option<bool>,
-    /// Required `SameSite` value.
+    /// Minimum `SameSite` value: `Strict` satisfies `Lax`; `None` or no attribute satisfies
+    /// neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samesite: Option<SameSite>,
 }

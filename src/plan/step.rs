@@ -194,7 +194,8 @@ pub struct Send {
     /// A text message holding a JSON array of this many zeros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wide_json: Option<u32>,
-    /// A permessage-deflate compressed message that inflates to this size (a bomb).
+    /// A permessage-deflate compressed message that inflates to this size (a bomb); not
+    /// applicable (the case is skipped) when the handshake did not negotiate permessage-deflate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inflates_to: Option<ByteSize>,
     /// Pad a text message with trailing spaces (valid JSON whitespace) to this size.

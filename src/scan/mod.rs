@@ -86,7 +86,7 @@ pub struct ScanOptions {
     pub origin: Option<String>,
     /// The origin the CSWSH attack sends.
     pub foreign_origin: String,
-    /// Trust roots (webpki roots plus a `--ca-file`).
+    /// Trust roots (the OS store, or webpki roots when it is empty, plus a `--ca-file`).
     pub tls: TlsOptions,
     /// The bounds.
     pub bounds: Bounds,

@@ -18,7 +18,6 @@ use super::connection::{self, Opened};
 use super::cookies;
 use super::origin;
 use super::weaken::Defence;
-use crate::config::policy::DeflatePolicy;
 
 /// Path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -201,13 +200,14 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let authenticated =
         shared.settings.ticket.is_none() || url_cred == UrlCredential::Accepted || cookie_auth;
 
-    let deflate = shared.settings.deflate == DeflatePolicy::Allow
-        && headers
+    let deflate = super::max_size::negotiate_deflate(
+        shared.settings.deflate,
+        headers
             .get_all("sec-websocket-extensions")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|ext| ext.split(';').next().map(str::trim) == Some("permessage-deflate"));
+            .filter_map(|v| v.to_str().ok()),
+        &shared.weakened,
+    );
 
     let accept = tungstenite::handshake::derive_accept_key(&key.unwrap_or_default());
     let on_upgrade = hyper::upgrade::on(&mut req);

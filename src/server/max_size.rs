@@ -1,10 +1,27 @@
 //! Maximum message size, decided from the frame header before any payload is read, for single
 //! frames, fragmented messages and inflated (permessage-deflate) messages. Close code 1009.
-//! With `max-size` weakened the server buffers up to 100 MiB, like a careless default would.
+//! With `max-size` weakened the server buffers up to 100 MiB, like a careless default would;
+//! with `deflate` weakened it negotiates compression even when the policy refuses it.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::weaken::{Defence, Weakened};
+use crate::config::policy::DeflatePolicy;
+
+/// Whether to negotiate permessage-deflate for a handshake whose `Sec-WebSocket-Extensions`
+/// headers are `offers`: only when the client offers it and the policy allows compression
+/// (or `deflate` is weakened, as a server that ignores its policy would).
+pub fn negotiate_deflate<'a>(
+    policy: DeflatePolicy,
+    offers: impl IntoIterator<Item = &'a str>,
+    weakened: &Weakened,
+) -> bool {
+    (policy == DeflatePolicy::Allow || weakened.is(Defence::Deflate))
+        && offers
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .any(|ext| ext.split(';').next().map(str::trim) == Some("permessage-deflate"))
+}
 
 /// What a careless server buffers: the seed's "100MB message".
 pub const CARELESS_LIMIT: usize = 100 * 1024 * 1024;
@@ -77,6 +94,18 @@ pub fn inflate_bounded(compressed: &[u8], limit: usize) -> Result<Vec<u8>, Infla
 mod tests {
     use super::*;
     use flate2::{Compress, Compression, FlushCompress};
+
+    #[test]
+    fn deflate_is_negotiated_only_when_allowed_unless_weakened() {
+        let offer = ["x-other, permessage-deflate; client_max_window_bits"];
+        let none = Weakened::none();
+        assert!(negotiate_deflate(DeflatePolicy::Allow, offer, &none));
+        assert!(!negotiate_deflate(DeflatePolicy::Refuse, offer, &none));
+        assert!(!negotiate_deflate(DeflatePolicy::Allow, ["x-other"], &none));
+        let weak = Weakened::of([Defence::Deflate]);
+        assert!(negotiate_deflate(DeflatePolicy::Refuse, offer, &weak));
+        assert!(!negotiate_deflate(DeflatePolicy::Refuse, [], &weak));
+    }
 
     fn deflate(data: &[u8]) -> Vec<u8> {
         let mut c = Compress::new(Compression::best(), false);

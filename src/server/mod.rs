@@ -3,8 +3,9 @@
 //! One module per defence, each honouring its `--weaken` switch ([`weaken::Defence`]):
 //! [`transport`] (tls, tls-version, tls-cert), [`origin`], [`auth`] (url-token, auth-required,
 //! cookie-auth, unauth-timeout), [`tickets`] (ticket-replay, ticket-expiry, ticket-validation,
-//! ticket-binding), [`cookies`] (cookie-samesite), [`schema`], [`rate_limit`], [`max_size`],
-//! [`heartbeat`], [`protocol`] (protocol-strict). [`http`] and [`connection`] wire them together.
+//! ticket-binding), [`cookies`] (cookie-samesite), [`schema`], [`rate_limit`],
+//! [`max_size`] (max-size, deflate), [`heartbeat`], [`protocol`] (protocol-strict). [`http`]
+//! and [`connection`] wire them together.
 
 pub mod auth;
 pub mod connection;

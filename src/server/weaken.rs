@@ -38,6 +38,9 @@ pub enum Defence {
     RateLimit,
     /// Messages are buffered up to 100 MiB whatever the policy says.
     MaxSize,
+    /// permessage-deflate is negotiated whenever a client offers it, even when the policy
+    /// refuses compression.
+    Deflate,
     /// No pings, no stale-connection termination.
     Heartbeat,
     /// The session cookie has no SameSite attribute.
@@ -48,7 +51,7 @@ pub enum Defence {
 
 impl Defence {
     /// Every defence, in the order `--help` lists them.
-    pub const ALL: [Defence; 18] = [
+    pub const ALL: [Defence; 19] = [
         Defence::Tls,
         Defence::TlsVersion,
         Defence::TlsCert,
@@ -64,6 +67,7 @@ impl Defence {
         Defence::Schema,
         Defence::RateLimit,
         Defence::MaxSize,
+        Defence::Deflate,
         Defence::Heartbeat,
         Defence::CookieSamesite,
         Defence::ProtocolStrict,
@@ -87,6 +91,7 @@ impl Defence {
             Defence::Schema => "schema",
             Defence::RateLimit => "rate-limit",
             Defence::MaxSize => "max-size",
+            Defence::Deflate => "deflate",
             Defence::Heartbeat => "heartbeat",
             Defence::CookieSamesite => "cookie-samesite",
             Defence::ProtocolStrict => "protocol-strict",

@@ -145,3 +145,48 @@ fn compile_redacts_a_secret_the_url_percent_encodes() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_policy_at_every_upper_bound_checks_and_compiles() {
+    // What `check` accepts, `compile` must accept too: no error may surface later in a shipped
+    // suite the user never wrote (the rate flood count once overflowed there).
+    let text = std::fs::read_to_string("policies/reference-fast.yaml").expect("policy");
+    let mut at_bounds = text.clone();
+    for (from, to) in [
+        ("ttl_max: 1s", "ttl_max: 24h"),
+        ("timeout: 1s", "timeout: 24h"),
+        ("max_per_second: 50", "max_per_second: 1000000"),
+        ("limit: 64KiB", "limit: 1GiB"),
+        (
+            "interval_max: 500ms, missed_max: 2",
+            "interval_max: 24h, missed_max: 1000",
+        ),
+    ] {
+        assert!(at_bounds.contains(from), "{from}");
+        at_bounds = at_bounds.replace(from, to);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("bounds.yaml");
+    std::fs::write(&policy, at_bounds).expect("write policy");
+    let policy = policy.to_str().expect("utf-8");
+    let check = wsaudit(&["check", policy]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let compile = wsaudit(&[
+        "compile",
+        "--policy",
+        policy,
+        "--target",
+        "tests/compile_data/target.yaml",
+    ]);
+    assert_eq!(
+        compile.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&compile.stderr)
+    );
+}

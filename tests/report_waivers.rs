@@ -73,7 +73,7 @@ fn errors_name_the_file_line_and_column() {
         text.starts_with("error: ") && text.contains("waivers-invalid.yaml:4:5: "),
         "{text}"
     );
-    assert!(text.contains("unknown field `expiry`"), "{text}");
+    assert!(text.contains("unknown key `expiry`"), "{text}");
     assert!(
         text.contains("expected one of `id`, `justification`, `expires`"),
         "{text}"

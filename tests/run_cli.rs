@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 use wsaudit::config::LoadedPolicy;
 use wsaudit::server::{self, ServerHandle, ServerOptions, Weakened};
 
-const CANARY: &str = "canary-4c1d9e-never-print-me";
+/// The API token: `+`, `/`, `=`, a space and `é` all change when percent- or form-encoded.
+const CANARY: &str = "canary+4c1d/9e= never-print-mé";
 
 struct Fixture {
     _server: ServerHandle,
@@ -72,8 +73,10 @@ fn read(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_secret_reaches_no_output_byte_of_a_failing_run() {
-    // url-token weakened: the credential (the canary) is sent in URLs, the server accepts it,
-    // and the failing cases' evidence shows those very requests.
+    // url-token weakened: the credential (the canary) is sent in URLs, where it is percent- or
+    // form-encoded, the server accepts it, and the failing cases' evidence shows those very
+    // requests. The whole plan runs, so every family's evidence and every issued ticket and
+    // session cookie is exposed to the reporters.
     let f = fixture("url-token").await;
     let d = f.dir.path();
     let (junit, json, sarif, html) = (
@@ -85,8 +88,6 @@ async fn a_canary_secret_reaches_no_output_byte_of_a_failing_run() {
     let out = wsaudit_run(
         &f,
         &[
-            "--only",
-            "WS-AUTH-01,WS-AUTH-02,WS-COOKIE-01",
             "--junit",
             junit.to_str().expect("utf-8"),
             "--json",
@@ -113,19 +114,88 @@ async fn a_canary_secret_reaches_no_output_byte_of_a_failing_run() {
         ("sarif", read(&sarif)),
         ("html", read(&html.join("index.html"))),
     ];
+    // Everything secret the run saw: the canary as written and in every encoded form, and every
+    // ticket and session cookie the server issued to the harness during the run.
+    let issued = f._server.shared.tickets.issued();
+    assert!(
+        issued.len() >= 2,
+        "the server issued no ticket or cookie: {issued:?}"
+    );
+    let mut needles = vec![CANARY.to_string()];
+    needles.extend(wsaudit::config::secrets::encoded_forms(CANARY));
+    needles.extend(issued);
+    // Any 12 consecutive bytes of a secret is a leak of it.
+    let windows: std::collections::HashSet<&[u8]> = needles
+        .iter()
+        .flat_map(|n| n.as_bytes().windows(12))
+        .collect();
     for (name, text) in &outputs {
-        assert!(!text.contains(CANARY), "the canary leaked into {name}");
+        if let Some(at) = text
+            .as_bytes()
+            .windows(12)
+            .position(|w| windows.contains(w))
+        {
+            let around = &text.as_bytes()[at.saturating_sub(40)..(at + 52).min(text.len())];
+            panic!(
+                "a secret leaked into {name}: …{}…",
+                String::from_utf8_lossy(around)
+            );
+        }
+    }
+    // Redaction happened where each secret would have been, not just omission: the canary
+    // (form-encoded in the query), the ticket and the session cookie.
+    let credential_in_url = "GET /ws?token=*** HTTP/1.1";
+    for (name, text) in &outputs {
+        if *name != "stderr" {
+            assert!(
+                text.contains(credential_in_url),
+                "{name}: no `{credential_in_url}`"
+            );
+        }
+    }
+    let ticket_and_cookie = "< HTTP 200: ticket *** (cookies: wsaudit_session=***; Secure";
+    for (name, text) in [&outputs[0], &outputs[2], &outputs[3], &outputs[5]] {
+        let text = text.replace("&lt;", "<");
         assert!(
-            !text.contains(&CANARY[..12]),
-            "part of the canary leaked into {name}"
+            text.contains(ticket_and_cookie),
+            "{name}: no `{ticket_and_cookie}`"
         );
     }
-    // Redaction happened (the evidence shows the masked credential), not just omission.
+    let report: serde_json::Value = serde_json::from_str(&outputs[3].1).expect("JSON report");
+    let transcript = |case: &str| -> Vec<String> {
+        let c = report["cases"]
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["case_id"] == case))
+            .unwrap_or_else(|| panic!("no case {case}"));
+        c["evidence"]["transcript"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let credential = transcript("WS-AUTH-02/URLTOKEN-CREDENTIAL[token]");
     assert!(
-        outputs[0].1.contains("***"),
-        "stdout shows no redacted value"
+        credential
+            .iter()
+            .any(|l| l.starts_with(&format!("> {credential_in_url};"))),
+        "{credential:?}"
     );
-    assert!(outputs[2].1.contains("token=***") || outputs[2].1.contains("***"));
+    let ticket = transcript("WS-AUTH-02/URLTOKEN-QUERY[token]");
+    assert!(
+        ticket.iter().any(|l| l.starts_with(ticket_and_cookie)),
+        "{ticket:?}"
+    );
+    let cookie = transcript("WS-COOKIE-01/COOKIE-SET");
+    assert!(
+        cookie
+            .iter()
+            .any(|l| l.starts_with("< HTTP 200; Set-Cookie: wsaudit_session=***; Secure")),
+        "{cookie:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,115 @@ use super::yaml_index::{Seg, YamlIndex, YamlPath};
 /// Most repairs tried on one value before giving up (a guard, far above real files).
 const MAX_REPAIRS: usize = 64;
 
+/// The tag an integer literal too large for 64 bits is kept under (as its digits), so the
+/// typed read of its field reports it at its own location, with the field's context, instead
+/// of the whole file failing to parse at the first one.
+const OUT_OF_RANGE_TAG: &str = "!wsaudit-integer-out-of-range";
+
+/// A YAML value read like [`Value`], except that integers past 64 bits become
+/// [`OUT_OF_RANGE_TAG`]-tagged strings instead of failing the whole document.
+struct Lenient(Value);
+
+impl<'de> serde::Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor).map(Lenient)
+    }
+}
+
+struct LenientVisitor;
+
+impl LenientVisitor {
+    fn out_of_range(digits: String) -> Value {
+        Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: serde_yaml::value::Tag::new(OUT_OF_RANGE_TAG),
+            value: Value::String(digits),
+        }))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LenientVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Number(i.into()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(Value::Number(u.into()))
+    }
+    fn visit_i128<E>(self, i: i128) -> Result<Value, E> {
+        Ok(Self::out_of_range(i.to_string()))
+    }
+    fn visit_u128<E>(self, u: u128) -> Result<Value, E> {
+        Ok(Self::out_of_range(u.to_string()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Number(f.into()))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Lenient(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Sequence(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = serde_yaml::Mapping::new();
+        while let Some((Lenient(k), Lenient(v))) = map.next_entry()? {
+            m.insert(k, v);
+        }
+        Ok(Value::Mapping(m))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (tag, contents): (String, _) = data.variant()?;
+        let Lenient(value) = contents.newtype_variant()?;
+        Ok(Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: serde_yaml::value::Tag::new(tag),
+            value,
+        })))
+    }
+}
+
+/// The digits of the integer too large for 64 bits at `path` of `value`, if that is what it is.
+fn out_of_range_at(value: &Value, path: &YamlPath) -> Option<String> {
+    let parent = node(value, &path.parent())?;
+    let child = match (parent, path.0.last()?) {
+        (Value::Mapping(m), Seg::Key(k)) => m
+            .iter()
+            .find(|(key, _)| key_text(key).as_deref() == Some(k.as_str()))
+            .map(|(_, v)| v)?,
+        (Value::Sequence(items), Seg::Index(i)) => items.get(*i)?,
+        _ => return None,
+    };
+    match child {
+        Value::Tagged(t) if t.tag == serde_yaml::value::Tag::new(OUT_OF_RANGE_TAG) => {
+            t.value.as_str().map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
 /// Collects located diagnostics for one file.
 pub struct Report<'a> {
     /// The file being checked.
@@ -128,11 +237,17 @@ impl<'a> Report<'a> {
             if seen.iter().any(|(p, m)| *p == original && *m == raw) {
                 return None;
             }
-            // An error above a repaired node is a consequence of the repair (its shape changed).
+            // An error above a repaired node is a consequence of the repair (its shape changed),
+            // except a key that was never there (a removed key was caught just above).
             let above_repair = repaired
                 .iter()
                 .any(|r| r.0.len() > original.0.len() && r.0.starts_with(&original.0));
-            if above_repair && !matches!(problem, Problem::UnknownField { .. }) {
+            if above_repair
+                && !matches!(
+                    problem,
+                    Problem::UnknownField { .. } | Problem::MissingField(_)
+                )
+            {
                 return None;
             }
             seen.push((original.clone(), raw.clone()));
@@ -173,6 +288,15 @@ impl<'a> Report<'a> {
                     return None;
                 }
                 Problem::Other(message) => {
+                    let message = match out_of_range_at(value, &original) {
+                        Some(digits) => {
+                            let expected = message
+                                .find("expected ")
+                                .map_or("expected a smaller number", |i| &message[i..]);
+                            format!("integer `{digits}` is out of range: {expected}")
+                        }
+                        None => message.clone(),
+                    };
                     self.error(
                         &full,
                         At::Value,
@@ -223,8 +347,30 @@ impl Problem {
             let tail = tail.trim_start_matches(", ");
             return Self::Other(format!("unknown value `{value}`: {tail}"));
         }
-        Self::Other(raw.replacen(", expected", ": expected", 1))
+        Self::Other(humane_expected(&raw.replacen(
+            ", expected",
+            ": expected",
+            1,
+        )))
     }
+}
+
+/// serde names integer types (`expected u32`); a user reads the range instead.
+fn humane_expected(message: &str) -> String {
+    const RANGES: [(&str, &str); 6] = [
+        ("u8", "from 0 to 255"),
+        ("u16", "from 0 to 65535"),
+        ("u32", "from 0 to 4294967295"),
+        ("u64", "from 0 to 18446744073709551615"),
+        ("usize", "from 0 to 18446744073709551615"),
+        ("i64", "from -9223372036854775808 to 9223372036854775807"),
+    ];
+    for (ty, range) in RANGES {
+        if let Some(head) = message.strip_suffix(&format!("expected {ty}")) {
+            return format!("{head}expected a whole number {range}");
+        }
+    }
+    message.to_string()
 }
 
 fn convert_path(path: &serde_path_to_error::Path) -> YamlPath {
@@ -386,8 +532,8 @@ pub fn parse_document(source: &SourceFile) -> Result<(Value, YamlIndex), ConfigE
             .collect();
         return Err(ConfigError::new(source, diagnostics));
     }
-    let value: Value = match serde_yaml::from_str(&source.text) {
-        Ok(v) => v,
+    let value: Value = match serde_yaml::from_str::<Lenient>(&source.text) {
+        Ok(Lenient(v)) => v,
         Err(e) => {
             let d = super::source::yaml_diagnostic(source, &e);
             return Err(ConfigError::new(source, vec![d]));
@@ -400,4 +546,30 @@ pub fn parse_document(source: &SourceFile) -> Result<(Value, YamlIndex), ConfigE
         ));
     }
     Ok((value, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_past_64_bits_are_kept_for_a_located_error_and_tags_survive() {
+        let source = SourceFile::from_text(
+            "t.yaml",
+            "a: !t 1\nb: 99999999999999999999999\nc: [-99999999999999999999999]\n",
+        );
+        let (doc, _) = parse_document(&source).expect("the document parses");
+        let expected: Value = serde_yaml::from_str("a: !t 1").expect("plain YAML");
+        assert_eq!(doc.get("a"), expected.get("a"));
+        let root = YamlPath::root();
+        assert_eq!(
+            out_of_range_at(&doc, &root.key("b")).as_deref(),
+            Some("99999999999999999999999")
+        );
+        assert_eq!(
+            out_of_range_at(&doc, &root.key("c").index(0)).as_deref(),
+            Some("-99999999999999999999999")
+        );
+        assert_eq!(out_of_range_at(&doc, &root.key("a")), None);
+    }
 }

@@ -128,7 +128,7 @@ pub struct OriginParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketParams {
-    /// Longest a ticket may stay valid after it is issued.
+    /// Longest a ticket may stay valid after it is issued (at most 24h).
     #[serde(with = "crate::config::values::duration")]
     #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub ttl_max: Duration,
@@ -160,7 +160,7 @@ impl UrlTokenParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnauthParams {
-    /// How long a connection may stay open without authenticating.
+    /// How long a connection may stay open without authenticating (at most 24h).
     #[serde(with = "crate::config::values::duration")]
     #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub timeout: Duration,
@@ -189,7 +189,7 @@ pub enum DeflatePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaxSizeParams {
-    /// Largest message (after reassembly and inflation) the server accepts.
+    /// Largest message (after reassembly and inflation) the server accepts (at most 1GiB).
     pub limit: ByteSize,
     /// Whether compression may be negotiated.
     #[serde(default)]
@@ -200,7 +200,8 @@ pub struct MaxSizeParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitParams {
-    /// Sustained messages per second allowed on one connection.
+    /// Sustained messages per second allowed on one connection (1 to 1000000).
+    #[schemars(range(min = 1, max = MAX_RATE))]
     pub max_per_second: u32,
     /// Whether the first excess gets a warning before the close.
     #[serde(default = "yes")]
@@ -211,11 +212,12 @@ pub struct RateLimitParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatParams {
-    /// Longest gap between two server pings.
+    /// Longest gap between two server pings (at most 24h).
     #[serde(with = "crate::config::values::duration")]
     #[schemars(schema_with = "crate::config::values::duration_schema")]
     pub interval_max: Duration,
-    /// Consecutive unanswered pings after which the connection must be closed.
+    /// Consecutive unanswered pings after which the connection must be closed (1 to 1000).
+    #[schemars(range(min = 1, max = MAX_MISSED))]
     pub missed_max: u32,
 }
 
@@ -566,6 +568,44 @@ pub fn unknown_check_message(control: &Control, known_checks: &[&str]) -> String
     )
 }
 
+/// Largest `messages.max_size` limit: the size attacks build messages one byte over it, and no
+/// WebSocket service needs single messages past a gibibyte.
+pub const MAX_MESSAGE_SIZE: u64 = 1 << 30;
+/// Largest `messages.rate_limit` rate, per second: the flood attack sends four times as many
+/// messages, which must stay countable (u32) and sendable in one case.
+pub const MAX_RATE: u32 = 1_000_000;
+/// Longest duration a policy may state (ticket TTL, unauthenticated timeout, heartbeat
+/// interval): cases wait that long, and a longer bound tests nothing a run can observe.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most unanswered heartbeats a policy may allow before the close.
+pub const MAX_MISSED: u32 = 1000;
+
+/// Why a count is out of `1..=max`, if it is.
+fn count_error(value: u32, max: u32) -> Option<String> {
+    if value == 0 {
+        Some("0 is not allowed: expected a positive number".into())
+    } else if value > max {
+        Some(format!("{value} is too large: expected at most {max}"))
+    } else {
+        None
+    }
+}
+
+/// Why a duration is zero or longer than [`MAX_DURATION`], if it is.
+fn duration_error(value: Duration) -> Option<String> {
+    if value.is_zero() {
+        Some("0s is not allowed: expected a positive duration".into())
+    } else if value > MAX_DURATION {
+        Some(format!(
+            "{} is too long: expected at most {}h",
+            humantime::format_duration(value),
+            MAX_DURATION.as_secs() / 3600
+        ))
+    } else {
+        None
+    }
+}
+
 /// Semantic checks serde cannot express, as (path inside `with`, message) pairs.
 fn validate_params(p: &CheckParams) -> Vec<(YamlPath, String)> {
     let at = |k: &str| YamlPath::root().key(k);
@@ -588,35 +628,29 @@ fn validate_params(p: &CheckParams) -> Vec<(YamlPath, String)> {
                 ));
             }
         }
-        CheckParams::RateLimit(r) if r.max_per_second == 0 => errors.push((
-            at("max_per_second"),
-            "0 is not allowed: expected a positive number".into(),
-        )),
+        CheckParams::RateLimit(r) => errors
+            .extend(count_error(r.max_per_second, MAX_RATE).map(|m| (at("max_per_second"), m))),
         CheckParams::Heartbeat(h) => {
-            if h.interval_max.is_zero() {
-                errors.push((
-                    at("interval_max"),
-                    "0s is not allowed: expected a positive duration".into(),
-                ));
-            }
-            if h.missed_max == 0 {
-                errors.push((
-                    at("missed_max"),
-                    "0 is not allowed: expected a positive number".into(),
-                ));
-            }
+            errors.extend(duration_error(h.interval_max).map(|m| (at("interval_max"), m)));
+            errors.extend(count_error(h.missed_max, MAX_MISSED).map(|m| (at("missed_max"), m)));
         }
-        CheckParams::Ticket(t) if t.ttl_max.is_zero() => errors.push((
-            at("ttl_max"),
-            "0s is not allowed: expected a positive duration".into(),
-        )),
-        CheckParams::Unauthenticated(u) if u.timeout.is_zero() => errors.push((
-            at("timeout"),
-            "0s is not allowed: expected a positive duration".into(),
-        )),
+        CheckParams::Ticket(t) => {
+            errors.extend(duration_error(t.ttl_max).map(|m| (at("ttl_max"), m)))
+        }
+        CheckParams::Unauthenticated(u) => {
+            errors.extend(duration_error(u.timeout).map(|m| (at("timeout"), m)))
+        }
         CheckParams::MaxSize(m) if m.limit.0 == 0 => errors.push((
             at("limit"),
             "0 is not allowed: expected a positive size such as 64KiB".into(),
+        )),
+        CheckParams::MaxSize(m) if m.limit.0 > MAX_MESSAGE_SIZE => errors.push((
+            at("limit"),
+            format!(
+                "{} is too large: expected at most {}",
+                m.limit,
+                ByteSize(MAX_MESSAGE_SIZE)
+            ),
         )),
         CheckParams::UrlTokens(u) if u.params.is_empty() => errors.push((
             at("params"),

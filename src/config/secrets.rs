@@ -1,6 +1,10 @@
 //! The one redaction point: every value read from the environment (`${VAR}`) and every
 //! `Authorization` header value is registered here, and every output (plan, reports, logs)
 //! passes through [`Secrets::redact`] before it is printed.
+//!
+//! A secret can reach output encoded rather than as written: a `${VAR}` placed in a URL is
+//! percent-encoded by the URL parser, a query parameter is form-encoded (`+` for a space). So
+//! every registered value is searched for in each of those forms too.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +14,47 @@ pub const REDACTED: &str = "***";
 /// The secret values of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
+    /// The values as registered.
     values: BTreeSet<String>,
+    /// What output is searched for: every value and each of its encoded forms.
+    forms: BTreeSet<String>,
+}
+
+/// The forms `value` takes once encoded for a URL or a form, other than itself: the
+/// `application/x-www-form-urlencoded` form (space as `+`), the RFC 3986 component form
+/// (everything but unreserved characters escaped), and the forms the `url` crate gives it in a
+/// query, a path, user information and a fragment. A form shorter than the value (a path's dot
+/// segments removed) is left out: it could match unrelated text.
+pub fn encoded_forms(value: &str) -> Vec<String> {
+    /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut forms = vec![
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+        percent_encoding::utf8_percent_encode(value, COMPONENT).to_string(),
+    ];
+    if let Ok(base) = url::Url::parse("wss://h/") {
+        let mut u = base.clone();
+        u.set_query(Some(value));
+        forms.extend(u.query().map(str::to_owned));
+        let mut u = base.clone();
+        u.set_path(&format!("/{value}"));
+        forms.push(u.path().trim_start_matches('/').to_owned());
+        let mut u = base.clone();
+        if u.set_password(Some(value)).is_ok() {
+            forms.extend(u.password().map(str::to_owned));
+        }
+        let mut u = base;
+        u.set_fragment(Some(value));
+        forms.extend(u.fragment().map(str::to_owned));
+    }
+    forms.retain(|f| f.len() >= value.len() && f != value);
+    forms.sort();
+    forms.dedup();
+    forms
 }
 
 impl Secrets {
@@ -19,12 +63,16 @@ impl Secrets {
         Self::default()
     }
 
-    /// Marks `value` as secret; empty values are ignored (they cannot be found in text).
+    /// Marks `value` as secret, in every encoded form it can take in a URL or a form (see
+    /// [`encoded_forms`]); empty values are ignored (they cannot be found in text).
     pub fn register(&mut self, value: impl Into<String>) {
         let value = value.into();
-        if !value.is_empty() && value != REDACTED {
-            self.values.insert(value);
+        if value.is_empty() || value == REDACTED || self.values.contains(&value) {
+            return;
         }
+        self.forms.extend(encoded_forms(&value));
+        self.forms.insert(value.clone());
+        self.values.insert(value);
     }
 
     /// Marks an `Authorization` header value secret, and its credential part too
@@ -39,9 +87,11 @@ impl Secrets {
     /// Adds every secret of `other`.
     pub fn extend(&mut self, other: &Secrets) {
         self.values.extend(other.values.iter().cloned());
+        self.forms.extend(other.forms.iter().cloned());
     }
 
-    /// The registered values (to hand them to a client that redacts its own errors).
+    /// The registered values, as registered (to hand them to a client that redacts its own
+    /// errors: registering them there derives the encoded forms again).
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.values.iter().map(String::as_str)
     }
@@ -51,20 +101,20 @@ impl Secrets {
         self.values.is_empty()
     }
 
-    /// Number of registered secrets.
+    /// Number of registered secrets (not counting their encoded forms).
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
     /// Whether `text` contains any registered secret.
     pub fn leaks(&self, text: &str) -> bool {
-        self.values.iter().any(|v| text.contains(v.as_str()))
+        self.forms.iter().any(|v| text.contains(v.as_str()))
     }
 
-    /// `text` with every occurrence of every secret replaced by `***`. Longer secrets are
-    /// replaced first so a secret containing another is hidden whole.
+    /// `text` with every occurrence of every secret, in any of its forms, replaced by `***`.
+    /// Longer forms are replaced first so a secret containing another is hidden whole.
     pub fn redact(&self, text: &str) -> String {
-        let mut ordered: Vec<&String> = self.values.iter().collect();
+        let mut ordered: Vec<&String> = self.forms.iter().collect();
         ordered.sort_by_key(|v| std::cmp::Reverse(v.len()));
         let mut out = text.to_string();
         for v in ordered {
@@ -78,7 +128,7 @@ impl Secrets {
     /// A preview of `bytes` (lossy, escaped, at most `max_chars` characters) with secrets
     /// replaced before truncation, so a secret cut by the truncation cannot leak its first half.
     pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
-        let longest = self.values.iter().map(String::len).max().unwrap_or(0);
+        let longest = self.forms.iter().map(String::len).max().unwrap_or(0);
         // A char is at most 4 bytes, so this window holds every char that can be shown, plus
         // the whole of any secret starting among them.
         let window = max_chars.saturating_mul(4).saturating_add(longest);
@@ -135,5 +185,78 @@ mod tests {
         s.redact_yaml(&mut v);
         let text = serde_yaml::to_string(&v).expect("yaml");
         assert!(!text.contains("p\"w") && !text.contains("p\\\"w"), "{text}");
+    }
+
+    /// A secret with characters every encoding treats differently: `+`, `/`, `=`, a space,
+    /// `?`, `#`, `'`, `@` and a non-ASCII letter.
+    const TRICKY: &str = "ab+c/d=e f?g#h'i@jü";
+
+    fn tricky() -> Secrets {
+        let mut s = Secrets::new();
+        s.register(TRICKY);
+        s
+    }
+
+    #[test]
+    fn redacts_the_form_urlencoded_form() {
+        let pair = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", TRICKY)
+            .finish();
+        assert_eq!(pair, "token=ab%2Bc%2Fd%3De+f%3Fg%23h%27i%40j%C3%BC");
+        assert_eq!(
+            tricky().redact(&format!("GET /ws?{pair} HTTP/1.1")),
+            "GET /ws?token=*** HTTP/1.1"
+        );
+    }
+
+    #[test]
+    fn redacts_the_rfc3986_component_form() {
+        let text = "x=ab%2Bc%2Fd%3De%20f%3Fg%23h%27i%40j%C3%BC;";
+        assert_eq!(tricky().redact(text), "x=***;");
+    }
+
+    #[test]
+    fn redacts_the_forms_a_url_gives_a_query_path_userinfo_and_fragment() {
+        let s = tricky();
+        let cases = [
+            (format!("wss://h/ws?token={TRICKY}"), "wss://h/ws?token=***"),
+            (format!("wss://h/{TRICKY}/ws"), "wss://h/***/ws"),
+            (format!("wss://h/ws#{TRICKY}"), "wss://h/ws#***"),
+        ];
+        for (written, expected) in cases {
+            let parsed = url::Url::parse(&written).expect("url parses");
+            assert_ne!(
+                parsed.as_str(),
+                written,
+                "the url crate encoded nothing in {written}"
+            );
+            assert_eq!(s.redact(parsed.as_str()), expected, "{written}");
+            assert!(s.leaks(parsed.as_str()));
+        }
+        let mut u = url::Url::parse("wss://h/ws").expect("url");
+        u.set_password(Some(TRICKY)).expect("has a host");
+        assert_eq!(s.redact(u.as_str()), "wss://:***@h/ws");
+    }
+
+    #[test]
+    fn run_time_secrets_get_their_encoded_forms_and_values_stay_as_registered() {
+        let mut run = Secrets::new();
+        run.extend(&tricky());
+        run.register("cookie value+1");
+        assert_eq!(run.len(), 2);
+        assert_eq!(
+            run.values().collect::<Vec<_>>(),
+            vec![TRICKY, "cookie value+1"]
+        );
+        assert_eq!(
+            run.redact("c=cookie+value%2B1 d=cookie%20value+1"),
+            "c=*** d=***"
+        );
+    }
+
+    #[test]
+    fn a_path_form_shorter_than_the_secret_is_not_registered() {
+        // `/../x` normalises to `/x`: redacting every `x` would wreck the output.
+        assert!(encoded_forms("a/../x").iter().all(|f| f.len() >= 6));
     }
 }

@@ -32,8 +32,23 @@ impl fmt::Display for ByteSize {
 impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim()
-            .parse::<bytesize::ByteSize>()
+        let text = s.trim();
+        // `bytesize` saturates at u64::MAX; compute the product first to refuse what overflows.
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let number = text[..split].parse::<f64>();
+        let unit = format!("1{}", text[split..].trim()).parse::<bytesize::ByteSize>();
+        // u64::MAX + 1, exactly representable as f64: anything at or past it does not fit.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if let (Ok(number), Ok(unit)) = (number, unit)
+            && number * unit.as_u64() as f64 >= LIMIT
+        {
+            return Err(format!(
+                "invalid size \"{s}\": too large to count in bytes: expected a size below 16EiB"
+            ));
+        }
+        text.parse::<bytesize::ByteSize>()
             .map(|b| ByteSize(b.as_u64()))
             .map_err(|_| {
                 format!("invalid size \"{s}\": expected a number with a unit such as 64KiB, 1MiB or 512B")
@@ -442,6 +457,25 @@ mod tests {
         assert!("lots".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(65536).to_string(), "64KiB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
+        assert_eq!("15EiB".parse::<ByteSize>().map(|b| b.0), Ok(15 << 60));
+        assert_eq!("1024".parse::<ByteSize>().map(|b| b.0), Ok(1024));
+        assert_eq!("1.5KiB".parse::<ByteSize>().map(|b| b.0), Ok(1536));
+    }
+
+    #[test]
+    fn sizes_past_u64_are_refused_not_saturated() {
+        for text in [
+            "16EiB",
+            "18446744073709551616EiB",
+            "18446744073709551616",
+            "99999PiB",
+        ] {
+            let err = text.parse::<ByteSize>().expect_err(text);
+            assert!(
+                err.contains("too large") && err.contains("expected"),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Findings: an acknowledgement (`messages.accepted_when`) of a message the [`Oracle`] knows is
 //! invalid; a hang (neither the fence's pong nor a close within `hang_after`); a crash (the
 //! health check fails after a batch that started healthy). Each names the seed, batch and case
-//! and shows the exact bytes, and `--seed N --replay-batch B` regenerates them.
+//! (for a crash, the last case sent before the target went away) and shows its exact bytes,
+//! and `--seed N --replay-batch B` regenerates them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,10 @@ pub const DEFAULT_MAX_LEN: usize = 32 * 1024;
 /// How long an unfenced case (a lying length, a close frame) is watched before the connection
 /// is dropped: such a target may rightly wait for bytes that never come.
 const UNFENCED_WATCH: Duration = Duration::from_millis(300);
+/// Most bytes one drain between two cases reads (the bound of `Session::drain`).
+const DRAIN_BYTES: usize = crate::attacks::session::INBOX_BYTES;
+/// Longest one drain between two cases reads.
+const DRAIN_TIME: Duration = Duration::from_millis(200);
 
 /// How a live fuzzing run is carried out.
 #[derive(Debug, Clone)]
@@ -157,11 +162,21 @@ impl Fuzzer {
             .ok_or_else(|| Judgement::Broken("the fresh connection went away".into()))
     }
 
-    /// Reads what is queued without waiting; acknowledgements here answer nothing we can name.
+    /// Reads what is queued without waiting, up to [`DRAIN_BYTES`] or [`DRAIN_TIME`]: a target
+    /// streaming as fast as it can must not keep the fuzzer reading instead of fuzzing (the
+    /// rest stays queued, and the reader's bounded queue holds the target back). Returns the
+    /// acknowledgements seen, which answer nothing we can name.
     async fn drain(&mut self) -> u32 {
+        let deadline = Instant::now() + DRAIN_TIME;
+        let mut read = 0usize;
         let mut stray = 0;
         while let Some(c) = self.conn.as_mut() {
-            match c.read_event(Duration::ZERO).await {
+            if read >= DRAIN_BYTES || Instant::now() >= deadline {
+                break;
+            }
+            let e = c.read_event(Duration::ZERO).await;
+            read += e.held_bytes().max(1);
+            match e {
                 Event::Timeout => break,
                 Event::Text(t) if self.accepted.as_ref().is_some_and(|m| m.matches(&t)) => {
                     stray += 1
@@ -290,6 +305,8 @@ pub async fn run(
             reconnects: 0,
         };
         let mut sent: Vec<(u64, String)> = Vec::new();
+        // The last case sent: when the target dies, the likeliest culprit, shown byte for byte.
+        let mut last: Option<(u64, FuzzCase)> = None;
         let mut stray = 0;
         let mut lost = None;
         for index in 0..opts.batch_size {
@@ -318,6 +335,7 @@ pub async fn run(
             .concat();
             let x = fz.exchange(&case, &fence).await;
             sent.push((index, case.name.clone()));
+            last = Some((index, case.clone()));
             let judged = case.delivered.as_ref().map(|d| oracle.judge(d));
             if let (Some(ack), Some(Validity::Invalid(reason))) = (x.acks.first(), &judged) {
                 rec.finding(Finding {
@@ -360,11 +378,12 @@ pub async fn run(
         match health {
             Judgement::Holds(_) => rec.batch_passed(batch, &summary, ev.snapshot(), batch_start),
             Judgement::Broken(why) => {
+                let (index, case) = last.map_or((None, None), |(i, c)| (Some(i), Some(c)));
                 rec.finding(Finding {
                     kind: FindingKind::Crash,
                     batch,
-                    index: None,
-                    case: None,
+                    index,
+                    case,
                     sent,
                     detail: why,
                 });

@@ -48,7 +48,8 @@ pub struct Finding {
     pub kind: FindingKind,
     /// The batch it happened in.
     pub batch: u64,
-    /// The case within the batch (none for a crash, which follows a whole batch).
+    /// The case within the batch; for a crash, which follows a whole batch, the last case sent
+    /// before the target went away (none when no case was sent).
     pub index: Option<u64>,
     /// The case's frames and message.
     pub case: Option<FuzzCase>,
@@ -239,14 +240,21 @@ impl Recorder {
         self.findings += 1;
         let started = self.elapsed();
         let mut ev = Evidence::default();
+        let crash = matches!(f.kind, FindingKind::Crash);
         let at = match f.index {
-            Some(i) => format!("batch {} case {i}", f.batch),
-            None => format!("batch {}", f.batch),
+            Some(i) if !crash => format!("batch {} case {i}", f.batch),
+            _ => format!("batch {}", f.batch),
         };
         ev.note(format!("seed {}, {at}", self.seed));
         ev.note(self.reproduce(f.batch));
         if let Some(case) = &f.case {
-            ev.note(format!("case: {}", case.name));
+            match f.index.filter(|_| crash) {
+                Some(i) => ev.note(format!(
+                    "last case sent before the target went away: case {i}: {}",
+                    case.name
+                )),
+                None => ev.note(format!("case: {}", case.name)),
+            }
             self.frames_evidence(case, &mut ev);
         }
         let case = match &f.kind {

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `config_load` | policy, target and suite loaders | every error names the file and a line inside it; a `${VAR}` value read from the environment never appears in an error |
 //! | `plan_compile` | the compiler, on policies built by `arbitrary` | a policy that loads compiles or fails with located errors; case IDs are unique and name a control of the policy; the plan never prints the target's secret |
-//! | `server_handshake` | origin check, URL credentials, session cookie, ticket redemption | an accepted origin is byte-equal to an allowed one; a URL never authenticates unless `url-token` is weakened; a ticket authenticates only if issued, unexpired, unused (single use) and bound to the session |
+//! | `server_handshake` | origin check, URL credentials, session cookie, ticket redemption | an accepted origin is byte-equal to an allowed one; a URL never authenticates unless `url-token` is weakened; a ticket authenticates only if issued, unexpired (tickets issued with a zero TTL never do unless `ticket-expiry` is weakened), unused (single use) and bound to the session |
 //! | `server_frames` | the server's frame source (protocol strictness, size decisions, bounded inflation) | a frame breaking RFC 6455 closes 1002 before its payload is read; an over-limit frame closes 1009; no message exceeds the limit; progress on every call |
 //! | `server_messages` | decode, first-message auth, schema judge, rate limiter | an acknowledged message is valid UTF-8 JSON satisfying the schema; non-text closes 1003, bad UTF-8 1007; replies are bounded JSON; the limiter warns at most once and never allows more than its quota |
 //! | `harness_parse` | HTTP response heads, `Set-Cookie`, close payloads, frame headers, JSON reply matchers, evidence previews | parse results agree with the bytes; a reply matches `{"/type":"ack"}` only if it is JSON with that member; previews are bounded and printable |
@@ -401,6 +401,9 @@ struct HandshakeInput {
     query: Vec<(u8, TicketRef)>,
     query_raw: Option<String>,
     cookies: Vec<Vec<u8>>,
+    /// How many tickets to issue (low two bits) and, bit 7, whether the store issues them with
+    /// a zero TTL, so every ticket has expired by the time it is presented (a bit of an
+    /// existing field, so the committed seeds keep their meaning).
     tickets: u8,
     sessions: u8,
     messages: Vec<(TicketRef, u8, bool)>,
@@ -419,9 +422,16 @@ const HANDSHAKE_DEFENCES: [Defence; 6] = [
 /// `server_handshake`: the pre-upgrade and authentication decisions of the reference server.
 pub fn server_handshake(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Ok(input) = HandshakeInput::arbitrary(&mut u) else {
-        return;
-    };
+    if let Ok(input) = HandshakeInput::arbitrary(&mut u) {
+        handshake(&input);
+    }
+}
+
+/// The `server_handshake` checks of one input; returns how many first messages authenticated
+/// with an expired ticket (only ever with `ticket-expiry` weakened), so a test can see expiry
+/// is really reached.
+fn handshake(input: &HandshakeInput) -> usize {
+    let mut expired_accepted = 0;
     let weakened = Weakened::of(
         HANDSHAKE_DEFENCES
             .iter()
@@ -493,8 +503,17 @@ pub fn server_handshake(data: &[u8]) {
         }
     }
 
-    // Tickets and sessions, with a model of what the store must answer.
-    let store = TicketStore::new(Duration::from_secs(3600), true);
+    // Tickets and sessions, with a model of what the store must answer. Expiry is exercised
+    // without a clock: a zero TTL has passed at any later instant (the monotonic clock counts
+    // nanoseconds, and issuing and presenting a ticket are far apart), an hour never within
+    // one input.
+    let expired = input.tickets & 0x80 != 0;
+    let ttl = if expired {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(3600)
+    };
+    let store = TicketStore::new(ttl, true);
     let sessions: Vec<String> = (0..=input.sessions % 3)
         .map(|_| store.session(None))
         .collect();
@@ -545,11 +564,11 @@ pub fn server_handshake(data: &[u8]) {
             weakened.is(Defence::UrlToken),
             "a URL credential authenticated: {query}"
         );
-        // The first credential parameter that is the API token or an unused ticket wins, and
-        // a ticket redeemed that way is used up.
+        // The first credential parameter that is the API token or an unused, unexpired ticket
+        // wins (a URL is never allowed past expiry), and a ticket redeemed that way is used up.
         let winner = url::form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| auth::URL_CREDENTIAL_PARAMS.contains(&k.as_ref()))
-            .find(|(_, v)| v == api_token || used.get(v.as_ref()) == Some(&false));
+            .find(|(_, v)| v == api_token || (!expired && used.get(v.as_ref()) == Some(&false)));
         let Some((_, v)) = winner else {
             panic!("a URL credential authenticated without a valid token or ticket: {query}");
         };
@@ -599,6 +618,11 @@ pub fn server_handshake(data: &[u8]) {
         let Some((_, owner)) = issued.iter().find(|(i, _)| *i == t) else {
             panic!("a ticket that was never issued authenticated");
         };
+        assert!(
+            !expired || weakened.is(Defence::TicketExpiry),
+            "an expired ticket authenticated"
+        );
+        expired_accepted += usize::from(expired);
         if let Some(s) = &session {
             assert!(
                 weakened.is(Defence::TicketBinding) || *s == sessions[*owner],
@@ -611,6 +635,7 @@ pub fn server_handshake(data: &[u8]) {
             "a single-use ticket authenticated twice"
         );
     }
+    expired_accepted
 }
 
 /// Polls a future once; `None` if it is not ready (our in-memory readers always are).
@@ -950,4 +975,31 @@ async fn frames_session(data: &[u8]) {
 
 fn assert_connection_ended(conn: &Connection) {
     assert!(conn.has_ended(), "the reader did not see the end");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_harness_presents_expired_tickets() {
+        // One ticket issued already expired, presented in the first message by its session.
+        let expiry_bit = 1 << 5;
+        assert_eq!(HANDSHAKE_DEFENCES[5], Defence::TicketExpiry);
+        for weakened in [0, expiry_bit] {
+            let input = HandshakeInput {
+                weakened,
+                missing_allow: true,
+                header: OriginHeader::Missing,
+                query: Vec::new(),
+                query_raw: None,
+                cookies: Vec::new(),
+                tickets: 0x81,
+                sessions: 0,
+                messages: vec![(TicketRef::Issued(0), 1, false)],
+            };
+            // Refused (the harness would panic otherwise) unless expiry is weakened.
+            assert_eq!(handshake(&input), usize::from(weakened != 0), "{input:?}");
+        }
+    }
 }

@@ -10,7 +10,9 @@ use time::macros::format_description;
 
 use super::model::RunReport;
 use super::model::Verdict;
-use crate::config::source::{ConfigError, Diagnostic, SourceFile, yaml_diagnostic};
+use crate::config::deser::{Report, parse_document};
+use crate::config::source::{ConfigError, SourceFile};
+use crate::config::yaml_index::YamlPath;
 
 /// One exception: which control or case it covers, why, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,88 +55,41 @@ pub struct Waivers {
     pub waivers: Vec<Waiver>,
 }
 
-/// The file as written: `waivers: [{ id, justification, expires }]`, nothing else.
+/// The file as written: `waivers:` and nothing else; its entries are read one by one so an
+/// error in one does not hide errors in the next.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaiverFile {
-    waivers: Vec<WaiverEntry>,
+    waivers: Vec<serde_yaml::Value>,
 }
 
+/// One entry as written: `{ id, justification, expires }`, nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaiverEntry {
-    #[serde(deserialize_with = "non_empty_id")]
+    #[serde(deserialize_with = "non_empty")]
     id: String,
-    #[serde(deserialize_with = "non_empty_justification")]
+    #[serde(deserialize_with = "non_empty")]
     justification: String,
     #[serde(default, deserialize_with = "expiry_date")]
     expires: Option<Date>,
 }
 
-/// Marks the message of a value error (after serde_yaml's `waivers[N]: ` path); the field name follows, so the error can be moved
-/// from the entry (where serde_yaml puts it) to the offending value.
-const INVALID_FIELD: &str = "invalid `";
-
-fn non_empty<'de, D: Deserializer<'de>>(field: &str, deserializer: D) -> Result<String, D::Error> {
+fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
     if text.trim().is_empty() {
-        return Err(serde::de::Error::custom(format!(
-            "{INVALID_FIELD}{field}`: expected a non-empty string"
-        )));
+        return Err(serde::de::Error::custom(
+            "empty text: expected a non-empty string",
+        ));
     }
     Ok(text.trim().to_string())
-}
-
-fn non_empty_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    non_empty("id", deserializer)
-}
-
-fn non_empty_justification<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    non_empty("justification", deserializer)
 }
 
 fn expiry_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Date>, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_date(&text)
         .map(Some)
-        .map_err(|e| serde::de::Error::custom(format!("{INVALID_FIELD}expires`: {e}")))
-}
-
-/// serde_yaml locates errors raised while reading a value at the start of the enclosing entry;
-/// this moves such an error to the value of `field` within that entry, when it can be found.
-fn locate_value(source: &SourceFile, diagnostic: Diagnostic) -> Diagnostic {
-    let (Some(at), Some(field)) = (
-        diagnostic.location,
-        diagnostic
-            .message
-            .split_once(INVALID_FIELD)
-            .and_then(|(_, rest)| rest.split('`').next()),
-    ) else {
-        return diagnostic;
-    };
-    let key = format!("{field}:");
-    for (offset, line) in source
-        .text
-        .lines()
-        .skip(at.line.saturating_sub(1))
-        .enumerate()
-    {
-        // Stop at the next entry of the list: the field belongs to this one.
-        if offset > 0 && line.trim_start().starts_with('-') {
-            break;
-        }
-        let from = if offset == 0 {
-            at.column.saturating_sub(1)
-        } else {
-            0
-        };
-        if let Some(i) = line.get(from..).and_then(|rest| rest.find(&key)) {
-            let after = from + i + key.len();
-            let value = line[after..].len() - line[after..].trim_start().len();
-            return source.error_at(at.line + offset, after + value + 1, diagnostic.message);
-        }
-    }
-    diagnostic
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parses a `YYYY-MM-DD` calendar date, explaining what was expected when it is not one.
@@ -158,8 +113,9 @@ impl Waivers {
         Self::parse(&SourceFile::read(path)?)
     }
 
-    /// Validates waivers text; unknown keys, a missing or empty justification and a malformed
-    /// date are errors located at their line and column.
+    /// Validates waivers text: unknown keys, a missing or empty id or justification and a
+    /// malformed date are errors, every one of the file reported with its line and column,
+    /// the line, a caret and what was expected (the diagnostics of policy files).
     pub fn parse(source: &SourceFile) -> Result<Self, ConfigError> {
         if source.text.trim().is_empty() {
             let d = source.error_without_location(
@@ -167,21 +123,33 @@ impl Waivers {
             );
             return Err(ConfigError::new(source, vec![d]));
         }
-        let file: WaiverFile = serde_yaml::from_str(&source.text).map_err(|e| {
-            let d = locate_value(source, yaml_diagnostic(source, &e));
-            ConfigError::new(source, vec![d])
-        })?;
-        Ok(Self {
-            path: source.path.clone(),
-            waivers: file
-                .waivers
-                .into_iter()
-                .map(|w| Waiver {
+        let (doc, index) = parse_document(source)?;
+        let mut report = Report::new(source, &index);
+        let root = YamlPath::root();
+        let head: Option<WaiverFile> = report.deserialize(&doc, &root, &root, "");
+        let list = root.key("waivers");
+        let entries = head.map(|h| h.waivers).unwrap_or_default();
+        let mut waivers = Vec::with_capacity(entries.len());
+        for (i, raw) in entries.iter().enumerate() {
+            let path = list.index(i);
+            let label = match raw.get("id").and_then(|v| v.as_str()) {
+                Some(id) if !id.trim().is_empty() => format!("waiver {}: ", id.trim()),
+                _ => format!("waiver #{}: ", i + 1),
+            };
+            if let Some(w) = report.deserialize::<WaiverEntry>(raw, &path, &path, &label) {
+                waivers.push(Waiver {
                     id: w.id,
                     justification: w.justification,
                     expires: w.expires,
-                })
-                .collect(),
+                });
+            }
+        }
+        if !report.is_empty() {
+            return Err(report.into_error());
+        }
+        Ok(Self {
+            path: source.path.clone(),
+            waivers,
         })
     }
 }
@@ -284,42 +252,58 @@ mod tests {
         );
     }
 
-    fn first_error(text: &str) -> (Option<(usize, usize)>, String) {
-        let err = parse(text).expect_err("invalid file");
-        let d = &err.diagnostics[0];
-        (d.location.map(|l| (l.line, l.column)), d.message.clone())
+    fn error_text(text: &str) -> String {
+        parse(text).expect_err("invalid file").to_string()
     }
 
     #[test]
     fn unknown_keys_are_located() {
-        let (loc, msg) =
-            first_error("waivers:\n  - id: X\n    justification: y\n    expiry: 2025-01-01\n");
-        assert_eq!(loc.map(|l| l.0), Some(4), "{msg}");
-        assert!(msg.contains("unknown field `expiry`"), "{msg}");
-        let (loc, msg) = first_error("waiver: []\n");
-        assert_eq!(loc.map(|l| l.0), Some(1), "{msg}");
-        assert!(msg.contains("unknown field `waiver`"), "{msg}");
+        assert_eq!(
+            error_text("waivers:\n  - id: X\n    justification: y\n    expiry: 2025-01-01\n"),
+            "error: waivers.yaml:4:5: waiver X: unknown key `expiry`: expected one of `id`, `justification`, `expires`
+  |
+4 |     expiry: 2025-01-01
+  |     ^"
+        );
+        assert_eq!(
+            error_text("waiver: []\n"),
+            "error: waivers.yaml:1:1: unknown key `waiver`: expected `waivers`
+  |
+1 | waiver: []
+  | ^
+error: waivers.yaml:1:1: missing key `waivers`: expected `waivers: ...` in this mapping
+  |
+1 | waiver: []
+  | ^"
+        );
     }
 
     #[test]
-    fn missing_or_empty_justification_and_bad_dates_are_errors() {
-        let (loc, msg) = first_error("waivers:\n  - id: X\n");
-        assert_eq!(loc.map(|l| l.0), Some(2), "{msg}");
-        assert!(msg.contains("missing field `justification`"), "{msg}");
-        let (loc, msg) = first_error("waivers:\n  - id: X\n    justification: \"  \"\n");
-        assert_eq!(loc, Some((3, 20)), "{msg}");
-        assert!(
-            msg.contains("`justification`: expected a non-empty string"),
-            "{msg}"
+    fn every_error_of_the_file_is_reported_with_what_was_expected() {
+        let text = error_text(
+            "waivers:\n  - id: X\n  - id: A\n    justification: \"  \"\n  - justification: y\n    expires: 2025-13-01\n  - { id: B, justification: y, expires: 1/2/2025 }\n",
         );
-        let (loc, msg) = first_error(
-            "waivers:\n  - id: A\n    justification: y\n  - justification: y\n    expires: 2025-13-01\n",
-        );
-        assert_eq!(loc, Some((5, 14)), "{msg}");
-        assert!(msg.contains("YYYY-MM-DD"), "{msg}");
-        let (loc, msg) = first_error("waivers: [{ id: A, justification: y, expires: 1/2/2025 }]\n");
-        assert_eq!(loc, Some((1, 47)), "{msg}");
-        assert!(msg.contains("`expires`"), "{msg}");
+        let expected = "error: waivers.yaml:2:5: waiver X: missing key `justification`: expected `justification: ...` in this mapping
+  |
+2 |   - id: X
+  |     ^
+error: waivers.yaml:4:20: waiver A: justification: empty text: expected a non-empty string
+  |
+4 |     justification: \"  \"
+  |                    ^
+error: waivers.yaml:5:5: waiver #3: missing key `id`: expected `id: ...` in this mapping
+  |
+5 |   - justification: y
+  |     ^
+error: waivers.yaml:6:14: waiver #3: expires: expected a date as YYYY-MM-DD, got \"2025-13-01\" (the 'month' component could not be parsed)
+  |
+6 |     expires: 2025-13-01
+  |              ^
+error: waivers.yaml:7:41: waiver B: expires: expected a date as YYYY-MM-DD, got \"1/2/2025\" (the 'year' component could not be parsed)
+  |
+7 |   - { id: B, justification: y, expires: 1/2/2025 }
+  |                                         ^";
+        assert_eq!(text, expected);
         let err = parse("  \n").expect_err("empty file");
         assert!(err.to_string().contains("empty waivers file"), "{err}");
     }

@@ -70,7 +70,8 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        // UTF-8, not only visible ASCII (`to_str`): a token may hold any character.
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .and_then(bearer_token)
         .unwrap_or("");
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);

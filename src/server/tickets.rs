@@ -120,6 +120,26 @@ impl TicketStore {
         ticket
     }
 
+    /// Every ticket and session id this store still holds (issued and not yet evicted), so a
+    /// test can check that none of them reaches any output of a run against this server.
+    pub fn issued(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        all.extend(
+            self.sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        all
+    }
+
     /// Redeems a ticket for a connection whose cookie named `session` (if any).
     pub fn redeem(
         &self,

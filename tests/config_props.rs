@@ -268,3 +268,18 @@ fn yaml_token() -> impl Strategy<Value = String> {
 fn load_everything(text: &str) {
     wsaudit::fuzzing::targets::config_load(text.as_bytes());
 }
+
+/// Found by `no_string_panics_the_loaders`: libyaml breaks lines at U+2028 and yaml-rust2 does
+/// not, so the loaders located an error on a line the file does not have.
+#[test]
+fn a_yaml_1_1_line_break_is_refused_where_it_stands() {
+    load_everything("Ό:\u{2028}྾");
+    let text = "policy: p\nversion: 1\ncontrols:\u{2028}[]\n";
+    let err = wsaudit::config::policy::LoadedPolicy::parse(wsaudit::config::SourceFile::from_text(
+        "p.yaml", text,
+    ))
+    .expect_err("refused");
+    let d = &err.diagnostics[0];
+    assert_eq!(d.location.map(|l| (l.line, l.column)), Some((3, 10)));
+    assert!(d.message.contains("U+2028"), "{}", d.message);
+}

@@ -507,6 +507,10 @@ fn untag_mut(mut value: &mut Value) -> &mut Value {
 /// Parses the text of a file into a YAML value and its position index; a syntax error is
 /// returned located, exactly as the YAML parser found it.
 pub fn parse_document(source: &SourceFile) -> Result<(Value, YamlIndex), ConfigError> {
+    let ambiguous = source.ambiguous_line_breaks();
+    if !ambiguous.is_empty() {
+        return Err(ConfigError::new(source, ambiguous));
+    }
     let index = YamlIndex::build(&source.text);
     if !index.duplicates().is_empty() {
         let diagnostics = index

@@ -58,6 +58,37 @@ impl SourceFile {
             .map(|l| l.trim_end_matches('\r'))
     }
 
+    /// One error per character that YAML 1.1 parsers read as a line break and YAML 1.2 parsers
+    /// do not (NEL U+0085, LINE SEPARATOR U+2028, PARAGRAPH SEPARATOR U+2029).
+    ///
+    /// Our two parsers disagree on them (libyaml breaks lines there, yaml-rust2 does not), so a
+    /// file holding one would get errors pointing at the wrong line; and a reader's editor may
+    /// not show them at all. Lines here are counted at CR, LF and CRLF, as every editor does.
+    pub fn ambiguous_line_breaks(&self) -> Vec<Diagnostic> {
+        let mut found = Vec::new();
+        for (i, line) in self.text.split('\n').enumerate() {
+            for (col, c) in line.chars().enumerate() {
+                let name = match c {
+                    '\u{85}' => "NEXT LINE",
+                    '\u{2028}' => "LINE SEPARATOR",
+                    '\u{2029}' => "PARAGRAPH SEPARATOR",
+                    _ => continue,
+                };
+                found.push(self.error_at(
+                    i + 1,
+                    col + 1,
+                    format!(
+                        "character U+{:04X} ({name}) is a line break to some YAML parsers and \
+                         not to others: expected it only escaped, as \"\\u{:04X}\" in a \
+                         double-quoted string",
+                        c as u32, c as u32
+                    ),
+                ));
+            }
+        }
+        found
+    }
+
     /// Location of the first line matching `pred`, column of its first non-blank character.
     pub fn find_line(&self, pred: impl Fn(&str) -> bool) -> Option<Location> {
         self.text.lines().enumerate().find_map(|(i, l)| {

@@ -1,6 +1,7 @@
 //! `wsaudit demo`: the one-command tour. Starts the reference server in-process with the
 //! embedded `reference-fast` policy, audits it (everything passes), audits a copy weakened on
-//! origin and max-size (those controls fail, with evidence), and says what to run next.
+//! origin and max-size (those controls fail, with evidence), and says what to run next. It
+//! checks its own audits too: a demo that shows a wrong result says so and fails.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -21,8 +22,21 @@ pub const POLICY: &str = include_str!("../policies/reference-fast.yaml");
 /// The defences the demo switches off in its second audit.
 pub const WEAKENED: &str = "origin,max-size";
 
-/// Runs the tour and returns what to print, or why it could not run.
-pub async fn tour() -> Result<String, String> {
+/// The checks of the controls the second audit must catch: exactly those [`WEAKENED`] switches
+/// off, and no other.
+pub const CAUGHT_CHECKS: [&str; 2] = ["origin.allowlist", "messages.max_size"];
+
+/// What the tour shows, and where its audits did not show what the tour claims.
+pub struct Tour {
+    /// The text to print.
+    pub text: String,
+    /// Each way the audits contradict the tour (empty when the demo told the truth); a demo
+    /// that shows a wrong result must not exit as if it had shown the right one.
+    pub problems: Vec<String>,
+}
+
+/// Runs the tour and returns what to print and what went wrong, or why it could not run.
+pub async fn tour() -> Result<Tour, String> {
     let mut out = String::new();
     let policy = LoadedPolicy::parse(SourceFile::from_text(
         "policies/reference-fast.yaml",
@@ -69,7 +83,81 @@ pub async fn tour() -> Result<String, String> {
          \x20 wsaudit serve --policy policies/fintech.yaml --weaken schema ...   # watch a control fail\n\
          Write a target file for your own staging server (see README) and run the same policy against it."
     );
-    Ok(out)
+    let mut problems = hardened_problems(&full);
+    problems.extend(weakened_problems(&weak));
+    Ok(Tour {
+        text: out,
+        problems,
+    })
+}
+
+/// Where the audit of the hardened server is not all pass (an attestation is skipped).
+pub fn hardened_problems(report: &RunReport) -> Vec<String> {
+    report
+        .cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Skipped))
+        .map(|c| {
+            format!(
+                "the hardened server's audit shows {} {}: {}",
+                c.case_id,
+                c.verdict.as_str(),
+                c.reason
+            )
+        })
+        .chain(
+            report
+                .not_run
+                .iter()
+                .map(|id| format!("the hardened server's audit did not run {id}")),
+        )
+        .collect()
+}
+
+/// Where the audit of the weakened server does not show exactly the controls of
+/// [`CAUGHT_CHECKS`] failing, with no inconclusive case anywhere.
+pub fn weakened_problems(report: &RunReport) -> Vec<String> {
+    let mut problems: Vec<String> = report
+        .controls
+        .iter()
+        .filter_map(|c| {
+            let caught = CAUGHT_CHECKS.contains(&c.check.as_str());
+            let fine = if caught {
+                c.verdict == Verdict::Fail
+            } else {
+                matches!(c.verdict, Verdict::Pass | Verdict::Skipped)
+            };
+            (!fine).then(|| {
+                format!(
+                    "the weakened server's audit shows {} ({}) {}, expected {}",
+                    c.id,
+                    c.check,
+                    c.verdict.as_str(),
+                    if caught { "fail" } else { "pass" }
+                )
+            })
+        })
+        .collect();
+    for check in CAUGHT_CHECKS {
+        if !report.controls.iter().any(|c| c.check == check) {
+            problems.push(format!(
+                "the weakened server's audit has no {check} control to catch"
+            ));
+        }
+    }
+    problems.extend(
+        report
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Error)
+            .map(|c| {
+                format!(
+                    "the weakened server's audit shows {} inconclusive: {}",
+                    c.case_id, c.reason
+                )
+            }),
+    );
+    problems
 }
 
 /// Starts a reference server enforcing `policy` (weakened or not) on 127.0.0.1, writes the
@@ -141,4 +229,91 @@ fn controls(out: &mut String, r: &Redacted) {
         s.skipped,
         r.wall_time.as_secs_f64()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample::hostile_report;
+
+    /// The sample report with every case set by `verdict_of(control_id)` (attestations stay
+    /// skipped) and nothing left unrun.
+    fn report(verdict_of: impl Fn(&str) -> Verdict) -> RunReport {
+        let mut r = hostile_report();
+        r.not_run.clear();
+        for c in &mut r.cases {
+            if c.control_id != "WS-LOG-01" {
+                c.verdict = verdict_of(&c.control_id);
+            }
+        }
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn a_hardened_audit_must_be_all_pass() {
+        assert!(hardened_problems(&report(|_| Verdict::Pass)).is_empty());
+        let problems = hardened_problems(&report(|c| {
+            if c == "WS-HB-01" {
+                Verdict::Error
+            } else {
+                Verdict::Pass
+            }
+        }));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("heartbeat.stale-connection error"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_weakened_audit_must_fail_exactly_the_weakened_controls() {
+        let caught = |c: &str| matches!(c, "WS-ORIGIN-01" | "WS-MSG-03");
+        let expected = |c: &str| {
+            if caught(c) {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            }
+        };
+        assert!(weakened_problems(&report(expected)).is_empty());
+        // Another control failing too.
+        let problems = weakened_problems(&report(|c| {
+            if c == "WS-TLS-01" {
+                Verdict::Fail
+            } else {
+                expected(c)
+            }
+        }));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("WS-TLS-01"), "{problems:?}");
+        // A weakened control not caught.
+        let problems = weakened_problems(&report(|c| {
+            if c == "WS-MSG-03" {
+                Verdict::Pass
+            } else {
+                expected(c)
+            }
+        }));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("WS-MSG-03 (messages.max_size) pass, expected fail"),
+            "{problems:?}"
+        );
+        // An inconclusive case anywhere.
+        let problems = weakened_problems(&report(|c| {
+            if c == "WS-HB-01" {
+                Verdict::Error
+            } else {
+                expected(c)
+            }
+        }));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("heartbeat.stale-connection inconclusive")),
+            "{problems:?}"
+        );
+    }
 }

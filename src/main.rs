@@ -20,9 +20,11 @@ use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
 /// Exit code for an invalid invocation or file.
 const EXIT_INVALID: u8 = 2;
-/// Exit code of a run stopped by SIGINT (128 + 2, the shell's convention), whatever the
-/// verdicts of the cases that finished: the run is incomplete.
-const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code of a demo that could not run or whose audits contradict it: the tour is
+/// inconclusive (as a case that errs), not a control failure of anyone's server.
+const EXIT_INCONCLUSIVE: u8 = 3;
+/// Exit code of a run stopped by SIGINT (see the report's own rule).
+const EXIT_INTERRUPTED: u8 = wsaudit::report::model::EXIT_INTERRUPTED;
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +43,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run the hardened reference server enforcing a policy.
     Serve(Box<ServeArgs>),
-    /// Start the reference server in-process, audit it, then audit a weakened copy.
+    /// Start the reference server in-process, audit it, then audit a weakened copy (exit 3 if
+    /// the audits do not show what the demo claims).
     Demo,
     /// Print the plan: every concrete case of a policy against a target, as YAML (secrets as ***).
     Compile(CompileArgs),
@@ -249,13 +252,22 @@ fn main() -> ExitCode {
         Command::Scan(args) => runtime.block_on(scan(*args)),
         Command::Fuzz(args) => runtime.block_on(fuzz(*args)),
         Command::Demo => match runtime.block_on(wsaudit::demo::tour()) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+            Ok(tour) => {
+                print!("{}", tour.text);
+                if tour.problems.is_empty() {
+                    return ExitCode::SUCCESS;
+                }
+                for p in &tour.problems {
+                    eprintln!("error: demo: {p}");
+                }
+                eprintln!(
+                    "error: the demo's audits did not show what the demo claims (a wsaudit bug, or a machine too loaded for the policy's timings)"
+                );
+                ExitCode::from(EXIT_INCONCLUSIVE)
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_INCONCLUSIVE)
             }
         },
     }
@@ -275,11 +287,9 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    // Everything that can be wrong with the invocation is reported before any attack runs.
-    if let Err(e) = args.outputs.check_writable() {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_INVALID);
-    }
+    // Everything that can be wrong with the invocation is reported before any attack runs:
+    // first the input files and selections (so a typo leaves no report file behind), then the
+    // report paths.
     let waivers = match &args.waivers {
         Some(path) => match Waivers::load(path) {
             Ok(w) => Some(w),
@@ -298,7 +308,8 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let unknown = wsaudit::run::unknown_selections(&compiled.plan, &args.only);
+    let plan = &compiled.plan;
+    let unknown = wsaudit::run::unknown_selections(plan, &args.only);
     if !unknown.is_empty() {
         eprintln!(
             "error: --only names no control or case of the plan: {} (see `wsaudit compile` for the IDs)",
@@ -313,6 +324,22 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if let Err(e) = args.outputs.check_writable() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if let Some(w) = &waivers {
+        // Waivers are read as `--only` reads IDs; unlike `--only`, a stale waiver is not an
+        // error (a control may leave the policy before its waiver is removed), but a typo must
+        // not go unnoticed.
+        let ids: Vec<String> = w.waivers.iter().map(|w| w.id.clone()).collect();
+        for id in wsaudit::run::unknown_selections(plan, &ids) {
+            eprintln!(
+                "warning: {}: the waiver for {id} matches no control or case of the plan (see `wsaudit compile` for the IDs)",
+                w.path.display()
+            );
+        }
+    }
     let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
     let interrupted = cancel.clone();
     let interrupt = match on_interrupt(cancel_tx) {
@@ -322,15 +349,18 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let selected = wsaudit::run::select(&compiled.plan, &args.only, args.partition.as_ref()).len();
+    let cases = wsaudit::run::select(plan, &args.only, args.partition.as_ref());
+    let selected = cases.len();
+    // The progress counts the gates the selected cases depend on, which run too.
+    let gates = wsaudit::run::dependencies(plan, &cases).len();
     let opts = RunOptions {
         only: args.only.clone(),
         partition: args.partition,
         max_parallel: None,
         cancel,
-        progress: Progress::for_stderr(selected),
+        progress: Progress::for_stderr(selected + gates),
     };
-    let mut report = wsaudit::run::run(&compiled.plan, &compiled.policy, rt.clone(), opts).await;
+    let mut report = wsaudit::run::run(plan, &compiled.policy, rt.clone(), opts).await;
     let was_interrupted = *interrupted.borrow();
     if let Some(w) = &waivers {
         let today = time::OffsetDateTime::now_utc().date();
@@ -338,7 +368,13 @@ async fn run(args: RunArgs) -> ExitCode {
             eprintln!("warning: {warning}");
         }
     }
-    let published = publish(&report, &rt.secrets(), &args.outputs);
+    // The shares of a partitioned run keep apart in code scanning: the default SARIF category
+    // names the share.
+    let outputs = ReportOutputs {
+        partition: args.partition,
+        ..args.outputs.clone()
+    };
+    let published = publish(&report, &rt.secrets(), &outputs);
     interrupt.abort();
     let redacted = match published {
         Ok(r) => r,
@@ -352,8 +388,9 @@ async fn run(args: RunArgs) -> ExitCode {
             "interrupted: {} of {selected} cases not run; the reports hold what finished",
             redacted.not_run.len()
         );
-        return ExitCode::from(EXIT_INTERRUPTED);
     }
+    // The report's own exit code (130 when cases were not run), so the JSON report and the
+    // process agree; an interrupt that came after every case finished changes nothing.
     ExitCode::from(redacted.exit_code())
 }
 
@@ -454,9 +491,8 @@ async fn fuzz(args: FuzzArgs) -> ExitCode {
         eprintln!("{e}");
         ExitCode::from(EXIT_INVALID)
     };
-    if let Err(e) = args.outputs.check_writable() {
-        return invalid(&format!("error: {e}"));
-    }
+    // Inputs first, so a typo leaves no report file behind; then the report paths, still
+    // before any connection.
     let target = match wsaudit::config::LoadedTarget::load(&args.target) {
         Ok(t) => t,
         Err(e) => return invalid(&e),
@@ -469,6 +505,9 @@ async fn fuzz(args: FuzzArgs) -> ExitCode {
         Ok(rt) => std::sync::Arc::new(rt),
         Err(e) => return invalid(&format!("error: {}: {e}", args.target.display())),
     };
+    if let Err(e) = args.outputs.check_writable() {
+        return invalid(&format!("error: {e}"));
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut command = format!("wsaudit fuzz --target {}", args.target.display());
     if let Some(p) = &args.policy {
@@ -557,9 +596,6 @@ async fn scan(args: ScanArgs) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_INVALID)
     };
-    if let Err(e) = args.outputs.check_writable() {
-        return invalid(&e);
-    }
     let url = match scan::parse_page_url(&args.url) {
         Ok(u) => u,
         Err(e) => return invalid(&e),
@@ -570,6 +606,10 @@ async fn scan(args: ScanArgs) -> ExitCode {
             Ok(t) => t,
             Err(e) => return invalid(&format_args!("--ca-file {}: {e}", ca.display())),
         };
+    }
+    // After the inputs (a typo leaves no report file behind), before any connection.
+    if let Err(e) = args.outputs.check_writable() {
+        return invalid(&e);
     }
     opts.origin = args.origin;
     opts.foreign_origin = args.foreign_origin;

@@ -133,8 +133,12 @@ async fn sigint_reports_what_finished_marks_the_rest_not_run_and_exits_130() {
         .expect("a count");
     assert!(not_run > 0, "{out}");
     assert!(out.contains("\nSummary: "), "{out}");
+    // Listed with their verdicts: an attack that finished before its positive control is
+    // `ERROR` (not judged), not `PASS`.
     assert!(
-        out.lines().any(|l| l.starts_with("PASS ")),
+        out.lines().any(|l| ["PASS ", "FAIL ", "ERROR "]
+            .iter()
+            .any(|v| l.starts_with(v))),
         "the finished cases are listed: {out}"
     );
 
@@ -146,6 +150,10 @@ async fn sigint_reports_what_finished_marks_the_rest_not_run_and_exits_130() {
     let listed = report["not_run"].as_array().expect("not_run").len();
     assert!(finished > 0, "no case finished before the interrupt");
     assert_eq!(listed, not_run);
+    assert_eq!(
+        report["exit_code"], 130,
+        "the report's exit code is the process's"
+    );
 
     // The JUnit report: every case of the plan, the unfinished ones skipped as not run.
     let cases = junit_cases(&std::fs::read_to_string(&junit).expect("JUnit report written"));

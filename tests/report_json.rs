@@ -1,5 +1,6 @@
 //! JSON report: checked against the committed JSON Schema of format version 1 (every field,
-//! no others) and against `docs/report-json.md` (every field documented, nothing stale).
+//! no others) and against `docs/report-json.md` (every field documented, nothing stale), for
+//! the synthetic report with every verdict and for a real full run against the reference server.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -129,6 +130,63 @@ fn values_round_trip_losslessly() {
     );
     assert_eq!(doc["summary"]["waived"], report.summary.waived);
     assert_eq!(doc["wall_time"], 4.25);
-    assert_eq!(doc["exit_code"], 1);
+    // The sample lists cases not run: an interrupted run, whatever failed.
+    assert_eq!(doc["exit_code"], 130);
+    assert_eq!(doc["exit_code"], report.exit_code());
     assert_eq!(doc["controls"][2]["line"], Value::Null);
+}
+
+/// A real `wsaudit run --json` of the whole reference-fast plan against the reference server:
+/// every case, every role the shipped suites use (`baseline` included), and the exit code the
+/// process returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_full_run_validates_against_the_schema() {
+    wsaudit::tls::install_crypto_provider();
+    let policy = wsaudit::config::LoadedPolicy::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/reference-fast.yaml"),
+    )
+    .expect("policy");
+    let handle = wsaudit::server::start(wsaudit::server::ServerOptions::local(policy))
+        .await
+        .expect("reference server starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("target.yaml");
+    handle.write_target(&target).expect("target written");
+    let json_path = dir.path().join("wsaudit.json");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsaudit"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "--policy",
+            "policies/reference-fast.yaml",
+            "--target",
+        ])
+        .arg(&target)
+        .arg("--json")
+        .arg(&json_path);
+    // The server lives on this test's runtime: wait for the child on a blocking thread.
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("wsaudit runs"))
+        .await
+        .expect("join");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("written")).expect("JSON");
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        doc["exit_code"].as_i64(),
+        out.status.code().map(i64::from),
+        "the report's exit code is the process's\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let roles: BTreeSet<&str> = doc["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|c| c["role"].as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        BTreeSet::from(["attack", "attestation", "baseline", "positive"])
+    );
+    assert!(doc["not_run"].as_array().is_some_and(Vec::is_empty));
 }

@@ -1,5 +1,7 @@
 //! SARIF: validated against the official SARIF 2.1.0 JSON schema (OASIS, as shipped in the
-//! serde-sarif crate and committed under `tests/schemas/`), plus the fields code scanning reads.
+//! serde-sarif crate and committed under `tests/schemas/`), plus the fields code scanning reads:
+//! rules, results located at the control, fingerprints, the run's category and waived failures
+//! as suppressed results.
 
 use std::time::Duration;
 
@@ -120,6 +122,17 @@ fn one_result_per_failed_case_located_at_the_control() {
         .iter()
         .filter(|c| c.verdict == Verdict::Fail)
         .collect();
+    // Waived failures are results too (suppressed; see below).
+    let waived = report
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Waived)
+        .count();
+    assert_eq!(results.len(), failed.len() + waived);
+    let results: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.get("suppressions").is_none())
+        .collect();
     assert_eq!(results.len(), failed.len());
     let summary: Vec<(String, String, i64)> = results
         .iter()
@@ -180,4 +193,89 @@ fn fingerprints_ignore_timings_and_evidence() {
         prints(&first)[0][sarif::FINGERPRINT_KEY],
         sarif::fingerprint("WS-ORIGIN-01", "origin.suffix-confusion")
     );
+}
+
+#[test]
+fn the_run_names_its_category_per_policy_target_and_share() {
+    let report = hostile_report().redact(str::to_string);
+    let doc: Value = serde_json::from_str(&sarif::render(&report)).expect("SARIF is JSON");
+    assert_eq!(
+        doc["runs"][0]["automationDetails"]["id"],
+        "wsaudit/fintech-websocket/staging-payments/"
+    );
+    let share: wsaudit::report::partition::Partition = "2/4".parse().expect("partition");
+    assert_eq!(
+        sarif::automation_id(&report, Some(&share)),
+        "wsaudit/fintech-websocket/staging-payments/partition-2-of-4/"
+    );
+    let other = wsaudit::report::RunReport {
+        target: "prod-payments".into(),
+        ..hostile_report()
+    }
+    .redact(str::to_string);
+    assert_ne!(
+        sarif::automation_id(&other, None),
+        sarif::automation_id(&report, None),
+        "two targets under one policy must not share a category"
+    );
+    let chosen: Value =
+        serde_json::from_str(&sarif::render_as(&report, &sarif::category_id("payments")))
+            .expect("SARIF is JSON");
+    assert_eq!(chosen["runs"][0]["automationDetails"]["id"], "payments/");
+    assert!(schema_errors(&chosen).is_empty());
+}
+
+#[test]
+fn a_waived_failure_stays_a_result_suppressed_with_its_justification() {
+    let report = hostile_report();
+    let waived = report
+        .cases
+        .iter()
+        .find(|c| c.verdict == Verdict::Waived)
+        .expect("the sample has a waived case");
+    let doc = render(&report);
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    let key = sarif::fingerprint(&waived.control_id, &waived.case_id);
+    let result = results
+        .iter()
+        .find(|r| r["partialFingerprints"][sarif::FINGERPRINT_KEY] == key.as_str())
+        .unwrap_or_else(|| panic!("no result for the waived case {}", waived.case_id));
+    assert_eq!(result["ruleId"], waived.control_id.as_str());
+    assert_eq!(
+        result["suppressions"],
+        serde_json::json!([{
+            "kind": "external",
+            "status": "accepted",
+            "justification": "load balancer closes idle connections; tracked in SEC-42 \
+                (waiver for WS-HB-01 in waivers.yaml, expires 2099-12-31)",
+        }])
+    );
+    // The same finding when it failed: same fingerprint, no suppression.
+    let mut failed = hostile_report();
+    for c in &mut failed.cases {
+        if c.case_id == waived.case_id {
+            c.verdict = Verdict::Fail;
+        }
+    }
+    let failed = render(&failed);
+    let unsuppressed: Vec<&Value> = failed["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["partialFingerprints"][sarif::FINGERPRINT_KEY] == key.as_str())
+        .collect();
+    assert_eq!(unsuppressed.len(), 1);
+    assert!(unsuppressed[0].get("suppressions").is_none());
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The schema checks suppressions too.
+    let index = results
+        .iter()
+        .position(|r| r.get("suppressions").is_some())
+        .expect("suppressed result");
+    let mut broken = doc.clone();
+    *broken
+        .pointer_mut(&format!("/runs/0/results/{index}/suppressions/0/kind"))
+        .expect("kind") = Value::from("somewhere");
+    assert!(!schema_errors(&broken).is_empty());
 }

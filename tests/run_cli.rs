@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use wsaudit::config::LoadedPolicy;
+use wsaudit::config::{LoadedPolicy, SourceFile};
 use wsaudit::server::{self, ServerHandle, ServerOptions, Weakened};
 
 /// The API token: `+`, `/`, `=`, a space and `é` all change when percent- or form-encoded.
@@ -18,15 +18,21 @@ struct Fixture {
     target: PathBuf,
 }
 
+fn reference_fast() -> String {
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/reference-fast.yaml"))
+}
+
 /// A reference server (weakened on `weaken`) whose API token is the canary, and a target file
 /// that reads the token from `${WSAUDIT_CANARY}`.
 async fn fixture(weaken: &str) -> Fixture {
+    fixture_enforcing(&reference_fast(), weaken).await
+}
+
+/// [`fixture`] with the server enforcing `policy` (YAML text), while every audit reads
+/// `policies/reference-fast.yaml`: a server stricter than the audited policy.
+async fn fixture_enforcing(policy: &str, weaken: &str) -> Fixture {
     wsaudit::tls::install_crypto_provider();
-    let path = format!(
-        "{}/policies/reference-fast.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let policy = LoadedPolicy::load(Path::new(&path)).expect("policy");
+    let policy = LoadedPolicy::parse(SourceFile::from_text("server.yaml", policy)).expect("policy");
     let mut opts = ServerOptions::local(policy);
     opts.weakened = weaken.parse::<Weakened>().expect("weaken");
     opts.api_token = Some(CANARY.to_string());
@@ -51,17 +57,24 @@ async fn fixture(weaken: &str) -> Fixture {
 
 /// Runs `wsaudit run` on a blocking thread (the server lives on this test's runtime).
 async fn wsaudit_run(f: &Fixture, extra: &[&str]) -> Output {
+    let target = f.target.to_str().expect("utf-8");
+    let mut args = vec![
+        "run",
+        "--policy",
+        "policies/reference-fast.yaml",
+        "--target",
+        target,
+    ];
+    args.extend(extra);
+    wsaudit(&args).await
+}
+
+/// Runs `wsaudit ARGS` from the repository on a blocking thread.
+async fn wsaudit(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsaudit"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("WSAUDIT_CANARY", CANARY)
-        .args([
-            "run",
-            "--policy",
-            "policies/reference-fast.yaml",
-            "--target",
-        ])
-        .arg(&f.target)
-        .args(extra);
+        .args(args);
     tokio::task::spawn_blocking(move || cmd.output().expect("run wsaudit"))
         .await
         .expect("join")
@@ -257,13 +270,23 @@ async fn partitions_cover_every_case_exactly_once_and_junit_validates() {
                 .to_string()
         })
         .collect();
-    let unique: BTreeSet<String> = seen.iter().cloned().collect();
-    assert_eq!(seen.len(), unique.len(), "a case ran in two partitions");
-    assert_eq!(
-        unique, expected,
-        "the partitions together hold every case once"
-    );
+    assert_every_case_once(&seen, &expected);
     assert!(expected.len() > 20);
+}
+
+/// The cases the shares of a partitioned run reported (`seen`) are the cases of the whole
+/// run, each reported by exactly one share.
+fn assert_every_case_once(seen: &[String], expected: &BTreeSet<String>) {
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(
+        seen.len(),
+        unique.len(),
+        "a case was reported by two shares"
+    );
+    assert_eq!(
+        &unique, expected,
+        "the shares together hold every case once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +295,7 @@ async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
     let waivers = f.dir.path().join("waivers.yaml");
     std::fs::write(
         &waivers,
-        "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2999-01-01\n",
+        "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2999-01-01\n  - id: WS-COOKY-01\n    justification: a typo\n",
     )
     .expect("write waivers");
     let waived = wsaudit_run(
@@ -291,6 +314,13 @@ async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
         stdout.contains("WAIVED") && stdout.contains("1 waived"),
         "{stdout}"
     );
+    // A waiver whose ID matches nothing is named, not silently ignored.
+    let stderr = String::from_utf8_lossy(&waived.stderr);
+    assert!(
+        stderr.contains("WS-COOKY-01") && stderr.contains("matches no control or case"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("WS-COOKIE-01 matches"), "{stderr}");
 
     std::fs::write(
         &waivers,
@@ -314,13 +344,199 @@ async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_selection_and_unwritable_reports_fail_before_any_attack() {
     let f = fixture("").await;
-    let typo = wsaudit_run(&f, &["--only", "WS-ORIGN-01"]).await;
+    let d = f.dir.path();
+    let junit = d.join("wsaudit.xml");
+    let junit_arg = junit.to_str().expect("utf-8");
+    let typo = wsaudit_run(&f, &["--only", "WS-ORIGN-01", "--junit", junit_arg]).await;
     assert_eq!(typo.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&typo.stderr).contains("WS-ORIGN-01"));
+    assert!(
+        !junit.exists(),
+        "a typo must not leave an empty report behind"
+    );
+
+    let policy = d.join("typo-policy.yaml");
+    std::fs::write(&policy, reference_fast().replace("controls:", "controlz:")).expect("write");
+    let target = f.target.to_str().expect("utf-8");
+    let bad_policy = wsaudit(&[
+        "run",
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "--target",
+        target,
+        "--junit",
+        junit_arg,
+    ])
+    .await;
+    assert_eq!(bad_policy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_policy.stderr).contains("typo-policy.yaml"));
+    assert!(
+        !junit.exists(),
+        "an invalid policy must not leave an empty report behind"
+    );
+
     let unwritable = wsaudit_run(&f, &["--junit", "/nonexistent-dir/wsaudit.xml"]).await;
     assert_eq!(unwritable.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unwritable.stderr).contains("/nonexistent-dir/wsaudit.xml"));
     assert!(unwritable.stdout.is_empty(), "no attack may run");
+    let half = wsaudit_run(
+        &f,
+        &[
+            "--junit",
+            junit_arg,
+            "--json",
+            "/nonexistent-dir/wsaudit.json",
+        ],
+    )
+    .await;
+    assert_eq!(half.status.code(), Some(2));
+    assert!(half.stdout.is_empty(), "no attack may run");
+    assert!(!junit.exists(), "the writable report is not left empty");
+}
+
+/// The JSON report a run wrote.
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(path)).expect("JSON report")
+}
+
+/// The audited policy with the server stricter than it: the legitimate origin is not on the
+/// server's allowlist, and its size limit is under the policy's.
+fn stricter_than_the_policy() -> String {
+    let policy = reference_fast();
+    let strict = policy
+        .replace(
+            r#"allowed: ["https://app.example.com"]"#,
+            r#"allowed: ["https://other.example.com"]"#,
+        )
+        .replace("limit: 64KiB", "limit: 1KiB");
+    assert_eq!(
+        strict.matches("other.example.com").count() + strict.matches("limit: 1KiB").count(),
+        2,
+        "the shipped policy changed: revisit this fixture"
+    );
+    strict
+}
+
+/// SPEC: a failed positive control makes its family's cases `error`, never `pass`, however the
+/// cases are selected. The server refuses the legitimate path (the allowed origin, a message
+/// under the policy's limit), so the attacks selected alone are refused, as a secure server's
+/// would be, but prove nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attack_selected_alone_is_still_gated_by_its_positive_control() {
+    let f = fixture_enforcing(&stricter_than_the_policy(), "").await;
+    let report = f.dir.path().join("r.json");
+    for (attack, gate) in [
+        ("WS-ORIGIN-01/ORIGIN-FOREIGN", "WS-ORIGIN-01/ORIGIN-ALLOWED"),
+        ("WS-MSG-03/SIZE-FRAGMENTED", "WS-MSG-03/SIZE-UNDER-LIMIT"),
+    ] {
+        let out = wsaudit_run(
+            &f,
+            &["--only", attack, "--json", report.to_str().expect("utf-8")],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "inconclusive, not passed\n{stdout}"
+        );
+        let doc = json(&report);
+        assert_eq!(doc["exit_code"], 3);
+        let cases = doc["cases"].as_array().expect("cases");
+        assert_eq!(
+            cases.len(),
+            1,
+            "only the selected case is reported: {cases:#?}"
+        );
+        let case = &cases[0];
+        assert_eq!(case["case_id"], attack);
+        assert_eq!(case["verdict"], "error", "{case:#}");
+        let reason = case["reason"].as_str().expect("reason");
+        assert!(reason.contains(gate), "{reason}");
+        let evidence: Vec<&str> = case["evidence"]["transcript"]
+            .as_array()
+            .expect("transcript")
+            .iter()
+            .filter_map(|l| l.as_str())
+            .collect();
+        assert!(
+            evidence.iter().any(|l| l.contains(gate)
+                && l.contains("not selected")
+                && l.contains("ended fail")),
+            "the evidence says how the unreported gate ended: {evidence:#?}"
+        );
+        assert!(
+            evidence
+                .iter()
+                .any(|l| l.contains("original verdict: pass")),
+            "{evidence:#?}"
+        );
+    }
+}
+
+/// Every share of a partitioned run runs the gates its cases depend on: against a server that
+/// refuses the legitimate origin, no share reports a pass, and together the shares still hold
+/// every case exactly once. Each share's SARIF run has its own category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_shares_are_gated_and_keep_their_sarif_apart() {
+    let f = fixture_enforcing(&stricter_than_the_policy(), "").await;
+    let d = f.dir.path();
+    let mut seen: Vec<String> = Vec::new();
+    let mut categories = BTreeSet::new();
+    for k in 1..=3 {
+        let (report, sarif) = (d.join(format!("{k}.json")), d.join(format!("{k}.sarif")));
+        let part = format!("{k}/3");
+        let out = wsaudit_run(
+            &f,
+            &[
+                "--only",
+                "WS-ORIGIN-01",
+                "--partition",
+                &part,
+                "--json",
+                report.to_str().expect("utf-8"),
+                "--sarif",
+                sarif.to_str().expect("utf-8"),
+            ],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_ne!(out.status.code(), Some(0), "{stdout}");
+        for case in json(&report)["cases"].as_array().expect("cases") {
+            assert_ne!(case["verdict"], "pass", "{case:#}");
+            seen.push(case["case_id"].as_str().expect("id").to_string());
+        }
+        let sarif: serde_json::Value = serde_json::from_str(&read(&sarif)).expect("SARIF");
+        let category = sarif["runs"][0]["automationDetails"]["id"]
+            .as_str()
+            .expect("category")
+            .to_string();
+        assert!(
+            category.ends_with(&format!("/partition-{k}-of-3/")),
+            "{category}"
+        );
+        categories.insert(category);
+    }
+    assert_eq!(categories.len(), 3, "{categories:?}");
+    let whole = d.join("all.json");
+    let all = wsaudit_run(
+        &f,
+        &[
+            "--only",
+            "WS-ORIGIN-01",
+            "--json",
+            whole.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(all.status.code(), Some(1), "the positive control fails");
+    let expected: BTreeSet<String> = json(&whole)["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|c| c["case_id"].as_str().map(str::to_string))
+        .collect();
+    assert_every_case_once(&seen, &expected);
 }
 
 /// The JUnit of a real run against the Jenkins junit-10 schema.

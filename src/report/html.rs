@@ -116,6 +116,7 @@ fn summary(out: &mut String, report: &Redacted) {
     let (overall, overall_text) = match report.exit_code() {
         0 => (Verdict::Pass, "passed (exit 0)"),
         1 => (Verdict::Fail, "failed (exit 1)"),
+        super::model::EXIT_INTERRUPTED => (Verdict::Error, "interrupted (exit 130)"),
         _ => (Verdict::Error, "inconclusive (exit 3)"),
     };
     let failing = report.failing_controls();

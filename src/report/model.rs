@@ -230,6 +230,10 @@ pub struct RunReport {
     pub not_run: Vec<String>,
 }
 
+/// Exit code of a run stopped (SIGINT) before every case finished: 128 + 2, the shell's
+/// convention, whatever the verdicts of the cases that finished, since the run is incomplete.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// Aggregates case verdicts into a control verdict.
 pub fn control_verdict(cases: impl IntoIterator<Item = Verdict>) -> Verdict {
     let all: Vec<Verdict> = cases.into_iter().collect();
@@ -278,11 +282,14 @@ impl RunReport {
             .count()
     }
 
-    /// The process exit code: 1 on any failure, else 3 on any inconclusive case, else 0.
+    /// The process exit code: [`EXIT_INTERRUPTED`] when cases were not run, else 1 on any
+    /// failure, else 3 on any inconclusive case, else 0. The JSON report writes the same code.
     pub fn exit_code(&self) -> u8 {
-        if self.summary.failed > 0 {
+        if !self.not_run.is_empty() {
+            EXIT_INTERRUPTED
+        } else if self.summary.failed > 0 {
             1
-        } else if self.summary.errors > 0 || !self.not_run.is_empty() {
+        } else if self.summary.errors > 0 {
             3
         } else {
             0
@@ -354,6 +361,21 @@ mod tests {
             Verdict::Pass
         );
         assert_eq!(control_verdict([Verdict::Skipped]), Verdict::Skipped);
+    }
+
+    #[test]
+    fn an_incomplete_run_exits_130_whatever_finished() {
+        let mut r = crate::report::sample::hostile_report();
+        assert!(r.summary.failed > 0 && r.summary.errors > 0 && !r.not_run.is_empty());
+        assert_eq!(r.exit_code(), EXIT_INTERRUPTED);
+        r.not_run.clear();
+        assert_eq!(r.exit_code(), 1);
+        r.cases.retain(|c| c.verdict != Verdict::Fail);
+        r.finish();
+        assert_eq!(r.exit_code(), 3);
+        r.cases.retain(|c| c.verdict != Verdict::Error);
+        r.finish();
+        assert_eq!(r.exit_code(), 0);
     }
 
     #[test]

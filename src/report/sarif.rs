@@ -1,6 +1,9 @@
 //! The SARIF 2.1.0 report for code-scanning dashboards: one rule per control and one result per
-//! failed case, located at the control in the policy file, so a failure shows up where the
-//! requirement is written.
+//! failed or waived case, located at the control in the policy file, so a failure shows up where
+//! the requirement is written. A waived failure stays a result, suppressed with the waiver's
+//! justification, so a dashboard shows it as accepted rather than closing it as fixed; the run
+//! names its own category (`automationDetails.id`), so uploads for other targets or other shards
+//! of a partitioned run do not replace it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +12,11 @@ use serde_json::{Value, json};
 use serde_sarif::sarif::{
     ArtifactLocation, Location, Message, MultiformatMessageString, PhysicalLocation, PropertyBag,
     Region, ReportingConfiguration, ReportingDescriptor, Result as SarifResult, ResultLevel, Run,
-    Sarif, Tool, ToolComponent,
+    RunAutomationDetails, Sarif, Suppression, Tool, ToolComponent,
 };
 
 use super::model::{CaseResult, ControlResult, Redacted, Verdict, severity_name};
-use super::partition::stable_hex;
+use super::partition::{Partition, stable_hex};
 use super::text::{printable, truncate};
 use crate::config::Severity;
 
@@ -27,6 +30,37 @@ pub const FINGERPRINT_KEY: &str = "wsauditCase/v1";
 const MESSAGE_EVIDENCE_LINES: usize = 6;
 /// Longest evidence line quoted in a result message.
 const MESSAGE_LINE_MAX: usize = 200;
+
+/// The `automationDetails.id` of a run: `wsaudit/POLICY/TARGET/`, plus `partition-K-of-N/` for
+/// one share of a partitioned run. Code scanning keeps one analysis per category (the id up to
+/// its last `/`), so each target and each share needs its own, or their uploads replace each
+/// other; GitHub's upload-sarif fills in its `category` input only for runs without an id.
+pub fn automation_id(report: &Redacted, partition: Option<&Partition>) -> String {
+    let mut id = format!("wsaudit/{}/{}/", report.policy, report.target);
+    if let Some(p) = partition {
+        id.push_str(&format!("partition-{}-of-{}/", p.k, p.n));
+    }
+    id
+}
+
+/// A category given by the user as an `automationDetails.id`: ending with `/`, as upload-sarif
+/// treats its `category` input, so the whole text is the category.
+pub fn category_id(category: &str) -> String {
+    if category.ends_with('/') {
+        category.to_string()
+    } else {
+        format!("{category}/")
+    }
+}
+
+/// The justification of a waived case: its reason without the failure it covers (the reason of
+/// a waived case reads `waived: JUSTIFICATION (waiver ...); failure was: ...`), or the whole
+/// reason when it does not read so.
+fn waiver_justification(reason: &str) -> &str {
+    let text = reason.strip_prefix("waived: ").unwrap_or(reason);
+    text.split_once("; failure was: ")
+        .map_or(text, |(justification, _)| justification)
+}
 
 /// The `security-severity` GitHub code scanning reads (a CVSS-like score as a string).
 pub fn security_severity(severity: Severity) -> &'static str {
@@ -211,7 +245,7 @@ fn result(
         ("family".to_string(), json!(case.family)),
         ("role".to_string(), json!(case.role)),
     ]);
-    SarifResult::builder()
+    let mut result = SarifResult::builder()
         .rule_id(control.id.clone())
         .rule_index(i64::try_from(rule_index).unwrap_or(i64::MAX))
         .level(level(control.severity))
@@ -226,16 +260,28 @@ fn result(
                 .additional_properties(properties)
                 .build(),
         )
-        .build()
+        .build();
+    if case.verdict == Verdict::Waived {
+        // Kept as a result, with the same fingerprint: dropping it would read as fixed.
+        result.suppressions = Some(vec![
+            Suppression::builder()
+                .kind(json!("external"))
+                .status(json!("accepted"))
+                .justification(printable(waiver_justification(&case.reason)).into_owned())
+                .build(),
+        ]);
+    }
+    result
 }
 
-/// Builds the SARIF log as a typed value.
-pub fn log(report: &Redacted) -> Sarif {
+/// Builds the SARIF log as a typed value, its run identified by `automation_id` (see
+/// [`automation_id`]).
+pub fn log(report: &Redacted, automation_id: &str) -> Sarif {
     let rules: Vec<ReportingDescriptor> = report.controls.iter().map(rule).collect();
     let results: Vec<SarifResult> = report
         .cases
         .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
+        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::Waived))
         .filter_map(|case| {
             let (index, control) = report
                 .controls
@@ -253,6 +299,7 @@ pub fn log(report: &Redacted) -> Sarif {
         .build();
     let run = Run::builder()
         .tool(Tool::builder().driver(driver).build())
+        .automation_details(RunAutomationDetails::builder().id(automation_id).build())
         .results(results)
         .properties(
             PropertyBag::builder()
@@ -272,9 +319,15 @@ pub fn log(report: &Redacted) -> Sarif {
         .build()
 }
 
-/// Renders the report as a pretty-printed SARIF 2.1.0 log with a trailing newline.
+/// Renders the report as a pretty-printed SARIF 2.1.0 log with a trailing newline, its run
+/// identified by the default [`automation_id`] of an unpartitioned run.
 pub fn render(report: &Redacted) -> String {
-    match serde_json::to_string_pretty(&log(report)) {
+    render_as(report, &automation_id(report, None))
+}
+
+/// [`render`], with the run identified by `automation_id`.
+pub fn render_as(report: &Redacted, automation_id: &str) -> String {
+    match serde_json::to_string_pretty(&log(report, automation_id)) {
         Ok(mut text) => {
             text.push('\n');
             text
@@ -287,6 +340,7 @@ pub fn render(report: &Redacted) -> String {
                 "version": "2.1.0",
                 "runs": [{
                     "tool": { "driver": { "name": "wsaudit" } },
+                    "automationDetails": { "id": automation_id },
                     "results": [],
                     "properties": { "error": format!("the SARIF report could not be written: {e}") },
                 }],

@@ -38,7 +38,7 @@ pub fn selected(case: &Case, only: &[String]) -> bool {
         })
 }
 
-/// The cases a run executes: selected by `only`, then this job's share of them.
+/// The cases a run reports: selected by `only`, then this job's share of them.
 pub fn select(
     plan: &Plan,
     only: &[String],
@@ -47,6 +47,41 @@ pub fn select(
     plan.cases
         .iter()
         .filter(|c| selected(c, only) && partition.is_none_or(|p| p.contains(&c.case_id)))
+        .cloned()
+        .collect()
+}
+
+/// Whether a case is a gate of its control's other cases (a positive control or a baseline).
+fn is_gate(case: &Case) -> bool {
+    matches!(
+        case.role,
+        crate::plan::Role::Positive | crate::plan::Role::Baseline
+    )
+}
+
+/// Whether the verdict of `case` depends on `gate` (see [`gate::gate`]): every case of a control
+/// on its baselines, an attack also on its positive controls.
+fn depends_on(case: &Case, gate: &Case) -> bool {
+    use crate::plan::Role as R;
+    case.control_id == gate.control_id
+        && case.case_id != gate.case_id
+        && match gate.role {
+            R::Baseline => case.role != R::Attestation,
+            R::Positive => case.role == R::Attack,
+            R::Attack | R::Attestation => false,
+        }
+}
+
+/// The gates (positive controls, baselines) the `selected` cases depend on but that are not
+/// selected themselves, in plan order: a run executes them without reporting them, so neither
+/// `--only` on an attack nor a `--partition` share can judge an attack without its gates.
+pub fn dependencies(plan: &Plan, selected: &[Case]) -> Vec<Case> {
+    plan.cases
+        .iter()
+        .filter(|g| {
+            !selected.iter().any(|s| s.case_id == g.case_id)
+                && selected.iter().any(|s| depends_on(s, g))
+        })
         .cloned()
         .collect()
 }
@@ -84,14 +119,26 @@ pub async fn run(
     let t0 = tokio::time::Instant::now();
     // `--only`, then this job's share: a partitioned CI job must run its share, not the plan.
     let cases = select(plan, &opts.only, opts.partition.as_ref());
+    // The gates of those cases run too, but only the selected cases are reported: each
+    // share's reports hold each case once.
+    let gates = dependencies(plan, &cases);
+    let runs: Vec<(&Case, bool)> = gates
+        .iter()
+        .map(|g| (g, false))
+        .chain(cases.iter().map(|c| (c, true)))
+        .collect();
+    // Gates start first: every other case is judged against them, so an interrupted run most
+    // likely has them (and long positive controls start early).
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by_key(|&i| !is_gate(runs[i].0));
     let parallel = opts
         .max_parallel
         .unwrap_or(rt.target.limits.max_parallel as usize)
         .max(1);
-    let jobs = cases
+    let jobs = order
         .iter()
-        .map(|case| {
-            let case = case.clone();
+        .map(|&i| {
+            let case = runs[i].0.clone();
             let rt = rt.clone();
             Job {
                 deadline: case.deadline,
@@ -103,9 +150,19 @@ pub async fn run(
         })
         .collect();
     let secrets = rt.secrets.clone();
-    let labels: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
+    let labels: Vec<String> = order
+        .iter()
+        .map(|&i| {
+            let (case, reported) = runs[i];
+            if reported {
+                case.case_id.clone()
+            } else {
+                format!("{} (gate of selected cases, not reported)", case.case_id)
+            }
+        })
+        .collect();
     let progress = &mut opts.progress;
-    let finished = run_jobs(jobs, parallel, opts.cancel.clone(), |f| {
+    let scheduled = run_jobs(jobs, parallel, opts.cancel.clone(), |f| {
         let redacted = secrets
             .lock()
             .map(|s| s.redact(&labels[f.index]))
@@ -114,27 +171,12 @@ pub async fn run(
     })
     .await;
     opts.progress.finish();
-
-    let mut results = Vec::new();
-    let mut not_run = Vec::new();
-    for (case, f) in cases.iter().zip(finished) {
-        match f {
-            Some(f) => results.push(CaseResult {
-                control_id: case.control_id.clone(),
-                case_id: case.case_id.clone(),
-                family: case.family.clone(),
-                name: case.name.clone(),
-                role: role(case.role),
-                verdict: f.outcome.verdict,
-                reason: f.outcome.reason,
-                evidence: f.evidence,
-                started: f.started,
-                duration: f.duration,
-            }),
-            None => not_run.push(case.case_id.clone()),
-        }
+    let mut finished = vec![None; runs.len()];
+    for (&i, f) in order.iter().zip(scheduled) {
+        finished[i] = f;
     }
-    gate::gate_on_positive_controls(&mut results);
+
+    let (results, not_run) = assemble(&runs, finished);
 
     let controls = policy
         .policy
@@ -169,20 +211,74 @@ pub async fn run(
     report
 }
 
+/// The reported results of a run, gated, and the IDs of the reported cases that never finished.
+/// `runs` pairs each executed case with whether it is reported (unselected gates are not);
+/// `finished` holds their results in the same order, `None` for the unfinished.
+fn assemble(
+    runs: &[(&Case, bool)],
+    finished: Vec<Option<Finished>>,
+) -> (Vec<CaseResult>, Vec<String>) {
+    let mut results = Vec::new();
+    let mut not_run = Vec::new();
+    // Gates the results do not show: unreported ones, and reported ones that never finished.
+    let mut hidden_gates = Vec::new();
+    for ((case, reported), f) in runs.iter().zip(finished) {
+        let gate = || gate::Gate {
+            control_id: case.control_id.clone(),
+            case_id: case.case_id.clone(),
+            role: role(case.role),
+            ended: None,
+            reported: *reported,
+        };
+        match f {
+            Some(f) if *reported => results.push(CaseResult {
+                control_id: case.control_id.clone(),
+                case_id: case.case_id.clone(),
+                family: case.family.clone(),
+                name: case.name.clone(),
+                role: role(case.role),
+                verdict: f.outcome.verdict,
+                reason: f.outcome.reason,
+                evidence: f.evidence,
+                started: f.started,
+                duration: f.duration,
+            }),
+            Some(f) => hidden_gates.push(gate::Gate {
+                ended: Some((f.outcome.verdict, f.outcome.reason)),
+                ..gate()
+            }),
+            None => {
+                if *reported {
+                    not_run.push(case.case_id.clone());
+                }
+                if is_gate(case) {
+                    hidden_gates.push(gate());
+                }
+            }
+        }
+    }
+    gate::gate(&mut results, &hidden_gates);
+    (results, not_run)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SourceFile;
     use crate::config::target::LoadedTarget;
 
-    /// A job given `--partition` runs exactly its share of the selected cases.
-    #[tokio::test]
-    async fn a_run_executes_only_its_partition() {
+    /// The embedded policy's plan against a port bound but never listening (kept in the
+    /// returned socket for the whole test, so no other test's server can take it): every case
+    /// ends at once with a refused connection.
+    fn refused_plan() -> (
+        LoadedPolicy,
+        Plan,
+        Arc<TargetRuntime>,
+        tokio::net::TcpSocket,
+    ) {
         crate::tls::install_crypto_provider();
         let policy = LoadedPolicy::parse(SourceFile::from_text("p.yaml", crate::demo::POLICY))
             .expect("embedded policy");
-        // A port bound but never listening (kept for the whole test, so no other test's server
-        // can take it): every case ends at once with a refused connection.
         let closed = tokio::net::TcpSocket::new_v4().expect("socket");
         closed
             .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -199,6 +295,48 @@ mod tests {
         let suites = crate::config::check::load_suites(&[]).expect("suites");
         let plan = crate::plan::compile(&policy, &target, &suites).expect("plan");
         let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
+        (policy, plan, rt, closed)
+    }
+
+    /// An attack selected alone brings the gates of its control; a positive control only the
+    /// baselines; an attestation nothing; a selected gate is not a dependency again.
+    #[tokio::test]
+    async fn selected_cases_bring_the_gates_they_depend_on() {
+        let (_, plan, _, _closed) = refused_plan();
+        let deps = |only: &str| {
+            let cases = select(&plan, &[only.to_string()], None);
+            dependencies(&plan, &cases)
+                .into_iter()
+                .map(|c| c.case_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            deps("WS-ORIGIN-01/ORIGIN-FOREIGN"),
+            ["WS-ORIGIN-01/ORIGIN-ALLOWED[https://app.example.com]"]
+        );
+        assert_eq!(
+            deps("WS-MSG-03/SIZE-FRAGMENTED"),
+            ["WS-MSG-03/SIZE-UNDER-LIMIT"]
+        );
+        assert_eq!(
+            deps("WS-AUTH-02/URLTOKEN-QUERY[token]"),
+            [
+                "WS-AUTH-02/URLTOKEN-LEGITIMATE",
+                "WS-AUTH-02/URLTOKEN-NO-CREDENTIAL"
+            ]
+        );
+        assert_eq!(
+            deps("WS-AUTH-02/URLTOKEN-LEGITIMATE"),
+            ["WS-AUTH-02/URLTOKEN-NO-CREDENTIAL"]
+        );
+        assert!(deps("WS-ORIGIN-01").is_empty());
+        assert!(deps("WS-LOG-01").is_empty());
+    }
+
+    /// A job given `--partition` runs exactly its share of the selected cases.
+    #[tokio::test]
+    async fn a_run_executes_only_its_partition() {
+        let (policy, plan, rt, _closed) = refused_plan();
         let partition: crate::report::partition::Partition = "1/3".parse().expect("partition");
         let only = vec!["WS-ORIGIN-01".to_string()];
         let share: Vec<String> = select(&plan, &only, Some(&partition))
@@ -217,5 +355,66 @@ mod tests {
         let report = run(&plan, &policy, rt, opts).await;
         let ran: Vec<String> = report.cases.iter().map(|c| c.case_id.clone()).collect();
         assert_eq!(ran, share);
+    }
+
+    fn finished(index: usize, outcome: Outcome) -> Option<Finished> {
+        Some(Finished {
+            index,
+            outcome,
+            evidence: Default::default(),
+            started: std::time::Duration::ZERO,
+            duration: std::time::Duration::ZERO,
+        })
+    }
+
+    /// In an interrupted run, an attack whose gate did not finish is not a pass, whether the
+    /// gate was selected (then it is listed as not run) or only run as a dependency (then it
+    /// is not reported at all).
+    #[tokio::test]
+    async fn an_attack_whose_gate_did_not_finish_is_not_a_pass() {
+        let (_, plan, _, _closed) = refused_plan();
+        let find = |id: &str| {
+            plan.cases
+                .iter()
+                .find(|c| c.case_id.starts_with(id))
+                .expect("case in the plan")
+        };
+        let allowed = find("WS-ORIGIN-01/ORIGIN-ALLOWED");
+        let foreign = find("WS-ORIGIN-01/ORIGIN-FOREIGN");
+        let null = find("WS-ORIGIN-01/ORIGIN-NULL");
+        let refused = || Outcome::pass("refused with 403");
+        for reported_gate in [false, true] {
+            let runs = [(allowed, reported_gate), (foreign, true), (null, true)];
+            let (results, not_run) = assemble(&runs, vec![None, finished(1, refused()), None]);
+            let verdicts: Vec<(&str, Verdict)> = results
+                .iter()
+                .map(|c| (c.case_id.as_str(), c.verdict))
+                .collect();
+            assert_eq!(verdicts, [(foreign.case_id.as_str(), Verdict::Error)]);
+            assert!(
+                results[0].reason.contains("did not finish")
+                    && results[0].reason.contains(&allowed.case_id),
+                "{}",
+                results[0].reason
+            );
+            let mut expected = vec![null.case_id.clone()];
+            if reported_gate {
+                expected.insert(0, allowed.case_id.clone());
+            }
+            assert_eq!(not_run, expected);
+        }
+        // The same attack with its gate finished and held is a pass, and the gate stays
+        // unreported when it was not selected.
+        let runs = [(allowed, false), (foreign, true)];
+        let (results, not_run) = assemble(
+            &runs,
+            vec![
+                finished(0, Outcome::pass("upgraded")),
+                finished(1, refused()),
+            ],
+        );
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].verdict, Verdict::Pass);
+        assert!(not_run.is_empty());
     }
 }

@@ -183,21 +183,28 @@ pub async fn run_jobs(
         });
     }
     let mut cancellable = true;
+    let mut keep = |joined: Result<Option<Finished>, tokio::task::JoinError>| {
+        // A cancelled case leaves its slot empty (reported as not run).
+        if let Ok(Some(f)) = joined {
+            on_done(&f);
+            let i = f.index;
+            results[i] = Some(f);
+        }
+    };
     loop {
         if *cancel.borrow() {
             set.abort_all();
+            // Cases that finished before the abort keep their results: only the ones still
+            // running or waiting are cancelled and come back as `JoinError`s.
+            while let Some(joined) = set.join_next().await {
+                keep(joined);
+            }
             break;
         }
         tokio::select! {
             joined = set.join_next() => match joined {
                 None => break,
-                Some(Ok(Some(f))) => {
-                    on_done(&f);
-                    let i = f.index;
-                    results[i] = Some(f);
-                }
-                // A cancelled case leaves its slot empty (reported as not run).
-                Some(_) => {}
+                Some(joined) => keep(joined),
             },
             changed = cancel.changed(), if cancellable => {
                 // The sender is gone: nobody can cancel any more; keep running.
@@ -256,6 +263,48 @@ mod tests {
         assert_eq!(r[2].outcome.verdict, Verdict::Fail);
         // All three started at once.
         assert!(r.iter().all(|f| f.started < Duration::from_millis(10)));
+    }
+
+    /// Cases that finished before the scheduler saw the cancel keep their results; only the
+    /// unfinished ones are not run.
+    #[tokio::test(start_paused = true)]
+    async fn cancel_keeps_every_case_that_already_finished() {
+        let (tx, rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let cancelling = Job {
+            deadline: Duration::from_secs(1),
+            start: Box::new(move |_t: Transcript| {
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let _ = tx.send(true);
+                    Outcome::pass("cancelled the run")
+                })
+            }),
+        };
+        // The next two finish in the same instant as the cancelling one, before the scheduler
+        // runs again; the last is still running when the cancel is seen.
+        let jobs = vec![
+            cancelling,
+            job(10, 1000, Verdict::Pass),
+            job(10, 1000, Verdict::Fail),
+            job(5000, 10_000, Verdict::Pass),
+        ];
+        let mut seen = 0;
+        let out = run_jobs(jobs, 8, rx, |_| seen += 1).await;
+        let verdicts: Vec<Option<Verdict>> = out
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.outcome.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                Some(Verdict::Pass),
+                Some(Verdict::Pass),
+                Some(Verdict::Fail),
+                None
+            ]
+        );
+        assert_eq!(seen, 3, "every kept result is shown as finished");
     }
 
     #[tokio::test]

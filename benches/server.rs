@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
@@ -577,14 +577,17 @@ async fn bare_echo_server() -> Result<(SocketAddr, String)> {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
                     return;
                 };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
+                // tokio-tungstenite's own echo example: `forward` feeds replies while messages
+                // are ready and flushes when the input is pending, the same coalescing the full
+                // server does, so neither side wins by syscall count alone.
+                let (write, read) = ws.split();
+                let _ = read
+                    .try_filter(|m| std::future::ready(m.is_text() || m.is_binary()))
+                    .forward(write)
+                    .await;
             });
         }
     });

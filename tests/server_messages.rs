@@ -315,3 +315,32 @@ async fn deflate_is_refused_when_the_policy_refuses_it() {
         "{head}"
     );
 }
+
+/// The server coalesces the replies of a pipelined burst into one write: every message is still
+/// answered, and a reply queued behind a frame that needs no answer (an unsolicited pong) is
+/// written before the server waits for more input, not held until the next message.
+#[tokio::test]
+async fn a_pipelined_burst_is_answered_in_full_without_more_input() {
+    let srv = start("").await;
+    let mut raw = Raw::authed(&srv).await;
+    let mut burst = Vec::new();
+    for _ in 0..5 {
+        burst.extend(raw_frame(0x81, VALID_PAYMENT.as_bytes(), true));
+    }
+    burst.extend(raw_frame(0x8A, b"", true));
+    raw.send(&burst).await;
+    let mut acks = 0;
+    while acks < 5 {
+        match raw.next(Duration::from_secs(10)).await {
+            RawEvent::Frame { opcode: 1, payload } => {
+                let reply: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+                assert_eq!(reply["type"], "ack", "reply {reply}");
+                acks += 1;
+            }
+            RawEvent::Frame { opcode: 9, .. } => {}
+            RawEvent::Frame { opcode, .. } => panic!("after {acks} acks: frame opcode {opcode}"),
+            RawEvent::Ended => panic!("after {acks} acks: the connection ended"),
+            RawEvent::Silence => panic!("after {acks} acks: silence (a reply was held back)"),
+        }
+    }
+}

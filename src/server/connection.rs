@@ -94,6 +94,16 @@ where
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
 
     let ending = loop {
+        // Replies queue while whole frames are already buffered and go out before the
+        // connection waits for more input: one write for a pipelined burst, never a reply held
+        // back while we wait.
+        if wr.has_queued() && !source.frame_ready() && wr.flush().await.is_err() {
+            break Ending {
+                code: None,
+                reason: "write failed",
+                initiator: "server",
+            };
+        }
         tokio::select! {
             next = source.next() => match next {
                 Next::End => break Ending { code: None, reason: "peer went away", initiator: "client" },
@@ -117,11 +127,7 @@ where
                 Next::Event(Event::Message { text, data }) => {
                     let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data);
                     match step {
-                        Step::Reply(v) => {
-                            if wr.send(OpCode::Data(Data::Text), v.as_bytes()).await.is_err() {
-                                break Ending { code: None, reason: "write failed", initiator: "server" };
-                            }
-                        }
+                        Step::Reply(v) => wr.queue(OpCode::Data(Data::Text), v.as_bytes()),
                         Step::Quiet => {}
                         Step::Close(code, reason) => {
                             shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
@@ -255,6 +261,9 @@ fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> Step {
 }
 
 /// The write half with one reused frame buffer (no allocation per reply).
+///
+/// Frames are queued into the buffer and written together by [`Writer::flush`]; [`Writer::send`]
+/// flushes at once, so anything queued before it goes out first, in order.
 struct Writer<W> {
     inner: WriteHalf<W>,
     buf: Vec<u8>,
@@ -268,16 +277,36 @@ impl<W: AsyncWrite> Writer<W> {
         }
     }
 
-    /// Writes one unmasked server frame within the write deadline.
-    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> std::io::Result<()> {
-        self.buf.clear();
+    /// Whether frames are queued but not yet written.
+    fn has_queued(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Appends one unmasked server frame to the queue, without writing.
+    fn queue(&mut self, opcode: OpCode, payload: &[u8]) {
         encode_frame(&mut self.buf, &header(opcode, None), payload);
+    }
+
+    /// Writes one unmasked server frame (after anything queued) within the write deadline.
+    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> std::io::Result<()> {
+        self.queue(opcode, payload);
+        self.flush().await
+    }
+
+    /// Writes and flushes everything queued within the write deadline.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
         let (inner, buf) = (&mut self.inner, &self.buf);
-        tokio::time::timeout(WRITE_DEADLINE, async {
+        let written = tokio::time::timeout(WRITE_DEADLINE, async {
             inner.write_all(buf).await?;
             inner.flush().await
         })
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed"))?
+        .await;
+        self.buf.clear();
+        written.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed")
+        })?
     }
 }

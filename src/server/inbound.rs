@@ -281,6 +281,23 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameSource<R> {
         }
     }
 
+    /// Whether a whole frame is already buffered, so [`FrameSource::next`] answers without I/O.
+    ///
+    /// The connection writes queued replies only when this is false: a pipelining client then
+    /// gets its answers in one write instead of one TLS record and syscall each.
+    pub fn frame_ready(&self) -> bool {
+        let buffered = self.reader.buffered();
+        let needed = match &self.pending {
+            None => match crate::wire::parse_header(buffered) {
+                Some(h) => (h.header_len as u64).saturating_add(h.length),
+                None => return false,
+            },
+            Some(Pending::Read { payload, len, .. }) => (len - payload.len()) as u64,
+            Some(Pending::Skip { .. }) => return false,
+        };
+        buffered.len() as u64 >= needed
+    }
+
     /// Makes all progress the buffered bytes allow; `None` means more bytes are needed.
     fn advance(&mut self) -> Option<Next> {
         loop {

@@ -70,14 +70,21 @@ pub fn judge(
             };
         }
     };
+    // `is_valid` stops at the first failing keyword and builds no errors, so a valid message
+    // (the common case) pays only for that; the first error is looked up for a rejection.
     if !weakened.is(Defence::Schema)
         && let Some(v) = validator
-        && let Some(err) = v.iter_errors(&value).next()
+        && !v.is_valid(&value)
     {
+        let path = v
+            .iter_errors(&value)
+            .next()
+            .map(|e| e.instance_path().to_string())
+            .unwrap_or_default();
         let reply = json!({
             "type": "error",
             "reason": "schema",
-            "path": err.instance_path().to_string(),
+            "path": path,
         });
         return Verdict::Rejected {
             reply: reply.to_string(),

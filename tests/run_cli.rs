@@ -293,19 +293,13 @@ fn assert_every_case_once(seen: &[String], expected: &BTreeSet<String>) {
 async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
     let f = fixture("cookie-samesite").await;
     let waivers = f.dir.path().join("waivers.yaml");
-    std::fs::write(
-        &waivers,
+    let waivers_arg = waivers.to_str().expect("utf-8");
+    let run_with_waivers = async |text: &str| {
+        std::fs::write(&waivers, text).expect("write waivers");
+        wsaudit_run(&f, &["--only", "WS-COOKIE-01", "--waivers", waivers_arg]).await
+    };
+    let waived = run_with_waivers(
         "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2999-01-01\n  - id: WS-COOKY-01\n    justification: a typo\n",
-    )
-    .expect("write waivers");
-    let waived = wsaudit_run(
-        &f,
-        &[
-            "--only",
-            "WS-COOKIE-01",
-            "--waivers",
-            waivers.to_str().expect("utf-8"),
-        ],
     )
     .await;
     let stdout = String::from_utf8_lossy(&waived.stdout);
@@ -322,19 +316,8 @@ async fn waivers_turn_failures_into_waived_and_expired_ones_do_not() {
     );
     assert!(!stderr.contains("WS-COOKIE-01 matches"), "{stderr}");
 
-    std::fs::write(
-        &waivers,
+    let expired = run_with_waivers(
         "waivers:\n  - id: WS-COOKIE-01\n    justification: SameSite rollout tracked in SEC-1234\n    expires: 2020-01-01\n",
-    )
-    .expect("write waivers");
-    let expired = wsaudit_run(
-        &f,
-        &[
-            "--only",
-            "WS-COOKIE-01",
-            "--waivers",
-            waivers.to_str().expect("utf-8"),
-        ],
     )
     .await;
     assert_eq!(expired.status.code(), Some(1));

@@ -148,11 +148,11 @@ pub struct UrlTokenParams {
 
 impl UrlTokenParams {
     /// The query parameter names careless servers commonly read credentials from.
+    pub const DEFAULT_PARAMS: &[&str] = &["token", "access_token", "ticket", "auth", "jwt"];
+
+    /// [`Self::DEFAULT_PARAMS`], owned (the `params` default).
     pub fn default_params() -> Vec<String> {
-        ["token", "access_token", "ticket", "auth", "jwt"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        Self::DEFAULT_PARAMS.iter().map(|s| s.to_string()).collect()
     }
 }
 
@@ -496,6 +496,12 @@ impl LoadedPolicy {
         YamlIndex::build(&self.source.text)
             .get(&YamlPath::root().key("controls").index(i))
             .map(|n| n.value)
+    }
+
+    /// Where `key` of the `i`-th control is written, else the nearest enclosing node.
+    pub fn control_key_location(&self, i: usize, key: &str) -> Option<Location> {
+        YamlIndex::build(&self.source.text)
+            .value_or_ancestor(&YamlPath::root().key("controls").index(i).key(key))
     }
 }
 

@@ -539,7 +539,7 @@ fn handshake(input: &HandshakeInput) -> usize {
         .query
         .iter()
         .map(|(name, r)| {
-            let names = auth::URL_CREDENTIAL_PARAMS;
+            let names = crate::config::policy::UrlTokenParams::DEFAULT_PARAMS;
             let n = names
                 .get(*name as usize % (names.len() + 1))
                 .unwrap_or(&"x");
@@ -558,7 +558,13 @@ fn handshake(input: &HandshakeInput) -> usize {
         query.push('&');
         query.push_str(raw);
     }
-    let cred = auth::url_credential(Some(&query), &store, api_token, &weakened);
+    let cred = auth::url_credential(
+        Some(&query),
+        crate::config::policy::UrlTokenParams::DEFAULT_PARAMS,
+        &store,
+        api_token,
+        &weakened,
+    );
     if cred == UrlCredential::Accepted {
         assert!(
             weakened.is(Defence::UrlToken),
@@ -567,7 +573,9 @@ fn handshake(input: &HandshakeInput) -> usize {
         // The first credential parameter that is the API token or an unused, unexpired ticket
         // wins (a URL is never allowed past expiry), and a ticket redeemed that way is used up.
         let winner = url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(k, _)| auth::URL_CREDENTIAL_PARAMS.contains(&k.as_ref()))
+            .filter(|(k, _)| {
+                crate::config::policy::UrlTokenParams::DEFAULT_PARAMS.contains(&k.as_ref())
+            })
             .find(|(_, v)| v == api_token || (!expired && used.get(v.as_ref()) == Some(&false)));
         let Some((_, v)) = winner else {
             panic!("a URL credential authenticated without a valid token or ticket: {query}");

@@ -69,6 +69,24 @@ pub enum Role {
     Attestation,
 }
 
+impl Role {
+    /// Whether cases of this role gate their control's other cases (positive controls and
+    /// baselines): the rule the runner selects dependencies by and gating judges by.
+    pub fn is_gate(self) -> bool {
+        matches!(self, Role::Positive | Role::Baseline)
+    }
+
+    /// Whether a case of this role is judged against a gate of role `gate` of its control:
+    /// every case but attestations on the baselines, attacks also on the positive controls.
+    pub fn gated_by(self, gate: Role) -> bool {
+        match gate {
+            Role::Baseline => self != Role::Attestation,
+            Role::Positive => self == Role::Attack,
+            Role::Attack | Role::Attestation => false,
+        }
+    }
+}
+
 /// One attack or positive control, ready to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -58,19 +58,8 @@ pub fn severity_name(severity: Severity) -> &'static str {
     }
 }
 
-/// Whether a case attacks or checks that the legitimate path works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A negative case: the server must refuse.
-    Attack,
-    /// A positive control: the server must accept.
-    Positive,
-    /// A precondition of the control's attacks (see [`crate::plan::Role::Baseline`]).
-    Baseline,
-    /// Not black-box testable; reported as skipped with evidence.
-    Attestation,
-}
+/// A case's role, as the plan gives it (the same names in every report).
+pub use crate::plan::Role;
 
 /// What was sent and what came back, in order. Lines are plain text, already bounded in size.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

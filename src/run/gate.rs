@@ -26,7 +26,7 @@ pub struct Gate {
 impl Gate {
     /// The gate of a reported result, when the result is a gate.
     pub fn of(case: &CaseResult) -> Option<Self> {
-        matches!(case.role, Role::Positive | Role::Baseline).then(|| Self {
+        case.role.is_gate().then(|| Self {
             control_id: case.control_id.clone(),
             case_id: case.case_id.clone(),
             role: case.role,
@@ -103,7 +103,7 @@ pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
         let Some(baseline) = broken(&c.control_id, Role::Baseline) else {
             continue;
         };
-        if !matches!(c.verdict, Verdict::Pass | Verdict::Fail) {
+        if !c.role.gated_by(Role::Baseline) || !matches!(c.verdict, Verdict::Pass | Verdict::Fail) {
             continue;
         }
         let id = &baseline.case_id;
@@ -125,7 +125,7 @@ pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
         demote(c, baseline, reason);
     }
     for c in cases.iter_mut() {
-        if c.role != Role::Attack || c.verdict != Verdict::Pass {
+        if !c.role.gated_by(Role::Positive) || c.verdict != Verdict::Pass {
             continue;
         }
         let Some(positive) = broken(&c.control_id, Role::Positive) else {

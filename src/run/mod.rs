@@ -12,7 +12,7 @@ pub use scheduler::{CaseFuture, Finished, Job, Outcome, Transcript, run_jobs};
 use crate::attacks::{TargetRuntime, run_case};
 use crate::config::LoadedPolicy;
 use crate::plan::{Case, Plan};
-use crate::report::{CaseResult, ControlResult, Role, RunReport, Verdict};
+use crate::report::{CaseResult, ControlResult, RunReport, Verdict};
 
 /// How a run is carried out.
 pub struct RunOptions {
@@ -51,25 +51,11 @@ pub fn select(
         .collect()
 }
 
-/// Whether a case is a gate of its control's other cases (a positive control or a baseline).
-fn is_gate(case: &Case) -> bool {
-    matches!(
-        case.role,
-        crate::plan::Role::Positive | crate::plan::Role::Baseline
-    )
-}
-
-/// Whether the verdict of `case` depends on `gate` (see [`gate::gate`]): every case of a control
-/// on its baselines, an attack also on its positive controls.
+/// Whether the verdict of `case` depends on `gate` (see [`gate::gate`]).
 fn depends_on(case: &Case, gate: &Case) -> bool {
-    use crate::plan::Role as R;
     case.control_id == gate.control_id
         && case.case_id != gate.case_id
-        && match gate.role {
-            R::Baseline => case.role != R::Attestation,
-            R::Positive => case.role == R::Attack,
-            R::Attack | R::Attestation => false,
-        }
+        && case.role.gated_by(gate.role)
 }
 
 /// The gates (positive controls, baselines) the `selected` cases depend on but that are not
@@ -99,15 +85,6 @@ pub fn unknown_selections<'a>(plan: &Plan, only: &'a [String]) -> Vec<&'a str> {
         .collect()
 }
 
-fn role(r: crate::plan::Role) -> Role {
-    match r {
-        crate::plan::Role::Attack => Role::Attack,
-        crate::plan::Role::Positive => Role::Positive,
-        crate::plan::Role::Baseline => Role::Baseline,
-        crate::plan::Role::Attestation => Role::Attestation,
-    }
-}
-
 /// Runs the selected cases of `plan` and returns the report (not yet redacted).
 pub async fn run(
     plan: &Plan,
@@ -130,7 +107,7 @@ pub async fn run(
     // Gates start first: every other case is judged against them, so an interrupted run most
     // likely has them (and long positive controls start early).
     let mut order: Vec<usize> = (0..runs.len()).collect();
-    order.sort_by_key(|&i| !is_gate(runs[i].0));
+    order.sort_by_key(|&i| !runs[i].0.role.is_gate());
     let parallel = opts
         .max_parallel
         .unwrap_or(rt.target.limits.max_parallel as usize)
@@ -226,7 +203,7 @@ fn assemble(
         let gate = || gate::Gate {
             control_id: case.control_id.clone(),
             case_id: case.case_id.clone(),
-            role: role(case.role),
+            role: case.role,
             ended: None,
             reported: *reported,
         };
@@ -236,7 +213,7 @@ fn assemble(
                 case_id: case.case_id.clone(),
                 family: case.family.clone(),
                 name: case.name.clone(),
-                role: role(case.role),
+                role: case.role,
                 verdict: f.outcome.verdict,
                 reason: f.outcome.reason,
                 evidence: f.evidence,
@@ -251,7 +228,7 @@ fn assemble(
                 if *reported {
                     not_run.push(case.case_id.clone());
                 }
-                if is_gate(case) {
+                if case.role.is_gate() {
                     hidden_gates.push(gate());
                 }
             }

@@ -8,9 +8,6 @@ use subtle::ConstantTimeEq;
 use super::tickets::TicketStore;
 use super::weaken::{Defence, Weakened};
 
-/// Query parameter names a careless server reads credentials from, when the policy names none.
-pub const URL_CREDENTIAL_PARAMS: &[&str] = &["token", "access_token", "ticket", "auth", "jwt"];
-
 /// Outcome of a connection's first message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirstMessage {
@@ -60,19 +57,9 @@ pub fn secret_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Looks at the query string of the handshake URL for the [`URL_CREDENTIAL_PARAMS`].
-pub fn url_credential(
-    query: Option<&str>,
-    store: &TicketStore,
-    api_token: &str,
-    weakened: &Weakened,
-) -> UrlCredential {
-    url_credential_in(query, URL_CREDENTIAL_PARAMS, store, api_token, weakened)
-}
-
 /// Looks at the query string of the handshake URL for the given credential parameters (the
 /// policy's `auth.no_url_tokens` params), so a policy's own names can be shown to be read.
-pub fn url_credential_in<S: AsRef<str>>(
+pub fn url_credential<S: AsRef<str>>(
     query: Option<&str>,
     params: &[S],
     store: &TicketStore,
@@ -106,6 +93,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const DEFAULTS: &[&str] = crate::config::policy::UrlTokenParams::DEFAULT_PARAMS;
+
     #[test]
     fn only_the_first_message_authenticates() {
         let store = TicketStore::new(Duration::from_secs(30), true);
@@ -114,7 +103,7 @@ mod tests {
         let t = store.issue(&s);
         let q = format!("ticket={t}");
         assert_eq!(
-            url_credential(Some(&q), &store, "api", &w),
+            url_credential(Some(&q), DEFAULTS, &store, "api", &w),
             UrlCredential::Ignored
         );
         let msg = format!(r#"{{"type":"auth","ticket":"{t}"}}"#);
@@ -132,7 +121,7 @@ mod tests {
         );
         let weak = Weakened::of([Defence::UrlToken]);
         assert_eq!(
-            url_credential(Some("access_token=api"), &store, "api", &weak),
+            url_credential(Some("access_token=api"), DEFAULTS, &store, "api", &weak),
             UrlCredential::Accepted
         );
     }
@@ -143,15 +132,15 @@ mod tests {
         let weak = Weakened::of([Defence::UrlToken]);
         let custom = ["sid".to_string()];
         assert_eq!(
-            url_credential_in(Some("sid=api"), &custom, &store, "api", &weak),
+            url_credential(Some("sid=api"), &custom, &store, "api", &weak),
             UrlCredential::Accepted
         );
         assert_eq!(
-            url_credential_in(Some("token=api"), &custom, &store, "api", &weak),
+            url_credential(Some("token=api"), &custom, &store, "api", &weak),
             UrlCredential::None
         );
         assert_eq!(
-            url_credential_in(Some("sid=api"), &custom, &store, "api", &Weakened::none()),
+            url_credential(Some("sid=api"), &custom, &store, "api", &Weakened::none()),
             UrlCredential::Ignored
         );
     }

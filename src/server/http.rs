@@ -183,7 +183,7 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let session =
         cookies::session_from_cookies(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
             .filter(|s| shared.tickets.is_session(s));
-    let url_cred = auth::url_credential_in(
+    let url_cred = auth::url_credential(
         req.uri().query(),
         &shared.settings.url_params,
         &shared.tickets,

@@ -146,13 +146,11 @@ fn duplicate_control(
     first: usize,
     second: usize,
 ) -> crate::config::Diagnostic {
-    use crate::config::yaml_index::{YamlIndex, YamlPath};
     let controls = &policy.policy.controls;
     let (a, b) = (&controls[first], &controls[second]);
-    let index = YamlIndex::build(&policy.source.text);
     let check_at = |i| {
-        index
-            .value_or_ancestor(&YamlPath::root().key("controls").index(i).key("check"))
+        policy
+            .control_key_location(i, "check")
             .unwrap_or(crate::config::Location { line: 1, column: 1 })
     };
     let (first_at, second_at) = (check_at(first), check_at(second));

@@ -6,6 +6,7 @@
 //! percent-encoded by the URL parser, a query parameter is form-encoded (`+` for a space). So
 //! every registered value is searched for in each of those forms too.
 
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 /// What a secret is replaced with in output.
@@ -16,8 +17,9 @@ pub const REDACTED: &str = "***";
 pub struct Secrets {
     /// The values as registered.
     values: BTreeSet<String>,
-    /// What output is searched for: every value and each of its encoded forms.
-    forms: BTreeSet<String>,
+    /// What output is searched for: every value and each of its encoded forms, longest first
+    /// (so a secret containing another is replaced whole), kept in that order as they arrive.
+    forms: BTreeSet<(Reverse<usize>, String)>,
 }
 
 /// The forms `value` takes once encoded for a URL or a form, other than itself: the
@@ -70,8 +72,9 @@ impl Secrets {
         if value.is_empty() || value == REDACTED || self.values.contains(&value) {
             return;
         }
-        self.forms.extend(encoded_forms(&value));
-        self.forms.insert(value.clone());
+        for form in encoded_forms(&value).into_iter().chain([value.clone()]) {
+            self.forms.insert((Reverse(form.len()), form));
+        }
         self.values.insert(value);
     }
 
@@ -108,16 +111,14 @@ impl Secrets {
 
     /// Whether `text` contains any registered secret.
     pub fn leaks(&self, text: &str) -> bool {
-        self.forms.iter().any(|v| text.contains(v.as_str()))
+        self.forms.iter().any(|(_, v)| text.contains(v.as_str()))
     }
 
     /// `text` with every occurrence of every secret, in any of its forms, replaced by `***`.
     /// Longer forms are replaced first so a secret containing another is hidden whole.
     pub fn redact(&self, text: &str) -> String {
-        let mut ordered: Vec<&String> = self.forms.iter().collect();
-        ordered.sort_by_key(|v| std::cmp::Reverse(v.len()));
         let mut out = text.to_string();
-        for v in ordered {
+        for (_, v) in &self.forms {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), REDACTED);
             }
@@ -128,7 +129,7 @@ impl Secrets {
     /// A preview of `bytes` (lossy, escaped, at most `max_chars` characters) with secrets
     /// replaced before truncation, so a secret cut by the truncation cannot leak its first half.
     pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
-        let longest = self.forms.iter().map(String::len).max().unwrap_or(0);
+        let longest = self.forms.first().map_or(0, |(Reverse(len), _)| *len);
         // A char is at most 4 bytes, so this window holds every char that can be shown, plus
         // the whole of any secret starting among them.
         let window = max_chars.saturating_mul(4).saturating_add(longest);

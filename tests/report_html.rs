@@ -7,12 +7,26 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/provision.rs"]
+mod provision;
+
+use provision::SystemTool;
 use wsaudit::report::html;
 use wsaudit::report::sample::hostile_report;
 
-/// Chromium binary: `$WSAUDIT_CHROMIUM` or `chromium` (Debian's package name).
+/// Chromium binary: `$WSAUDIT_CHROMIUM` or `chromium` (Debian's package name). No registry
+/// installs a browser without root, so without it the test is skipped where `CI` is unset and
+/// fails where it is set (`.ci/run` installs it).
 fn chromium() -> String {
     std::env::var("WSAUDIT_CHROMIUM").unwrap_or_else(|_| "chromium".into())
+}
+
+fn browser() -> SystemTool {
+    SystemTool {
+        program: chromium(),
+        purpose: "render the HTML report and check its DOM",
+        install: "apt-get install -y chromium (Debian), or set WSAUDIT_CHROMIUM to a Chromium binary",
+    }
 }
 
 /// Runs headless Chromium on `page` with `args`; fails (never skips) when it is missing.
@@ -70,6 +84,11 @@ fn run_chromium(profile: &Path, page: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn chromium_renders_the_summary_controls_and_inert_evidence() {
+    if !browser()
+        .available_or_skip("report_html::chromium_renders_the_summary_controls_and_inert_evidence")
+    {
+        return;
+    }
     let report = hostile_report().redact(str::to_string);
     let dir = tempfile::tempdir().expect("temporary directory");
     let page = dir.path().join("wsaudit.html");

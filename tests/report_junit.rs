@@ -1,41 +1,17 @@
-//! JUnit XML: validated against the Jenkins xunit JUnit schema with xmllint, and read back with
-//! an XML parser to check that hostile evidence survives intact and breaks nothing.
+//! JUnit XML: validated against the Jenkins xunit JUnit schema (lxml, from the venv the tests
+//! provision), and read back with an XML parser to check that hostile evidence survives intact
+//! and breaks nothing.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/provision.rs"]
+mod provision;
+
+use provision::assert_valid_junit;
 
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 use wsaudit::report::sample::{HOSTILE_TEXT, hostile_report};
 use wsaudit::report::text::printable;
 use wsaudit::report::{Verdict, junit};
-
-/// Validates `xml` against `tests/schemas/junit-10.xsd` with xmllint; fails (never skips) when
-/// xmllint is missing, saying how to install it.
-fn validate_with_xmllint(xml: &str) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let file = dir.path().join("wsaudit.xml");
-    std::fs::write(&file, xml).expect("write report");
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
-    let output = match Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(&schema)
-        .arg(&file)
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "xmllint is required to validate JUnit output but could not be run ({e}); \
-             install it with `apt-get install -y libxml2-utils` (Debian/Ubuntu)"
-        ),
-    };
-    assert!(
-        output.status.success(),
-        "xmllint rejected the report:\n{}\n--- report ---\n{xml}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// One `<testcase>` read back: its attributes, the child element naming its outcome and the
 /// text inside it.
@@ -118,7 +94,7 @@ fn read_cases(xml: &str) -> Vec<ReadCase> {
 #[test]
 fn every_verdict_and_hostile_evidence_validate_against_the_junit_schema() {
     let xml = junit::render(&hostile_report().redact(str::to_string));
-    validate_with_xmllint(&xml);
+    assert_valid_junit(&xml);
 }
 
 #[test]
@@ -126,7 +102,7 @@ fn a_report_without_cases_validates() {
     let mut report = hostile_report();
     report.cases.clear();
     report.finish();
-    validate_with_xmllint(&junit::render(&report.redact(str::to_string)));
+    assert_valid_junit(&junit::render(&report.redact(str::to_string)));
 }
 
 #[test]
@@ -200,7 +176,7 @@ fn case_names_are_unique_within_a_control() {
     report.cases.push(duplicate);
     report.finish();
     let xml = junit::render(&report.redact(str::to_string));
-    validate_with_xmllint(&xml);
+    assert_valid_junit(&xml);
     let names: Vec<String> = read_cases(&xml)
         .into_iter()
         .filter(|c| c.classname == "WS-TLS-01")
@@ -224,7 +200,7 @@ fn cases_of_unknown_controls_still_get_a_suite() {
     report.cases.push(orphan);
     report.finish();
     let xml = junit::render(&report.redact(str::to_string));
-    validate_with_xmllint(&xml);
+    assert_valid_junit(&xml);
     assert!(xml.contains("name=\"WS-GONE-01: (not in the policy)\""));
     assert_eq!(
         read_cases(&xml).len(),
@@ -237,7 +213,7 @@ fn cases_not_run_are_skipped_under_their_control() {
     let mut report = hostile_report();
     report.not_run = vec!["WS-TLS-01/TLS-NEGOTIATED".into()];
     let xml = junit::render(&report.redact(str::to_string));
-    validate_with_xmllint(&xml);
+    assert_valid_junit(&xml);
     let read = read_cases(&xml);
     let case = read
         .iter()

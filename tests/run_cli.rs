@@ -2,6 +2,9 @@
 //! with every report format. A canary secret must reach no output byte; partitions must cover
 //! every case exactly once; the JUnit of a real run must validate; waivers must apply.
 
+#[path = "common/provision.rs"]
+mod provision;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -239,7 +242,7 @@ async fn partitions_cover_every_case_exactly_once_and_junit_validates() {
             String::from_utf8_lossy(&out.stdout)
         );
         let xml = read(&junit);
-        validate_junit(&xml);
+        provision::assert_valid_junit(&xml);
         seen.extend(xml.match_indices("<testcase name=\"").map(|(i, m)| {
             xml[i + m.len()..]
                 .split('"')
@@ -520,22 +523,4 @@ async fn partition_shares_are_gated_and_keep_their_sarif_apart() {
         .filter_map(|c| c["case_id"].as_str().map(str::to_string))
         .collect();
     assert_every_case_once(&seen, &expected);
-}
-
-/// The JUnit of a real run against the Jenkins junit-10 schema.
-fn validate_junit(xml: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("r.xml");
-    std::fs::write(&file, xml).expect("write");
-    let xsd = format!("{}/tests/schemas/junit-10.xsd", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("xmllint")
-        .args(["--noout", "--schema", &xsd])
-        .arg(&file)
-        .output()
-        .expect("xmllint is needed: apt-get install -y libxml2-utils");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use wsaudit::client::{FrameSpec, Mask, TlsClient, TlsOptions, UpgradeRequest, connect};
+use wsaudit::client::{TlsClient, TlsOptions, UpgradeRequest, connect};
 use wsaudit::config::LoadedPolicy;
 use wsaudit::server::Weakened;
 
@@ -26,7 +26,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 const FLOOD_MESSAGES: u32 = 2_000_000;
 
 fn main() -> Result<()> {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -220,9 +220,9 @@ async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S
 
 /// Messages per second the engine's flood loop pushes through one connection.
 async fn flood_rate(tls: bool) -> Result<f64> {
-    let certs = wsaudit::tls::generate_ca_and_leaf(&["127.0.0.1".into()])?;
+    let certs = wsaudit::crypto::generate_ca_and_leaf(&["127.0.0.1".into()])?;
     let ca = certs.ca_pem.clone().ok_or("no CA")?;
-    let server_cfg = rustls::ServerConfig::builder_with_provider(wsaudit::tls::provider())
+    let server_cfg = rustls::ServerConfig::builder_with_provider(wsaudit::crypto::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs.chain, certs.key)?;
@@ -233,12 +233,18 @@ async fn flood_rate(tls: bool) -> Result<f64> {
     let conn = connect(&req, &client, Duration::from_secs(5))
         .await?
         .into_connection()?;
-    let frame = FrameSpec::text("0123456789abcdef0123456789abcdef")
-        .mask(Mask::Random)
-        .encode();
+    // Through the engine's message channel, as a case's flood goes.
+    let channel = wsaudit::attacks::Channel::new(
+        conn,
+        wsaudit::attacks::dialect::Dialect::Raw,
+        Arc::default(),
+        None,
+    );
+    let frame = channel.encode_message("0123456789abcdef0123456789abcdef");
     let started = Instant::now();
     let sent =
-        wsaudit::attacks::messages::flood_unpaced(&conn, &frame, Some(FLOOD_MESSAGES), None).await;
+        wsaudit::attacks::messages::flood_unpaced(&channel, &frame, Some(FLOOD_MESSAGES), None)
+            .await;
     let secs = started.elapsed().as_secs_f64();
     let rate = f64::from(sent) / secs;
     println!(

@@ -87,7 +87,7 @@ type Ws = WebSocketStream<Tls>;
 type Phase = fn(&Bench) -> Result<Vec<Row>>;
 
 fn main() -> Result<()> {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let started = Instant::now();
     raise_fd_limit()?;
     let bench = Bench::new()?;
@@ -240,7 +240,7 @@ impl Client {
         let roots = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .context("invalid CA PEM")?;
-        let config = wsaudit::tls::client_config_with_roots(&roots)?;
+        let config = wsaudit::crypto::client_config_with_roots(&roots)?;
         Ok(Self {
             addr,
             tls: TlsConnector::from(Arc::new(config)),
@@ -561,7 +561,7 @@ fn throughput_phase(bench: &Bench) -> Result<Vec<Row>> {
 
 /// A bare tokio-tungstenite TLS echo server: the yardstick for the full server.
 async fn bare_echo_server() -> Result<(SocketAddr, String)> {
-    let cert = wsaudit::tls::generate_ca_and_leaf(&["127.0.0.1".to_string()])?;
+    let cert = wsaudit::crypto::generate_ca_and_leaf(&["127.0.0.1".to_string()])?;
     let ca = cert.ca_pem.clone().context("no CA generated")?;
     // The full server's own rustls configuration (TLS 1.3, as the policy requires), so the
     // comparison isolates what the server does above TLS.

@@ -9,22 +9,16 @@ use clap::{Parser, Subcommand};
 
 use wsaudit::attacks::TargetRuntime;
 use wsaudit::config::LoadedPolicy;
-use wsaudit::config::check::{check_file, compile_files, compile_inputs, load_suites};
+use wsaudit::config::check::{check_file, load_suites};
 use wsaudit::config::schema;
+use wsaudit::plan::inputs::{compile_files, compile_inputs};
+use wsaudit::report::Exit;
 use wsaudit::report::outputs::ReportOutputs;
 use wsaudit::report::partition::Partition;
 use wsaudit::report::waivers::Waivers;
 use wsaudit::run::RunOptions;
 use wsaudit::run::progress::Progress;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
-
-/// Exit code for an invalid invocation or file.
-const EXIT_INVALID: u8 = 2;
-/// Exit code of a demo that could not run or whose audits contradict it: the tour is
-/// inconclusive (as a case that errs), not a control failure of anyone's server.
-const EXIT_INCONCLUSIVE: u8 = 3;
-/// Exit code of a run stopped by SIGINT (see the report's own rule).
-const EXIT_INTERRUPTED: u8 = wsaudit::report::model::EXIT_INTERRUPTED;
 
 #[derive(Parser)]
 #[command(
@@ -228,13 +222,13 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     match cli.command {
@@ -255,7 +249,7 @@ fn main() -> ExitCode {
             Ok(tour) => {
                 print!("{}", tour.text);
                 if tour.problems.is_empty() {
-                    return ExitCode::SUCCESS;
+                    return Exit::Passed.into();
                 }
                 for p in &tour.problems {
                     eprintln!("error: demo: {p}");
@@ -263,11 +257,11 @@ fn main() -> ExitCode {
                 eprintln!(
                     "error: the demo's audits did not show what the demo claims (a wsaudit bug, or a machine too loaded for the policy's timings)"
                 );
-                ExitCode::from(EXIT_INCONCLUSIVE)
+                Exit::Inconclusive.into()
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(EXIT_INCONCLUSIVE)
+                Exit::Inconclusive.into()
             }
         },
     }
@@ -295,7 +289,7 @@ async fn run(args: RunArgs) -> ExitCode {
             Ok(w) => Some(w),
             Err(e) => {
                 eprintln!("{e}");
-                return ExitCode::from(EXIT_INVALID);
+                return Exit::Invalid.into();
             }
         },
         None => None,
@@ -305,7 +299,7 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     let plan = &compiled.plan;
@@ -315,18 +309,18 @@ async fn run(args: RunArgs) -> ExitCode {
             "error: --only names no control or case of the plan: {} (see `wsaudit compile` for the IDs)",
             unknown.join(", ")
         );
-        return ExitCode::from(EXIT_INVALID);
+        return Exit::Invalid.into();
     }
     let rt = match TargetRuntime::new(&compiled.target) {
         Ok(rt) => std::sync::Arc::new(rt),
         Err(e) => {
             eprintln!("error: {}: {e}", i.target.display());
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     if let Err(e) = args.outputs.check_writable() {
         eprintln!("error: {e}");
-        return ExitCode::from(EXIT_INVALID);
+        return Exit::Invalid.into();
     }
     if let Some(w) = &waivers {
         // Waivers are read as `--only` reads IDs; unlike `--only`, a stale waiver is not an
@@ -346,7 +340,7 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(task) => task,
         Err(e) => {
             eprintln!("error: cannot watch for Ctrl-C: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     let cases = wsaudit::run::select(plan, &args.only, args.partition.as_ref());
@@ -380,7 +374,7 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     if was_interrupted {
@@ -391,7 +385,7 @@ async fn run(args: RunArgs) -> ExitCode {
     }
     // The report's own exit code (130 when cases were not run), so the JSON report and the
     // process agree; an interrupt that came after every case finished changes nothing.
-    ExitCode::from(redacted.exit_code())
+    redacted.exit().into()
 }
 
 /// Flips `cancel` on the first SIGINT (the run stops launching cases and abandons running ones,
@@ -419,7 +413,7 @@ fn on_interrupt(
         #[cfg(not(unix))]
         let again = tokio::signal::ctrl_c().await.is_ok();
         if again {
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
+            std::process::exit(i32::from(Exit::Interrupted.code()));
         }
     }))
 }
@@ -429,11 +423,11 @@ fn compile(args: &CompileArgs) -> ExitCode {
     match compile_files(&i.policy, &i.target, &i.suites, &env_var) {
         Ok(plan) => {
             print!("{}", plan.to_yaml());
-            ExitCode::SUCCESS
+            Exit::Passed.into()
         }
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_INVALID)
+            Exit::Invalid.into()
         }
     }
 }
@@ -443,7 +437,7 @@ fn check(args: &CheckArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     let mut failed = false;
@@ -457,9 +451,9 @@ fn check(args: &CheckArgs) -> ExitCode {
         }
     }
     if failed {
-        ExitCode::from(EXIT_INVALID)
+        Exit::Invalid.into()
     } else {
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     }
 }
 
@@ -468,11 +462,11 @@ fn schema(args: &SchemaArgs) -> ExitCode {
         return match schema::write_all(dir) {
             Ok(()) => {
                 println!("schemas written to {}", dir.display());
-                ExitCode::SUCCESS
+                Exit::Passed.into()
             }
             Err(e) => {
                 eprintln!("error: cannot write schemas to {}: {e}", dir.display());
-                ExitCode::from(EXIT_INVALID)
+                Exit::Invalid.into()
             }
         };
     }
@@ -482,14 +476,14 @@ fn schema(args: &SchemaArgs) -> ExitCode {
         _ => schema::policy_schema(),
     };
     print!("{}", schema::render(&value));
-    ExitCode::SUCCESS
+    Exit::Passed.into()
 }
 
 async fn fuzz(args: FuzzArgs) -> ExitCode {
     use wsaudit::fuzzing::FuzzOptions;
     let invalid = |e: &dyn std::fmt::Display| {
         eprintln!("{e}");
-        ExitCode::from(EXIT_INVALID)
+        Exit::Invalid.into()
     };
     // Inputs first, so a typo leaves no report file behind; then the report paths, still
     // before any connection.
@@ -531,7 +525,7 @@ async fn fuzz(args: FuzzArgs) -> ExitCode {
         Err(e) => return invalid(&format!("error: {e}")),
     };
     match publish(&report, &rt.secrets(), &args.outputs) {
-        Ok(redacted) => ExitCode::from(redacted.exit_code()),
+        Ok(redacted) => redacted.exit().into(),
         Err(e) => invalid(&format!("error: {e}")),
     }
 }
@@ -541,7 +535,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     let opts = ServerOptions {
@@ -558,17 +552,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
         // Located policy errors print like the loader's, without a second `error:`.
         Err(server::ServerError::Policy(e)) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
     };
     if let Some(path) = &args.emit_target {
         if let Err(e) = handle.write_target(path) {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Invalid.into();
         }
         println!("target file written to {}", path.display());
     }
@@ -582,7 +576,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     println!("ticket endpoint: POST {}", handle.ticket_url());
     match tokio::signal::ctrl_c().await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Passed.into(),
         Err(e) => {
             eprintln!("error: cannot wait for Ctrl-C: {e}");
             ExitCode::FAILURE
@@ -594,7 +588,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
     use wsaudit::scan::{self, Bounds, ScanOptions};
     let invalid = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e}");
-        ExitCode::from(EXIT_INVALID)
+        Exit::Invalid.into()
     };
     let url = match scan::parse_page_url(&args.url) {
         Ok(u) => u,
@@ -627,7 +621,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
         Err(e) => return invalid(&e),
     };
     match publish(&report, &scan::secrets(&opts.url), &args.outputs) {
-        Ok(redacted) => ExitCode::from(redacted.exit_code()),
+        Ok(redacted) => redacted.exit().into(),
         Err(e) => invalid(&e),
     }
 }

@@ -136,7 +136,7 @@ fn policy(which: Policy) -> LoadedPolicy {
 
 /// Audits a reference server weakened on `weaken` with the whole plan of `which`.
 async fn audit(weaken: &str, which: Policy) -> RunReport {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let weakened = weaken.parse::<Weakened>().expect("weaken switch");
     let (report, _secrets) = audit_reference(&policy(which), weakened)
         .await
@@ -155,7 +155,7 @@ async fn audit_custom(
     edit_target: impl Fn(&mut serde_yaml::Mapping, &server::ServerHandle),
     env: &dyn Fn(&str) -> Option<String>,
 ) -> RunReport {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let mut opts = ServerOptions::local(policy(server_policy));
     opts.weakened = weaken.parse::<Weakened>().expect("weaken switch");
     let handle = server::start(opts).await.expect("server starts");
@@ -381,6 +381,16 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
             .map(Vec::as_slice),
         Some(&["deflate"][..]),
         "only the deflate switch negotiates the compression the policy refuses"
+    );
+
+    // Two connections racing to redeem one ticket: a server whose tickets can be used again
+    // lets both in.
+    let race = caught
+        .get("WS-AUTH-01/TICKET-RACE")
+        .expect("the race case is in the plan and some switch makes it fail");
+    assert!(
+        race.contains(&"ticket-replay"),
+        "the race fails against --weaken ticket-replay (caught by {race:?})"
     );
 
     // A target whose own URL carries the credential, against a server that honours it.

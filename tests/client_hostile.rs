@@ -14,7 +14,7 @@ use wsaudit::client::conn::Event;
 use wsaudit::client::handshake::{BODY_PREFIX, MAX_HEAD};
 use wsaudit::client::http::{HttpClient, HttpOptions, HttpRequestSpec};
 use wsaudit::client::tls::{TlsClient, TlsOptions};
-use wsaudit::client::{ClientError, Connection, Step, UpgradeRequest, connect};
+use wsaudit::client::{ClientError, Connection, Phase, UpgradeRequest, connect};
 
 /// A guard against hangs, not a timing assertion.
 const GUARD: Duration = Duration::from_secs(20);
@@ -22,7 +22,7 @@ const GUARD: Duration = Duration::from_secs(20);
 const SHORT: Duration = Duration::from_millis(300);
 
 fn tls() -> TlsClient {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     TlsClient::new(&TlsOptions::default()).expect("TLS client")
 }
 
@@ -196,7 +196,7 @@ async fn silence_times_out_at_the_response_step() {
     assert_eq!(
         connect(&ws(port), &tls(), SHORT).await.map(|_| ()),
         Err(ClientError::Timeout {
-            step: Step::ReadResponse,
+            step: Phase::ReadResponse,
             budget: SHORT
         })
     );
@@ -257,7 +257,7 @@ async fn an_unresolvable_name_fails_at_resolution() {
     match connect(&req, &tls(), Duration::from_secs(5)).await {
         Err(ClientError::Resolve { host, .. }) => assert_eq!(host, "wsaudit-test.invalid"),
         Err(ClientError::Timeout {
-            step: Step::Resolve,
+            step: Phase::Resolve,
             ..
         }) => {}
         other => panic!("expected a resolution failure, got {other:?}"),

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use wsaudit::config::check::compile_files;
 use wsaudit::config::{LoadedPolicy, LoadedTarget, SourceFile};
+use wsaudit::plan::inputs::compile_files;
 use wsaudit::server::{self, ServerOptions};
 
 #[tokio::test]

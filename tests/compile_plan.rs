@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use wsaudit::config::check::{compile_files, load_suites};
+use wsaudit::config::check::load_suites;
 use wsaudit::config::{LoadedPolicy, LoadedTarget, SourceFile};
+use wsaudit::plan::inputs::compile_files;
 use wsaudit::plan::{Expectation, Plan, Role, Step, compile};
 
 const TOKEN: &str = "tok-s3cr3t-value";

@@ -21,7 +21,7 @@ fn policy() -> LoadedPolicy {
 
 /// A reference server (weakened as asked) and its target file in `dir`.
 async fn serve(weaken: &str, dir: &Path) -> (ServerHandle, PathBuf) {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let mut opts = ServerOptions::local(policy());
     opts.weakened = weaken.parse::<Weakened>().expect("weaken list");
     let handle = server::start(opts).await.expect("server starts");

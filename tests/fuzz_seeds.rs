@@ -263,7 +263,7 @@ mod regenerate {
     /// Records the raw bytes the reference server sends: the ticket endpoint's response, and a
     /// whole WebSocket session (101, auth_ok, ack, error, a heartbeat ping, close 1003).
     async fn recorded() {
-        wsaudit::tls::install_crypto_provider();
+        wsaudit::crypto::install_crypto_provider();
         let policy =
             LoadedPolicy::load(&root().join("policies/reference-fast.yaml")).expect("policy");
         let mut opts = ServerOptions::local(policy);

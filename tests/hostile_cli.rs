@@ -71,7 +71,7 @@ fn junit_cases(xml: &str) -> Vec<(String, Option<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_reports_what_finished_marks_the_rest_not_run_and_exits_130() {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     // The reference server, in this process: 80 cases of which a few finish within
     // milliseconds and most take seconds, 8 at a time.
     let handle = wsaudit::server::start(wsaudit::server::ServerOptions::local(hostile::policy()))

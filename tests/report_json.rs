@@ -141,7 +141,7 @@ fn values_round_trip_losslessly() {
 /// process returned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_full_run_validates_against_the_schema() {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let policy = wsaudit::config::LoadedPolicy::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/reference-fast.yaml"),
     )

@@ -34,7 +34,7 @@ async fn fixture(weaken: &str) -> Fixture {
 /// [`fixture`] with the server enforcing `policy` (YAML text), while every audit reads
 /// `policies/reference-fast.yaml`: a server stricter than the audited policy.
 async fn fixture_enforcing(policy: &str, weaken: &str) -> Fixture {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let policy = LoadedPolicy::parse(SourceFile::from_text("server.yaml", policy)).expect("policy");
     let mut opts = ServerOptions::local(policy);
     opts.weakened = weaken.parse::<Weakened>().expect("weaken");

@@ -269,7 +269,7 @@ async fn session_cookie_is_secure_httponly_samesite_strict_unless_weakened() {
 async fn given_certificate_and_key_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let given = write_self_signed(dir.path());
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let mut opts = wsaudit::server::ServerOptions::local(policy("reference-fast.yaml"));
     opts.cert = Some((given.cert, given.key));
     let handle = wsaudit::server::start(opts).await.expect("server starts");

@@ -1,183 +1,332 @@
 //! Authentication (ticket and unauthenticated families): `fetch_ticket`, `authenticate` with a
-//! fresh, reused, expired, forged or foreign ticket, and the legitimate `login`.
+//! fresh, reused, expired, forged, foreign or shared ticket, the legitimate `login` (also used by
+//! the health check and the live fuzzer), and `authenticated` over several connections (races).
+
+use std::sync::Arc;
 
 use base64::Engine;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::session::{LastSent, Session, StepResult};
-use crate::client::Event;
-use crate::plan::step::{Authenticate, FetchTicket, SessionChoice, TicketChoice};
+use super::channel::{Channel, Kind};
+use super::runtime::TargetRuntime;
+use super::session::{LastSent, Session};
+use super::values::Values;
+use super::{Judge, Judgement, Perform, StepError, StepResult};
+use crate::client::Ticket;
+use crate::plan::expect::Authenticated;
+use crate::plan::step::{Authenticate, FetchTicket, Login, SessionChoice, TicketChoice};
+use crate::report::CaseLog;
 
-impl Session {
-    /// `fetch_ticket`: the target's ticket request; ticket and cookies become secrets.
-    pub(super) async fn fetch_ticket(&mut self, f: &FetchTicket) -> StepResult {
-        let (spec, pointer) = self
-            .rt
-            .ticket_request()
-            .ok_or("the target describes no ticket flow (auth.ticket)")?;
-        self.ev.sent(format!("{spec:?}"));
-        let ticket = self
-            .rt
-            .http
-            .fetch_ticket(&spec, &pointer, self.rt.target.limits.connect_timeout)
-            .await
-            .map_err(|e| format!("the ticket request failed: {e}"))?;
-        self.rt.register_secret(ticket.value());
-        for c in &ticket.set_cookies {
-            self.rt.register_secret(c.value());
-        }
-        let cookies: Vec<String> = ticket.set_cookies.iter().map(|c| c.describe()).collect();
-        self.ev.saw(format!(
-            "HTTP {}: ticket *** (cookies: {})",
-            ticket.status,
-            cookies.join(", ")
-        ));
-        match f.session {
-            SessionChoice::Own => self.own_ticket = Some(ticket),
-            SessionChoice::Other => self.other_ticket = Some(ticket),
+/// Fetches a ticket as the target describes; the ticket and its cookies become secrets.
+async fn fetch(rt: &TargetRuntime, log: &CaseLog) -> Result<Ticket, String> {
+    let (spec, pointer) = rt
+        .ticket_request()
+        .ok_or("the target describes no ticket flow (auth.ticket)")?;
+    log.sent(format!("{spec:?}"));
+    let ticket = rt
+        .http
+        .fetch_ticket(&spec, &pointer, rt.connect_timeout())
+        .await
+        .map_err(|e| format!("the ticket request failed: {e}"))?;
+    rt.register_secret(ticket.value());
+    let cookies = rt.register_cookies(&ticket.set_cookies);
+    log.saw(format!(
+        "HTTP {}: ticket *** (cookies: {})",
+        ticket.status,
+        cookies.join(", ")
+    ));
+    Ok(ticket)
+}
+
+impl Perform for FetchTicket {
+    /// `fetch_ticket`: the target's ticket request.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let ticket = fetch(s.rt(), s.log()).await?;
+        let tickets = s.tickets();
+        match self.session {
+            SessionChoice::Own => {
+                tickets.last_fetched = Some(ticket.value().to_string());
+                tickets.own = Some(ticket);
+            }
+            SessionChoice::Other => tickets.other = Some(ticket),
         }
         Ok(())
     }
+}
 
+/// The target's first message carrying `ticket`, its run-time placeholders filled.
+fn first_message(rt: &TargetRuntime, ticket: &str) -> Result<String, StepError> {
+    let template = rt
+        .target
+        .auth
+        .as_ref()
+        .and_then(|a| a.first_message.clone())
+        .ok_or("the target describes no first message (auth.first_message)")?;
+    Values {
+        ticket: Some(ticket),
+        credential: rt.credential_ref(),
+        seq: Some(&rt.seq),
+    }
+    .render(&template)
+}
+
+impl Perform for Authenticate {
     /// `authenticate`: the target's first message with the chosen ticket.
-    pub(super) async fn authenticate(&mut self, a: &Authenticate) -> StepResult {
-        let template = self
-            .rt
-            .target
-            .auth
-            .as_ref()
-            .and_then(|a| a.first_message.clone())
-            .ok_or("the target describes no first message (auth.first_message)")?;
-        let ticket = match a.ticket {
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let ticket = match self.ticket {
             TicketChoice::Fresh => {
-                if self.own_ticket.is_none() {
-                    self.fetch_ticket(&FetchTicket::default()).await?;
+                if s.tickets().own.is_none() {
+                    FetchTicket::default().perform(s).await?;
                 }
-                let t = self
-                    .own_ticket
+                let t = s
+                    .tickets()
+                    .own
                     .take()
                     .map(|t| t.value().to_string())
                     .unwrap_or_default();
-                self.fresh_auth_pending = true;
+                if let Some(link) = s.current() {
+                    link.fresh_auth_pending = true;
+                }
                 t
             }
-            TicketChoice::Reused => self
-                .used_ticket
+            TicketChoice::Reused => s
+                .tickets()
+                .used
                 .clone()
                 .ok_or("no ticket was used before in this case")?,
-            TicketChoice::Expired => self
-                .own_ticket
+            TicketChoice::Expired => s
+                .tickets()
+                .own
                 .as_ref()
                 .map(|t| t.value().to_string())
                 .ok_or("no ticket was fetched before the wait")?,
-            TicketChoice::OtherSession => self
-                .other_ticket
+            TicketChoice::OtherSession => s
+                .tickets()
+                .other
                 .as_ref()
                 .map(|t| t.value().to_string())
                 .ok_or("no ticket was fetched for another session")?,
+            TicketChoice::Fetched => s
+                .tickets()
+                .last_fetched
+                .clone()
+                .ok_or("no ticket was fetched before this step")?,
             TicketChoice::Forged => {
                 let mut bytes = [0u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
             }
         };
-        self.used_ticket = Some(ticket.clone());
-        let Some(conn) = &self.conn else {
-            self.ev
-                .note("no connection (the handshake was refused): nothing to authenticate");
+        s.tickets().used = Some(ticket.clone());
+        let message = first_message(s.rt(), &ticket)?;
+        let log = s.log().clone();
+        let Some(channel) = s.channel() else {
+            log.note("no connection (the handshake was refused): nothing to authenticate");
             return Ok(());
         };
-        conn.add_secret(&ticket);
-        let message = template.replace("{{ticket}}", &ticket);
-        self.ev
-            .sent(format!("first message with a {:?} ticket", a.ticket).to_lowercase());
-        conn.send_text(&message)
+        channel.add_secret(&ticket);
+        log.sent(format!("first message with a {:?} ticket", self.ticket).to_lowercase());
+        channel
+            .send_auth(&message)
             .await
             .map_err(|e| format!("cannot send the first message: {e}"))?;
-        self.last_sent = LastSent::Auth;
+        if let Some(link) = s.current() {
+            link.last_sent = LastSent::Auth;
+        }
         Ok(())
     }
+}
 
-    /// Before a fresh ticket's connection is replaced: the server must have accepted it, or a
-    /// replay of that ticket proves nothing.
-    pub(super) async fn confirm_fresh_auth(&mut self) -> StepResult {
-        if !std::mem::take(&mut self.fresh_auth_pending) || self.conn.is_none() {
-            return Ok(());
-        }
-        let Some(matcher) = self
-            .rt
-            .target
-            .auth
-            .as_ref()
-            .and_then(|a| a.accepted_when.clone())
-        else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + self.rt.reply_wait;
-        loop {
-            match self.next_event(deadline).await {
-                Event::Text(t) if matcher.matches(&t) => {
-                    self.ev
-                        .note("the fresh ticket was accepted on the first connection");
-                    return Ok(());
-                }
-                Event::Ping(_)
-                | Event::Pong(_)
-                | Event::Text(_)
-                | Event::Binary(_)
-                | Event::Skipped { .. } => {}
-                other => {
-                    return Err(format!(
-                        "the fresh ticket was not accepted on the first connection ({}), so reusing it proves nothing",
-                        other.describe(&self.rt.secrets())
-                    ).into());
-                }
+/// Before a fresh ticket's connection is replaced: the server must have accepted it, or a
+/// replay of that ticket proves nothing.
+pub(super) async fn confirm_fresh_auth(s: &mut Session) -> StepResult {
+    let pending = s
+        .current()
+        .is_some_and(|l| std::mem::take(&mut l.fresh_auth_pending));
+    if !pending || s.channel().is_none() || s.rt().classifier.auth_ok.is_none() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + s.rt().reply_wait;
+    loop {
+        let r = s.next_reply(deadline).await;
+        match r.kind {
+            Kind::AuthAccepted => {
+                s.log()
+                    .note("the fresh ticket was accepted on the first connection");
+                return Ok(());
+            }
+            Kind::Control | Kind::Ack | Kind::Other => {}
+            _ => {
+                let shown = r.describe(&s.rt().secrets());
+                return Err(format!(
+                    "the fresh ticket was not accepted on the first connection ({shown}), so \
+                     reusing it proves nothing"
+                )
+                .into());
             }
         }
     }
+}
 
-    /// `login`: the legitimate authentication, whatever the target's flow is.
-    pub(super) async fn login(&mut self) -> StepResult {
-        let auth = self.rt.target.auth.clone();
-        let Some(auth) = auth else {
-            self.ev
-                .note("the target has no authentication: nothing to do");
-            return Ok(());
-        };
-        if self.conn.is_none() {
-            return Err("no connection is open: the handshake was refused".into());
-        }
-        if auth.ticket.is_some() && auth.first_message.is_some() {
-            self.fetch_ticket(&FetchTicket::default()).await?;
-            self.authenticate(&Authenticate {
-                ticket: TicketChoice::Fresh,
-            })
-            .await?;
-            self.fresh_auth_pending = false;
-        }
-        let Some(matcher) = auth.accepted_when else {
-            self.last_sent = LastSent::Nothing;
-            return Ok(());
-        };
-        let deadline = Instant::now() + self.rt.reply_wait;
-        loop {
-            match self.next_event(deadline).await {
-                Event::Text(t) if matcher.matches(&t) => {
-                    self.ev.note("logged in");
-                    self.last_sent = LastSent::Nothing;
-                    return Ok(());
-                }
-                Event::Ping(_) | Event::Pong(_) | Event::Skipped { .. } => {}
-                Event::Text(_) | Event::Binary(_) => {}
-                other => {
-                    return Err(format!(
-                        "the legitimate login was not accepted: {}",
-                        other.describe(&self.rt.secrets())
-                    )
-                    .into());
-                }
+/// The target's legitimate authentication on `channel`, whatever its flow is (a ticket flow,
+/// a token in the URL, or nothing): fetches a ticket and sends the first message where the
+/// target has a ticket flow, then waits for `auth.accepted_when` where the target defines it.
+pub async fn log_in(
+    rt: &Arc<TargetRuntime>,
+    log: &CaseLog,
+    channel: &mut Channel,
+) -> Result<(), String> {
+    let Some(auth) = rt.target.auth.clone() else {
+        log.note("the target has no authentication: nothing to do");
+        return Ok(());
+    };
+    if auth.ticket.is_some() && auth.first_message.is_some() {
+        let ticket = fetch(rt, log).await?;
+        channel.add_secret(ticket.value());
+        let message = first_message(rt, ticket.value()).map_err(|e| e.to_string())?;
+        log.sent("first message with a fresh ticket");
+        channel
+            .send_auth(&message)
+            .await
+            .map_err(|e| format!("cannot send the first message: {e}"))?;
+    }
+    if auth.accepted_when.is_none() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + rt.reply_wait;
+    loop {
+        let r = channel.next(deadline).await;
+        match r.kind {
+            Kind::AuthAccepted => {
+                log.note("logged in");
+                return Ok(());
             }
+            // Other traffic before the welcome (an unsolicited update, an error reply before
+            // the close) is not the answer; the end or the deadline is.
+            Kind::Control | Kind::Ack | Kind::Other | Kind::Rejection => {}
+            _ => {
+                return Err(format!(
+                    "the legitimate login was not accepted: {}",
+                    r.describe(&rt.secrets())
+                ));
+            }
+        }
+    }
+}
+
+impl Perform for Login {
+    /// `login`: the legitimate authentication on the current connection.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        if rt.target.auth.is_none() {
+            log.note("the target has no authentication: nothing to do");
+            return Ok(());
+        }
+        let Some(channel) = s.channel() else {
+            return Err("no connection is open: the handshake was refused".into());
+        };
+        let result = log_in(&rt, &log, channel).await;
+        if let Some(f) = channel.take_fault() {
+            s.note_fault(f);
+        }
+        result?;
+        if let Some(link) = s.current() {
+            link.last_sent = LastSent::Nothing;
+            link.fresh_auth_pending = false;
+        }
+        Ok(())
+    }
+}
+
+impl Judge for Authenticated {
+    /// `authenticated`: how many of the connections authenticated, each read for its
+    /// authentication reply (or, where the target has no `auth.accepted_when`, for the
+    /// acknowledgement of a valid message sent now). None authenticating proves nothing.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let rt = s.rt().clone();
+        let valid = rt.target.valid_message().map(str::to_string);
+        let wanted =
+            |name: &str| self.connections.is_empty() || self.connections.iter().any(|c| c == name);
+        let judged: Vec<&mut super::session::Link> =
+            s.links().iter_mut().filter(|l| wanted(&l.name)).collect();
+        if judged.is_empty() {
+            return Judgement::Inconclusive("no connection to judge".into());
+        }
+        let futures = judged.into_iter().map(|link| {
+            let rt = rt.clone();
+            let valid = valid.clone();
+            async move {
+                (
+                    link.name.clone(),
+                    authenticated(&rt, link, valid.as_deref()).await,
+                )
+            }
+        });
+        let results = futures_util::future::join_all(futures).await;
+        let yes: Vec<&str> = results
+            .iter()
+            .filter(|(_, r)| r.0)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let detail: Vec<String> = results
+            .iter()
+            .map(|(n, (_, why))| format!("{n}: {why}"))
+            .collect();
+        let total = results.len();
+        if yes.len() as u32 > self.at_most {
+            Judgement::Broken(format!(
+                "{} of {total} connections authenticated (at most {} may): {}",
+                yes.len(),
+                self.at_most,
+                detail.join("; ")
+            ))
+        } else if yes.is_empty() {
+            Judgement::Inconclusive(format!(
+                "none of {total} connections authenticated, so the race shows nothing: {}",
+                detail.join("; ")
+            ))
+        } else {
+            Judgement::Holds(format!(
+                "{} of {total} connections authenticated: {}",
+                yes.len(),
+                detail.join("; ")
+            ))
+        }
+    }
+}
+
+/// Whether one connection authenticated, and the evidence in a few words.
+async fn authenticated(
+    rt: &TargetRuntime,
+    link: &mut super::session::Link,
+    valid: Option<&str>,
+) -> (bool, String) {
+    let secrets = rt.secrets();
+    let Some(channel) = link.channel.as_mut() else {
+        return (false, "its handshake was refused".into());
+    };
+    let by_data = rt.classifier.auth_ok.is_none();
+    if by_data {
+        let Some(valid) = valid else {
+            return (false, "the target lists no valid message to try".into());
+        };
+        if let Err(e) = channel.send_message(valid).await {
+            return (false, format!("a valid message could not be sent ({e})"));
+        }
+    }
+    let deadline = Instant::now() + rt.reply_wait;
+    loop {
+        let r = channel.next(deadline).await;
+        match r.kind {
+            Kind::AuthAccepted => return (true, "authentication accepted".into()),
+            Kind::Ack if by_data => return (true, "a valid message acknowledged".into()),
+            Kind::Rejection | Kind::Closed | Kind::Dropped | Kind::Fault => {
+                return (false, format!("refused: {}", r.describe(&secrets)));
+            }
+            Kind::Timeout => return (false, "no acceptance before the deadline".into()),
+            Kind::Ack | Kind::Other | Kind::Control => {}
         }
     }
 }

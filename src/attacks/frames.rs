@@ -2,19 +2,26 @@
 //! declared length other than the bytes sent, fragments, and large payloads streamed from a
 //! small reused buffer.
 
-use super::session::{LastSent, Session, StepResult};
+use super::session::{LastSent, Session};
+use super::{Perform, StepResult};
 use crate::client::{FrameSpec, Mask};
 use crate::plan::step::SendFrame;
 
 /// Largest payload built in memory; bigger ones are streamed.
 const IN_MEMORY: usize = 256 * 1024;
 
-impl Session {
-    /// `send_frame`.
-    pub(super) async fn send_frame(&mut self, f: &SendFrame) -> StepResult {
-        let Some(conn) = &self.conn else {
-            self.ev
-                .note("no connection (the handshake was refused): nothing sent");
+impl Perform for SendFrame {
+    /// `send_frame`: frame-level, past the dialect.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let f = self;
+        let log = s.log().clone();
+        let text = match &f.text {
+            Some(t) => Some(s.render(t)?),
+            None => None,
+        };
+        let timeout = s.rt().target.limits.case_timeout;
+        let Some(conn) = s.channel() else {
+            log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
         };
         let mut payload = match f.close_code {
@@ -24,8 +31,8 @@ impl Session {
         if let Some(p) = &f.payload {
             payload.extend_from_slice(&p.0);
         }
-        if let Some(t) = &f.text {
-            payload.extend_from_slice(self.fill(t)?.as_bytes());
+        if let Some(t) = &text {
+            payload.extend_from_slice(t.as_bytes());
         }
         let size = f.payload_size.map(|s| s.as_usize());
         let mask = if f.masked {
@@ -43,14 +50,13 @@ impl Session {
             }
             s
         };
-        let timeout = self.rt.target.limits.case_timeout;
         match (size, f.fragments.unwrap_or(1)) {
             // One large frame: header, then the payload from a small reused buffer.
             (Some(n), 1) if n > IN_MEMORY || f.declared_length.is_some() => {
                 let report = conn
                     .stream_frame(&spec(f.opcode.0, b"a".to_vec(), f.fin), n as u64, timeout)
                     .await;
-                self.ev.note(format!(
+                log.note(format!(
                     "{} of {n} payload bytes written ({:?})",
                     report.payload_sent, report.stop
                 ));
@@ -81,13 +87,15 @@ impl Session {
                     let fin = if i == last { f.fin } else { false };
                     if let Err(e) = conn.send_frame(&spec(opcode, piece, fin)).await {
                         // The server may close mid-message; that is what the judgement looks at.
-                        self.ev.note(format!("fragment {} not sent: {e}", i + 1));
+                        log.note(format!("fragment {} not sent: {e}", i + 1));
                         break;
                     }
                 }
             }
         }
-        self.last_sent = LastSent::Data(1);
+        if let Some(link) = s.current() {
+            link.last_sent = LastSent::Data(1);
+        }
         Ok(())
     }
 }

@@ -1,55 +1,58 @@
-//! Handshakes (transport, origin and URL-token families): `connect` with any Origin, query,
-//! cookie or extension, the `handshake_refused` / `handshake_upgraded` judgements, and
-//! `url_without_params` (the target's own URL).
+//! Handshakes (transport, origin and URL-token families): `connect`, the legitimate handshake
+//! with any Origin, query, header, cookie or extension changed, the `handshake_refused` /
+//! `handshake_upgraded` judgements, and `url_without_params` (the target's own URL).
 
 use std::collections::BTreeSet;
 
-use tokio::time::Instant;
-
-use super::session::{HandshakeSeen, Judgement, LastSent, Session, StepResult};
-use crate::client::{ClientError, UpgradeRequest, connect};
+use super::channel::extension_names;
+use super::profile::{OriginChoice, Variation};
+use super::session::{DEFAULT_CONNECTION, HandshakeSeen, LastSent, Link, Session};
+use super::{Judge, Judgement, Perform, StepResult};
+use crate::client::ClientError;
 use crate::plan::expect::{HandshakeRefused, HandshakeUpgraded, UrlWithoutParams};
 use crate::plan::step::{Connect, CookieChoice};
 
-impl Session {
-    /// `connect`: a handshake; a refusal is a result, only an unreachable TLS endpoint is not.
-    pub(super) async fn connect(&mut self, c: &Connect) -> StepResult {
-        self.confirm_fresh_auth().await?;
-        self.close_connection();
-        self.last_sent = LastSent::Nothing;
-        let target = &self.rt.target;
-        let mut url = if c.plaintext {
-            target.plaintext_url().0
-        } else {
-            target.url.0.clone()
+impl Perform for Connect {
+    /// `connect`: the legitimate handshake varied as the step says; a refusal is a result,
+    /// only an unreachable TLS endpoint is not.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONNECTION.to_string());
+        // Replacing a connection whose fresh ticket awaits confirmation: confirm it first, or a
+        // replay of that ticket proves nothing.
+        if s.link(&name).is_some() {
+            s.select(&name);
+            super::auth::confirm_fresh_auth(s).await?;
+        }
+        let mut v = Variation {
+            origin: match &self.origin {
+                Some(o) => OriginChoice::Exactly(s.render(o)?.into_bytes()),
+                None => OriginChoice::Omitted,
+            },
+            plaintext: self.plaintext,
+            strip_query: self.strip_query,
+            credentials: self.credentials,
+            ..Variation::legitimate()
         };
-        if c.strip_query {
-            url.set_query(None);
+        for (k, val) in &self.query {
+            v.query.push((s.render(k)?, s.render(val)?));
         }
-        let mut req = UpgradeRequest::new(url.as_str()).map_err(|e| e.to_string())?;
-        for s in self.rt.secrets().values() {
-            req = req.secret(s);
+        for (k, val) in &self.headers {
+            v.headers.push((k.clone(), s.render(val)?));
         }
-        req = match &c.origin {
-            Some(o) => req.origin(self.fill(o)?.into_bytes()),
-            None => req.without_origin(),
-        };
-        for (k, v) in &c.query {
-            req = req.query_param(&self.fill(k)?, &self.fill(v)?);
-        }
-        for (k, v) in &c.headers {
-            req = req.header(k, self.fill(v)?.into_bytes());
-        }
-        let cookie = match c.cookie {
-            CookieChoice::None => None,
-            CookieChoice::Session => self.own_ticket.as_ref().and_then(|t| t.cookie_header()),
-            CookieChoice::OtherSession => {
-                self.other_ticket.as_ref().and_then(|t| t.cookie_header())
-            }
-        };
-        if c.cookie != CookieChoice::None {
-            match &cookie {
-                Some(v) => req = req.cookie(v),
+        if self.cookie != CookieChoice::None {
+            let tickets = s.tickets();
+            let cookie = match self.cookie {
+                CookieChoice::None => None,
+                CookieChoice::Session => tickets.own.as_ref().and_then(|t| t.cookie_header()),
+                CookieChoice::OtherSession => {
+                    tickets.other.as_ref().and_then(|t| t.cookie_header())
+                }
+            };
+            match cookie {
+                Some(c) => v.cookie = Some(c),
                 None => {
                     return Err(
                         "the case needs a session cookie, but the ticket endpoint set none".into(),
@@ -57,47 +60,68 @@ impl Session {
                 }
             }
         }
-        if !c.extensions.is_empty() {
-            req = req.extensions(&c.extensions.join(", "));
+        if !self.extensions.is_empty() {
+            v.extensions = Some(self.extensions.clone());
         }
-        self.ev.sent(req.summary());
-        match connect(&req, &self.rt.tls, self.rt.target.limits.connect_timeout).await {
-            Ok(h) => {
-                let status = h.response.status;
-                let extensions = h
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        let req = rt
+            .profile
+            .request(&v, &rt.secrets())
+            .map_err(|e| e.to_string())?;
+        log.sent(req.summary());
+        let link = |handshake, channel| Link {
+            name: name.clone(),
+            handshake,
+            channel,
+            last_sent: LastSent::Nothing,
+            fresh_auth_pending: false,
+            pings_off_at: None,
+        };
+        let opened = rt
+            .profile
+            .open_request(&req, &rt.tls, rt.connect_timeout(), rt.classifier.clone())
+            .await;
+        match opened {
+            Ok(opened) => {
+                let status = opened.response.status;
+                let extensions = opened
                     .response
                     .header("sec-websocket-extensions")
                     .map(str::to_string);
-                self.ev.saw(format!(
+                log.saw(format!(
                     "{} {}",
-                    h.response.status_line(),
-                    h.response.body_preview()
+                    opened.response.status_line(),
+                    opened.response.body_preview()
                 ));
-                match h.connection {
-                    Some(conn) => {
-                        self.conn = Some(conn);
-                        self.opened_at = Some(Instant::now());
-                        self.handshake = Some(HandshakeSeen::Upgraded { extensions });
-                    }
-                    None => self.handshake = Some(HandshakeSeen::Refused { status }),
-                }
+                let seen = match &opened.channel {
+                    Some(_) => HandshakeSeen::Upgraded { extensions },
+                    None => HandshakeSeen::Refused { status },
+                };
+                s.add_link(link(seen, opened.channel));
                 Ok(())
             }
             // Nothing listening, or something that is not HTTP, at the plaintext URL is the
             // secure outcome of a plaintext probe; on the TLS URL it leaves nothing to judge.
-            Err(e) if c.plaintext && plaintext_absent(&e) => {
-                self.ev
-                    .saw(format!("no WebSocket at the plaintext URL: {e}"));
-                self.handshake = Some(HandshakeSeen::NoWebSocket(e.to_string()));
+            Err(e) if self.plaintext && plaintext_absent(&e) => {
+                log.saw(format!("no WebSocket at the plaintext URL: {e}"));
+                s.add_link(link(HandshakeSeen::NoWebSocket(e.to_string()), None));
                 Ok(())
             }
             Err(e) => Err(format!("the handshake failed: {e}").into()),
         }
     }
+}
 
+/// What the current connection's handshake got.
+fn seen(s: &mut Session) -> Option<HandshakeSeen> {
+    s.current().map(|l| l.handshake.clone())
+}
+
+impl Judge for HandshakeRefused {
     /// `handshake_refused`.
-    pub(super) fn judge_refused(&self, h: &HandshakeRefused) -> Judgement {
-        match &self.handshake {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        match seen(s) {
             None => Judgement::Inconclusive("no handshake was attempted".into()),
             Some(HandshakeSeen::Upgraded { .. }) => Judgement::Broken(
                 "the server upgraded the connection (101 Switching Protocols)".into(),
@@ -105,18 +129,20 @@ impl Session {
             Some(HandshakeSeen::NoWebSocket(why)) => {
                 Judgement::Holds(format!("nothing upgrades there: {why}"))
             }
-            Some(HandshakeSeen::Refused { status }) => match h.status {
-                Some(want) if want != *status => Judgement::Broken(format!(
+            Some(HandshakeSeen::Refused { status }) => match self.status {
+                Some(want) if want != status => Judgement::Broken(format!(
                     "refused with HTTP {status}, but the policy requires exactly {want}"
                 )),
                 _ => Judgement::Holds(format!("refused with HTTP {status} before the upgrade")),
             },
         }
     }
+}
 
+impl Judge for HandshakeUpgraded {
     /// `handshake_upgraded`.
-    pub(super) fn judge_upgraded(&self, h: &HandshakeUpgraded) -> Judgement {
-        match &self.handshake {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        match seen(s) {
             None => Judgement::Inconclusive("no handshake was attempted".into()),
             Some(HandshakeSeen::Refused { status }) => {
                 Judgement::Broken(format!("refused with HTTP {status}"))
@@ -124,17 +150,20 @@ impl Session {
             Some(HandshakeSeen::NoWebSocket(why)) => {
                 Judgement::Broken(format!("no WebSocket answered: {why}"))
             }
-            Some(HandshakeSeen::Upgraded { extensions }) => match &h.extensions {
+            Some(HandshakeSeen::Upgraded { extensions }) => match &self.extensions {
                 Some(want) => judge_extensions(want, extensions.as_deref()),
                 None => Judgement::Holds("upgraded (101 Switching Protocols)".into()),
             },
         }
     }
+}
 
-    /// `url_without_params`: the target's own URLs carry no credential parameter. A target whose
-    /// legitimate flow puts a token in the URL authenticates exactly the way the control forbids.
-    pub(super) fn judge_url_params(&self, u: &UrlWithoutParams) -> Judgement {
-        let target = &self.rt.target;
+impl Judge for UrlWithoutParams {
+    /// `url_without_params`: the target's own URLs carry no credential parameter. A target
+    /// whose legitimate flow puts a token in the URL authenticates exactly the way the control
+    /// forbids.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let target = &s.rt().target;
         let urls = [
             ("url", Some(&target.url.0)),
             ("plaintext_url", target.plaintext_url.as_ref().map(|p| &p.0)),
@@ -143,7 +172,7 @@ impl Session {
         for (key, url) in urls {
             let Some(url) = url else { continue };
             for (name, _) in url.query_pairs() {
-                if u.params.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
+                if self.params.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
                     found.push(format!("?{name}= in its {key}"));
                 }
             }
@@ -151,7 +180,7 @@ impl Session {
         if found.is_empty() {
             return Judgement::Holds(format!(
                 "the target's URL carries none of {}",
-                u.params.join(", ")
+                self.params.join(", ")
             ));
         }
         Judgement::Broken(format!(
@@ -160,31 +189,6 @@ impl Session {
             found.join(", ")
         ))
     }
-}
-
-impl HandshakeSeen {
-    /// Whether the handshake upgraded with extension `name` negotiated.
-    pub(super) fn negotiated(&self, name: &str) -> bool {
-        match self {
-            HandshakeSeen::Upgraded { extensions } => extension_names(extensions.as_deref())
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name)),
-            HandshakeSeen::Refused { .. } | HandshakeSeen::NoWebSocket(_) => false,
-        }
-    }
-}
-
-/// The extension names a `Sec-WebSocket-Extensions` response header negotiates, lower-cased,
-/// without their parameters (`permessage-deflate; client_no_context_takeover` is
-/// `permessage-deflate`). No header, or an empty one, negotiates nothing.
-pub(super) fn extension_names(header: Option<&str>) -> Vec<String> {
-    header
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|ext| ext.split(';').next())
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect()
 }
 
 /// `handshake_upgraded.extensions`: the negotiated set must be exactly `want` (names compared

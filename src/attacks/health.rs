@@ -1,107 +1,135 @@
 //! `healthy`: after an attack, a fresh legitimate client still logs in and gets a valid message
-//! acknowledged, so one bad client cannot take the service down for others.
-
-use tokio::time::Instant;
+//! acknowledged, so one bad client cannot take the service down for others. The same
+//! legitimate client serves the live fuzzer.
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
+use super::auth::log_in;
+use super::channel::{Channel, Kind};
+use super::profile::Variation;
 use super::runtime::TargetRuntime;
-use super::session::{Judgement, Session};
-use crate::client::{Event, UpgradeRequest, connect};
-use crate::run::Transcript;
+use super::session::Session;
+use super::{Judge, Judgement};
+use crate::plan::expect::Healthy;
+use crate::report::CaseLog;
 
-impl Session {
-    /// A separate session on a fresh connection with the target's origin, logged in the
-    /// legitimate way; its evidence goes to `ev`. `Err` is the judgement of a target that no
-    /// longer lets a legitimate client in (or of a target that cannot be tried at all).
-    pub async fn fresh_login(rt: Arc<TargetRuntime>, ev: Transcript) -> Result<Session, Judgement> {
-        let mut probe = super::session::Session::probe(rt.clone(), ev);
-        let mut req = match UpgradeRequest::new(rt.target.url.0.as_str()) {
-            Ok(r) => r,
-            Err(e) => return Err(Judgement::Inconclusive(e.to_string())),
-        };
-        if let Some(o) = &rt.target.origin {
-            req = req.origin(o.to_string().into_bytes());
-        }
-        for s in rt.secrets().values() {
-            req = req.secret(s);
-        }
-        let handshake = match connect(&req, &rt.tls, rt.target.limits.connect_timeout).await {
-            Ok(h) => h,
-            Err(e) => {
-                return Err(Judgement::Broken(format!(
-                    "a fresh client cannot connect any more: {e}"
-                )));
-            }
-        };
-        let status = handshake.response.status;
-        let Some(conn) = handshake.connection else {
-            return Err(Judgement::Broken(format!(
-                "a fresh client's handshake is refused (HTTP {status})"
-            )));
-        };
-        probe.conn = Some(conn);
-        probe.opened_at = Some(Instant::now());
-        if let Err(e) = probe.login().await {
-            probe.close_connection();
-            if let Some(fault) = probe.harness_fault.take() {
-                return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
-            }
-            return Err(Judgement::Broken(format!(
-                "a fresh client cannot log in any more: {e}"
+/// A fresh connection of the legitimate client (the target's profile, unchanged), logged in
+/// the legitimate way; its evidence goes to `log`. `Err` is the judgement of a target that no
+/// longer lets a legitimate client in (or of a target that cannot be tried at all).
+pub async fn logged_in_channel(
+    rt: &Arc<TargetRuntime>,
+    log: &CaseLog,
+) -> Result<Channel, Judgement> {
+    let opened = match rt.open(&Variation::legitimate()).await {
+        Ok(o) => o,
+        Err(crate::client::ClientError::InvalidUrl { url, reason }) => {
+            return Err(Judgement::Inconclusive(format!(
+                "invalid URL `{url}`: {reason}"
             )));
         }
-        Ok(probe)
+        Err(e) => {
+            return Err(Judgement::Broken(format!(
+                "a fresh client cannot connect any more: {e}"
+            )));
+        }
+    };
+    let status = opened.response.status;
+    let Some(mut channel) = opened.channel else {
+        return Err(Judgement::Broken(format!(
+            "a fresh client's handshake is refused (HTTP {status})"
+        )));
+    };
+    let result = log_in(rt, log, &mut channel).await;
+    if let Some(fault) = channel.take_fault() {
+        return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
     }
-
-    /// `healthy`: a new connection with the target's origin, login, one valid message.
-    pub async fn judge_healthy(&mut self) -> Judgement {
-        let Some(valid) = self.rt.target.valid_message().map(str::to_string) else {
-            return Judgement::Inconclusive("the target lists no valid message".into());
-        };
-        // A separate session, so the case's own connection and evidence stay as they are.
-        let mut probe = match Self::fresh_login(self.rt.clone(), self.ev.clone()).await {
-            Ok(p) => p,
-            Err(j) => return j,
-        };
-        let sent = match probe.conn.as_ref() {
-            Some(c) => c.send_text(&valid).await,
-            None => return Judgement::Broken("the fresh connection went away".into()),
-        };
-        if let Err(e) = sent {
-            probe.close_connection();
-            return Judgement::Broken(format!("a fresh client cannot send: {e}"));
+    match result {
+        Ok(()) => Ok(channel),
+        Err(e) => {
+            log_transcript(log, &channel);
+            Err(Judgement::Broken(format!(
+                "a fresh client cannot log in any more: {e}"
+            )))
         }
-        let matcher = self
-            .rt
-            .target
-            .messages
-            .as_ref()
-            .and_then(|m| m.accepted_when.clone());
-        let deadline = Instant::now() + self.rt.reply_wait;
-        let verdict = loop {
-            match probe.next_event(deadline).await {
-                Event::Text(t) if matcher.as_ref().is_none_or(|m| m.matches(&t)) => {
-                    break Judgement::Holds(
-                        "a fresh client still gets a valid message acknowledged".into(),
-                    );
-                }
-                Event::Timeout => {
-                    break Judgement::Broken(
-                        "a fresh client's valid message is not acknowledged".into(),
-                    );
-                }
-                Event::ReaderFailed { error } => {
-                    break Judgement::Inconclusive(format!("harness fault: {error}"));
-                }
-                e if e.is_end() => {
-                    let shown = e.describe(&self.rt.secrets());
-                    break Judgement::Broken(format!("a fresh client is cut off: {shown}"));
-                }
-                _ => {}
+    }
+}
+
+/// Whether a fresh legitimate client still logs in and gets a valid message acknowledged.
+pub async fn healthy(rt: &Arc<TargetRuntime>, log: &CaseLog) -> Judgement {
+    let Some(valid) = rt.target.valid_message().map(str::to_string) else {
+        return Judgement::Inconclusive("the target lists no valid message".into());
+    };
+    let mut channel = match logged_in_channel(rt, log).await {
+        Ok(c) => c,
+        Err(j) => return j,
+    };
+    let message = match (super::values::Values {
+        credential: rt.credential_ref(),
+        seq: Some(&rt.seq),
+        ticket: None,
+    })
+    .render(&valid)
+    {
+        Ok(m) => m,
+        Err(e) => return Judgement::Inconclusive(e.to_string()),
+    };
+    if let Err(e) = channel.send_message(&message).await {
+        log_transcript(log, &channel);
+        return Judgement::Broken(format!("a fresh client cannot send: {e}"));
+    }
+    let has_matcher = rt.classifier.ack.is_some();
+    let deadline = Instant::now() + rt.reply_wait;
+    let verdict = loop {
+        let r = channel.next(deadline).await;
+        match r.kind {
+            Kind::Ack => {
+                break Judgement::Holds(
+                    "a fresh client still gets a valid message acknowledged".into(),
+                );
             }
-        };
-        probe.close_connection();
-        verdict
+            // Without `messages.accepted_when`, any reply shows the service still serves.
+            Kind::Other | Kind::AuthAccepted | Kind::Rejection if !has_matcher => {
+                break Judgement::Holds("a fresh client still gets a reply".into());
+            }
+            Kind::Timeout => {
+                break Judgement::Broken(
+                    "a fresh client's valid message is not acknowledged".into(),
+                );
+            }
+            Kind::Fault => {
+                break Judgement::Inconclusive(format!(
+                    "harness fault: {}",
+                    r.describe(&rt.secrets())
+                ));
+            }
+            _ if r.is_end() => {
+                let shown = r.describe(&rt.secrets());
+                break Judgement::Broken(format!("a fresh client is cut off: {shown}"));
+            }
+            _ => {}
+        }
+    };
+    log_transcript(log, &channel);
+    verdict
+}
+
+/// Keeps a side connection's transcript in the case evidence.
+fn log_transcript(log: &CaseLog, channel: &Channel) {
+    log.note("fresh client transcript (times from its handshake):");
+    let t = channel.transcript();
+    for entry in t.entries() {
+        log.note(format!("+{}ms {}", entry.at.as_millis(), entry.what));
+    }
+}
+
+impl Judge for Healthy {
+    /// `healthy`: a new connection of the legitimate client, login, one valid message; the
+    /// case's own connections stay as they are.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        healthy(&rt, &log).await
     }
 }

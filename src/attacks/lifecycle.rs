@@ -1,35 +1,70 @@
-//! Connection lifecycle (heartbeat, unauthenticated, rate-limit and size families): the
-//! `closed` judgement, timed against the policy's bound plus a stated slack, and `ping_seen`.
+//! Connection lifecycle (heartbeat, unauthenticated, rate-limit and size families): `wait`,
+//! `answer_pings`, the `closed` judgement, timed against the policy's bound plus a stated
+//! slack, and `ping_seen`.
 
 use tokio::time::Instant;
 
-use super::session::{Judgement, Session};
+use super::channel::Kind;
+use super::session::Session;
+use super::{Judge, Judgement, Perform, StepResult};
 use crate::client::Event;
-use crate::plan::expect::{Closed, PingSeen};
+use crate::plan::expect::{Attested, Closed, PingSeen};
+use crate::plan::step::{AnswerPings, Wait};
 
-impl Session {
+impl Perform for Wait {
+    /// `wait`: idles `bound + slack`, draining the connection so pings keep being answered.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let w = self.0;
+        s.log().note(format!(
+            "waiting {:.1}s (bound {:?} + slack {:?})",
+            w.total().as_secs_f64(),
+            w.bound,
+            w.slack
+        ));
+        s.idle_until(Instant::now() + w.total()).await;
+        Ok(())
+    }
+}
+
+impl Perform for AnswerPings {
+    /// `answer_pings`: whether the current connection answers pings from now on.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let on = self.0;
+        if let Some(c) = s.channel() {
+            c.answer_pings(on);
+        }
+        if let Some(link) = s.current() {
+            link.pings_off_at = (!on).then(Instant::now);
+        }
+        s.log().note(if on {
+            "answering pings"
+        } else {
+            "no longer answering pings"
+        });
+        Ok(())
+    }
+}
+
+impl Judge for Closed {
     /// `closed`: the server ends the connection within the bound (+ slack).
     ///
     /// The clock starts when the steps finished, or, once pings are no longer answered, at the
     /// first unanswered ping: a server may only notice a stale client from that ping on.
-    pub(super) async fn judge_closed(&mut self, c: &Closed) -> Judgement {
-        if self.conn.is_none() {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let c = self;
+        if s.channel().is_none() {
             return Judgement::Inconclusive("no connection was open".into());
         }
         let total = c.within.total();
-        let mut start = self.steps_done;
+        let steps_done = s.steps_done();
+        let mut start = steps_done;
         let mut deadline = start + total;
-        let acks = self
-            .rt
-            .target
-            .messages
-            .as_ref()
-            .and_then(|m| m.accepted_when.clone());
+        let pings_off_at = s.current().and_then(|l| l.pings_off_at);
         let mut warned = false;
         let mut data = 0u32;
         loop {
-            if let (Some(off), Some(conn)) = (self.pings_off_at, self.conn.as_ref())
-                && start == self.steps_done
+            if let (Some(off), Some(conn)) = (pings_off_at, s.channel())
+                && start == steps_done
                 && let Some(p) = conn
                     .pings()
                     .into_iter()
@@ -37,29 +72,25 @@ impl Session {
             {
                 start = Instant::from_std(p.at);
                 deadline = start + total;
-                self.ev.note("clock starts at the first unanswered ping");
+                s.log().note("clock starts at the first unanswered ping");
             }
-            let event = self.next_event(deadline).await;
+            let reply = s.next_reply(deadline).await;
             let after = Instant::now()
                 .saturating_duration_since(start)
                 .as_secs_f64();
-            let shown = event.describe(&self.rt.secrets());
-            match event {
-                Event::Text(t) => {
-                    data += 1;
-                    if acks.as_ref().is_none_or(|m| !m.matches(&t)) {
-                        warned = true;
-                    }
-                    if c.no_data {
-                        return Judgement::Broken(format!("data flowed before any close: {shown}"));
-                    }
+            let shown = reply.describe(&s.rt().secrets());
+            if reply.is_data() {
+                data += 1;
+                if reply.kind != Kind::Ack {
+                    warned = true;
                 }
-                Event::Binary(_) => {
-                    data += 1;
-                    if c.no_data {
-                        return Judgement::Broken(format!("data flowed before any close: {shown}"));
-                    }
+                if c.no_data {
+                    return Judgement::Broken(format!("data flowed before any close: {shown}"));
                 }
+                continue;
+            }
+            match reply.event {
+                Event::Text(_) | Event::Binary(_) => {}
                 Event::Close { code, .. } => {
                     if c.after_warning && !warned {
                         return Judgement::Broken(format!(
@@ -106,20 +137,19 @@ impl Session {
             }
         }
     }
+}
 
+impl Judge for PingSeen {
     /// `ping_seen`: a ping arrived within the bound of the connection opening.
-    pub(super) async fn judge_ping(&mut self, p: &PingSeen) -> Judgement {
-        let Some(opened) = self.opened_at else {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let p = self;
+        let Some(opened) = s.channel().map(|c| c.opened_at()) else {
             return Judgement::Inconclusive("no connection was open".into());
         };
         let total = p.within.total();
         let deadline = opened + total;
         loop {
-            if let Some(first) = self
-                .conn
-                .as_ref()
-                .and_then(|c| c.pings().into_iter().next())
-            {
+            if let Some(first) = s.channel().and_then(|c| c.pings().into_iter().next()) {
                 return if first.since_open <= total {
                     Judgement::Holds(format!(
                         "first ping {:.2}s after the connection opened",
@@ -134,7 +164,8 @@ impl Session {
                     ))
                 };
             }
-            match self.next_event(deadline).await {
+            let reply = s.next_reply(deadline).await;
+            match reply.event {
                 Event::Timeout => {
                     return Judgement::Broken(format!(
                         "no ping within {:.2}s (bound {:?} + slack {:?})",
@@ -143,8 +174,8 @@ impl Session {
                         p.within.slack
                     ));
                 }
-                e if e.is_end() => {
-                    let shown = e.describe(&self.rt.secrets());
+                _ if reply.is_end() => {
+                    let shown = reply.describe(&s.rt().secrets());
                     return Judgement::Inconclusive(format!(
                         "the connection ended before any ping: {shown}"
                     ));
@@ -152,5 +183,12 @@ impl Session {
                 _ => {}
             }
         }
+    }
+}
+
+impl Judge for Attested {
+    /// `attested`: never tested; `run_case` reports the case skipped before any step.
+    async fn judge(&self, _: &mut Session) -> Judgement {
+        Judgement::Holds(format!("attested: {}", self.evidence))
     }
 }

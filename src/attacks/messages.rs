@@ -8,8 +8,11 @@ use std::time::Duration;
 use flate2::{Compress, Compression, FlushCompress};
 use tokio::time::Instant;
 
-use super::session::{HandshakeSeen, Judgement, LastSent, Session, StepError, StepResult};
-use crate::client::{Connection, Event, FrameSpec, Mask};
+use super::channel::{Channel, Kind};
+use super::session::{LastSent, Session};
+use super::values;
+use super::{Judge, Judgement, Perform, StepError, StepResult};
+use crate::client::FrameSpec;
 use crate::plan::expect::{Accepted, Rejected};
 use crate::plan::step::{Flood, Send};
 
@@ -19,25 +22,40 @@ const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 /// Frames per write when flooding as fast as possible: large writes, few syscalls.
 const FLOOD_BATCH: usize = 64;
 
-impl Session {
-    /// `send`: one payload, `repeat` times.
-    pub(super) async fn send(&mut self, s: &Send) -> StepResult {
-        let Some(conn) = &self.conn else {
-            self.ev
-                .note("no connection (the handshake was refused): nothing sent");
+impl Perform for Send {
+    /// `send`: one payload, `repeat` times; text is rendered from its template at every send.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let repeat = self.repeat.unwrap_or(1).max(1);
+        let log = s.log().clone();
+        if s.channel().is_none() {
+            log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
-        };
-        let repeat = s.repeat.unwrap_or(1).max(1);
-        let frame = if let Some(t) = &s.text {
-            FrameSpec::text(&pad(self.fill(t)?, s.pad_to.map(|b| b.as_usize())))
-        } else if let Some(j) = &s.json {
-            FrameSpec::text(&pad(j.to_string(), s.pad_to.map(|b| b.as_usize())))
-        } else if let Some(b) = &s.binary {
+        }
+        let pad_to = self.pad_to.map(|b| b.as_usize());
+        // Text is a business message: through the dialect, rendered at every send.
+        if self.text.is_some() || self.json.is_some() {
+            let template = match (&self.text, &self.json) {
+                (Some(t), _) => t.clone(),
+                (None, Some(j)) => j.to_string(),
+                (None, None) => String::new(),
+            };
+            for _ in 0..repeat {
+                let message = pad(s.render(&template)?, pad_to);
+                let Some(channel) = s.channel() else { break };
+                channel
+                    .send_message(&message)
+                    .await
+                    .map_err(|e| format!("cannot send: {e}"))?;
+            }
+            set_sent(s, repeat);
+            return Ok(());
+        }
+        let frame = if let Some(b) = &self.binary {
             FrameSpec::binary(b.0.clone())
-        } else if let Some(depth) = s.deep_json {
+        } else if let Some(depth) = self.deep_json {
             let d = depth as usize;
             FrameSpec::text(&format!("{}{}", "[".repeat(d), "]".repeat(d)))
-        } else if let Some(n) = s.wide_json {
+        } else if let Some(n) = self.wide_json {
             let mut text = String::with_capacity(n as usize * 2 + 2);
             text.push('[');
             for i in 0..n {
@@ -45,23 +63,22 @@ impl Session {
             }
             text.push(']');
             FrameSpec::text(&text)
-        } else if let Some(size) = s.inflates_to {
+        } else if let Some(size) = self.inflates_to {
             // SPEC: a deflate bomb applies "when deflate is negotiated". Without it an RSV1
             // frame is a protocol error, and a server closing it with 1002 is right, not wrong.
-            if !self
-                .handshake
-                .as_ref()
-                .is_some_and(|h| h.negotiated(PERMESSAGE_DEFLATE))
+            if !s
+                .channel()
+                .is_some_and(|c| c.negotiated(PERMESSAGE_DEFLATE))
             {
                 return Err(StepError::NotApplicable(format!(
                     "the server did not negotiate {PERMESSAGE_DEFLATE} (the 101 has no such \
                      Sec-WebSocket-Extensions), so a compressed message cannot be sent"
                 )));
             }
-            let valid = self.rt.target.valid_message().unwrap_or("{}").to_string();
-            let plain = pad(valid, Some(size.as_usize()));
+            let valid = s.rt().target.valid_message().unwrap_or("{}").to_string();
+            let plain = pad(s.render(&valid)?, Some(size.as_usize()));
             let compressed = deflate(plain.as_bytes());
-            self.ev.note(format!(
+            log.note(format!(
                 "{} B compressed to {} B",
                 plain.len(),
                 compressed.len()
@@ -70,115 +87,142 @@ impl Session {
         } else {
             return Err("send has no payload".into());
         };
+        let Some(channel) = s.channel() else {
+            return Ok(());
+        };
         for _ in 0..repeat {
-            conn.send_frame(&frame)
+            channel
+                .send_frame(&frame)
                 .await
                 .map_err(|e| format!("cannot send: {e}"))?;
         }
-        self.last_sent = LastSent::Data(repeat);
+        set_sent(s, repeat);
         Ok(())
     }
+}
 
-    /// `flood`: pre-encoded frames, paced or as fast as the socket takes them.
-    pub(super) async fn flood(&mut self, f: &Flood) -> StepResult {
-        let Some(conn) = &self.conn else {
-            self.ev
-                .note("no connection (the handshake was refused): nothing sent");
+/// Records that `n` data messages went out on the current connection.
+fn set_sent(s: &mut Session, n: u32) {
+    if let Some(link) = s.current() {
+        link.last_sent = LastSent::Data(n);
+    }
+}
+
+impl Perform for Flood {
+    /// `flood`: many business messages, paced or as fast as the socket takes them. The
+    /// message is encoded once, unless it holds a value that changes at every send.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let log = s.log().clone();
+        if s.channel().is_none() {
+            log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
-        };
-        let frame = FrameSpec::text(&self.fill(&f.text)?)
-            .mask(Mask::Random)
-            .encode();
+        }
+        let per_message = values::per_message(&self.text);
         let started = Instant::now();
-        let until = f.duration.map(|d| started + d);
+        let until = self.duration.map(|d| started + d);
         let mut sent: u32 = 0;
-        let done = |sent: u32| match (f.count, until) {
+        let done = |sent: u32| match (self.count, until) {
             (Some(n), _) => sent >= n,
             (None, Some(u)) => Instant::now() >= u,
             (None, None) => true,
         };
-        match f.per_second {
+        match self.per_second {
             Some(rate) => {
                 let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
                 while !done(sent) {
-                    let conn = self.conn.as_ref().ok_or("the connection went away")?;
-                    if conn.has_ended() {
+                    let message = s.render(&self.text)?;
+                    let channel = s.channel().ok_or("the connection went away")?;
+                    if channel.has_ended() {
                         break;
                     }
-                    conn.send_raw(&frame)
+                    channel
+                        .send_message(&message)
                         .await
                         .map_err(|e| format!("flood interrupted: {e}"))?;
                     sent += 1;
-                    self.idle_until(started + gap * sent).await;
+                    s.idle_until(started + gap * sent).await;
                 }
             }
-            None => sent = flood_unpaced(conn, &frame, f.count, until).await,
+            None if per_message => {
+                while !done(sent) {
+                    let n = self
+                        .count
+                        .map_or(FLOOD_BATCH as u32, |c| (c - sent).min(FLOOD_BATCH as u32));
+                    let mut batch = Vec::new();
+                    for _ in 0..n {
+                        let message = s.render(&self.text)?;
+                        let channel = s.channel().ok_or("the connection went away")?;
+                        batch.extend(channel.encode_message(&message));
+                    }
+                    let channel = s.channel().ok_or("the connection went away")?;
+                    if channel.has_ended() || channel.send_raw(&batch).await.is_err() {
+                        break;
+                    }
+                    channel.sent_business_raw();
+                    sent += n;
+                }
+            }
+            None => {
+                let message = s.render(&self.text)?;
+                let channel = s.channel().ok_or("the connection went away")?;
+                let frame = channel.encode_message(&message);
+                sent = flood_unpaced(channel, &frame, self.count, until).await;
+                channel.sent_business_raw();
+            }
         }
         let secs = started.elapsed().as_secs_f64();
-        self.ev.note(format!(
+        log.note(format!(
             "flooded {sent} messages in {secs:.2}s ({:.0}/s)",
             f64::from(sent) / secs.max(1e-6)
         ));
-        self.last_sent = LastSent::Data(sent);
+        set_sent(s, sent);
         Ok(())
     }
+}
 
+impl Judge for Accepted {
     /// `accepted`: the acknowledgements the last action deserves, and nothing refusing it.
-    pub(super) async fn judge_accepted(&mut self, a: &Accepted) -> Judgement {
-        if self.conn.is_none() {
-            return match &self.handshake {
-                Some(HandshakeSeen::Refused { status }) => {
-                    Judgement::Broken(format!("the handshake was refused with HTTP {status}"))
-                }
-                _ => Judgement::Broken("no connection is open".into()),
-            };
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        if let Some(refused) = s.no_channel() {
+            return Judgement::Broken(match refused {
+                Some(status) => format!("the handshake was refused with HTTP {status}"),
+                None => "no connection is open".into(),
+            });
         }
-        let target = &self.rt.target;
-        let (matcher, needed) = match self.last_sent {
-            LastSent::Auth => (
-                target.auth.as_ref().and_then(|x| x.accepted_when.clone()),
-                1,
-            ),
-            LastSent::Data(n) => (
-                target
-                    .messages
-                    .as_ref()
-                    .and_then(|m| m.accepted_when.clone()),
-                a.count.unwrap_or(n),
-            ),
-            LastSent::Nothing => (
-                target.auth.as_ref().and_then(|x| x.accepted_when.clone()),
-                0,
-            ),
+        let classifier = s.rt().classifier.clone();
+        let last_sent = s.current().map_or(LastSent::Nothing, |l| l.last_sent);
+        let (wanted, has_matcher, needed) = match last_sent {
+            LastSent::Auth => (Kind::AuthAccepted, classifier.auth_ok.is_some(), 1),
+            LastSent::Data(n) => (Kind::Ack, classifier.ack.is_some(), self.count.unwrap_or(n)),
+            LastSent::Nothing => (Kind::AuthAccepted, classifier.auth_ok.is_some(), 0),
         };
-        let Some(matcher) = matcher else {
+        if !has_matcher {
             return Judgement::Inconclusive(
                 "the target does not say how the server acknowledges (accepted_when)".into(),
             );
-        };
-        let rejected = target
-            .messages
-            .as_ref()
-            .and_then(|m| m.rejected_when.clone());
-        let deadline = Instant::now() + self.rt.reply_wait + Duration::from_millis(20) * needed;
+        }
+        let reply_wait = s.rt().reply_wait;
+        let deadline = Instant::now() + reply_wait + Duration::from_millis(20) * needed;
         let mut got = 0;
         while got < needed {
-            match self.next_event(deadline).await {
-                Event::Text(t) if matcher.matches(&t) => got += 1,
-                Event::Text(t) if rejected.as_ref().is_some_and(|r| r.matches(&t)) => {
-                    let shown = self.rt.secrets().preview(t.as_bytes(), 120);
+            let r = s.next_reply(deadline).await;
+            match r.kind {
+                k if k == wanted => got += 1,
+                Kind::Rejection => {
+                    let text = r.text().unwrap_or_default();
+                    let shown = s.rt().secrets().preview(text.as_bytes(), 120);
                     return Judgement::Broken(format!(
                         "rejected after {got} of {needed} acknowledgements: {shown}"
                     ));
                 }
-                Event::Timeout => {
+                Kind::Timeout => {
                     return Judgement::Broken(format!(
                         "{got} of {needed} acknowledgements within {:.1}s",
-                        self.rt.reply_wait.as_secs_f64()
+                        reply_wait.as_secs_f64()
                     ));
                 }
-                e if e.is_end() => {
-                    let shown = e.describe(&self.rt.secrets());
+                _ if r.is_end() => {
+                    let shown = r.describe(&s.rt().secrets());
                     return Judgement::Broken(format!(
                         "{got} of {needed} acknowledgements, then {shown}"
                     ));
@@ -186,10 +230,9 @@ impl Session {
                 _ => {}
             }
         }
-        if a.still_open {
-            self.drain().await;
-            let ended = self.conn.as_ref().is_none_or(|c| c.has_ended());
-            if ended || self.inbox.iter().any(Event::is_end) {
+        if self.still_open {
+            s.drain().await;
+            if s.channel().is_none_or(|c| c.has_ended()) {
                 return Judgement::Broken(format!(
                     "{got} acknowledgements, but the connection then closed"
                 ));
@@ -197,72 +240,62 @@ impl Session {
         }
         Judgement::Holds(format!("{got} acknowledgement(s) received"))
     }
+}
 
+impl Judge for Rejected {
     /// `rejected`: positive evidence that what was sent was refused.
-    pub(super) async fn judge_rejected(&mut self, r: &Rejected) -> Judgement {
-        if self.conn.is_none() {
-            return match &self.handshake {
-                Some(HandshakeSeen::Refused { status }) => {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        if let Some(refused) = s.no_channel() {
+            return match refused {
+                Some(status) => {
                     Judgement::Holds(format!("the handshake was refused with HTTP {status}"))
                 }
-                _ => Judgement::Inconclusive("no connection was open to judge".into()),
+                None => Judgement::Inconclusive("no connection was open to judge".into()),
             };
         }
-        let target = &self.rt.target;
-        let rejected = target
-            .messages
-            .as_ref()
-            .and_then(|m| m.rejected_when.clone());
-        let acks = [
-            target
-                .messages
-                .as_ref()
-                .and_then(|m| m.accepted_when.clone()),
-            target.auth.as_ref().and_then(|m| m.accepted_when.clone()),
-        ];
-        let wait = r.within.map_or(self.rt.reply_wait, |w| w.total());
+        let wait = self.within.map_or(s.rt().reply_wait, |w| w.total());
         let deadline = Instant::now() + wait;
         loop {
-            let event = self.next_event(deadline).await;
-            let shown = event.describe(&self.rt.secrets());
-            match event {
-                Event::Text(t) if rejected.as_ref().is_some_and(|m| m.matches(&t)) => {
-                    return Judgement::Holds(format!("rejected: {shown}"));
-                }
-                Event::Text(t) if acks.iter().flatten().any(|m| m.matches(&t)) => {
+            let r = s.next_reply(deadline).await;
+            let shown = r.describe(&s.rt().secrets());
+            match r.kind {
+                Kind::Rejection => return Judgement::Holds(format!("rejected: {shown}")),
+                Kind::Ack | Kind::AuthAccepted => {
                     return Judgement::Broken(format!("accepted: {shown}"));
                 }
-                Event::Close { code: Some(c), .. } if r.codes.contains(&c) => {
-                    return Judgement::Holds(format!("closed with {c}"));
+                Kind::Closed => {
+                    return match r.close_code() {
+                        Some(c) if self.codes.contains(&c) => {
+                            Judgement::Holds(format!("closed with {c}"))
+                        }
+                        _ => Judgement::Broken(format!(
+                            "{shown}: not a rejection code (expected one of {:?})",
+                            self.codes
+                        )),
+                    };
                 }
-                Event::Close { .. } => {
-                    return Judgement::Broken(format!(
-                        "{shown}: not a rejection code (expected one of {:?})",
-                        r.codes
-                    ));
+                Kind::Fault => {
+                    return Judgement::Inconclusive(format!("harness fault: {shown}"));
                 }
-                Event::ReaderFailed { error } => {
-                    return Judgement::Inconclusive(format!("harness fault: {error}"));
-                }
-                Event::Dropped { .. } if r.drop_counts => {
+                Kind::Dropped if self.drop_counts => {
                     return Judgement::Holds(format!("dropped: {shown}"));
                 }
-                Event::Dropped { .. } => {
+                Kind::Dropped => {
                     return Judgement::Broken(format!("{shown} without a close frame"));
                 }
-                Event::Timeout if r.silence_counts => {
+                Kind::Timeout if self.silence_counts => {
                     return Judgement::Holds(format!(
                         "no data for {:.1}s, which the policy treats as a refusal",
                         wait.as_secs_f64()
                     ));
                 }
-                Event::Timeout => {
+                Kind::Timeout => {
                     return Judgement::Broken(format!(
                         "no rejection within {:.1}s: no error reply, no close (silence is not a rejection)",
                         wait.as_secs_f64()
                     ));
                 }
-                _ => {}
+                Kind::Other | Kind::Control => {}
             }
         }
     }
@@ -272,7 +305,7 @@ impl Session {
 /// it, [`FLOOD_BATCH`] frames per write; stops early when the server ends the connection.
 /// Returns how many frames went out.
 pub async fn flood_unpaced(
-    conn: &Connection,
+    conn: &Channel,
     frame: &[u8],
     count: Option<u32>,
     until: Option<Instant>,

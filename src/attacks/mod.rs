@@ -1,20 +1,242 @@
 //! The attack engine: executes compiled cases against a target.
 //!
-//! Suites (data) own the cases; this module owns their execution, one file per concern, each
-//! serving the families named in its header: [`handshake`] (transport, origin, URL tokens),
-//! [`auth`] (ticket, unauthenticated), [`messages`] (messages, rate limit), [`frames`] (size,
-//! protocol), [`lifecycle`] (heartbeat, timeouts), [`transport`] (TLS, cookies) and [`health`].
-//! Every step goes through the one client layer ([`crate::client`]).
+//! Suites (data) own the cases; this module owns their execution. The layers, bottom up:
+//! - [`profile`]: the one legitimate client's handshake (URL, Origin, headers, cookies,
+//!   subprotocols, extensions), of which every handshake is a declared [`profile::Variation`].
+//!   **A credential kind on the handshake goes here.**
+//! - [`channel`]: the one message channel: business and authentication messages out, replies
+//!   in, each classified once against the target. **A protocol dialect plugs in here**
+//!   ([`dialect`]); frame-level attacks pass through it unchanged.
+//! - [`session`]: one case's state: its named connections, tickets and last observations.
+//! - One file per concern executes steps (`impl Perform`) and judges expectations
+//!   (`impl Judge`): [`handshake`] (transport, origin, URL tokens), [`auth`] (ticket,
+//!   unauthenticated, races), [`messages`] (messages, rate limit), [`frames`] (size, protocol),
+//!   [`lifecycle`] (heartbeat, timeouts, waits), [`transport`] (TLS, cookies), [`health`] and
+//!   [`connections`] (`on`, `parallel`). **A new step or expectation** is its variant in
+//!   `plan::step`/`plan::expect`, its `impl` in the file of its concern, and its row in
+//!   `suites/README.md`.
+//!
+//! Every network step goes through the one client layer ([`crate::client`]).
 
 mod auth;
+pub mod channel;
+mod connections;
+pub mod dialect;
 mod frames;
 mod handshake;
 mod health;
 mod lifecycle;
 pub mod messages;
+pub mod profile;
 pub mod runtime;
 pub mod session;
 mod transport;
+pub mod values;
 
+use std::sync::Arc;
+
+pub use channel::{Channel, Kind, Reply};
+pub use health::{healthy, logged_in_channel};
 pub use runtime::TargetRuntime;
-pub use session::run_case;
+pub use session::Session;
+
+use crate::plan::expect::with_expectation;
+use crate::plan::step::with_step;
+use crate::plan::{Case, Expectation, Step};
+use crate::report::{CaseLog, Outcome};
+
+/// How an expectation turned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// It holds, with the evidence in a sentence.
+    Holds(String),
+    /// It does not: the attack worked, or the legitimate path failed.
+    Broken(String),
+    /// Nothing can be concluded (unreachable target, failed precondition).
+    Inconclusive(String),
+}
+
+/// Why a step could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// Something failed (unreachable target, failed login): the case is `error`.
+    Inconclusive(String),
+    /// The step cannot apply to this target or client (e.g. a TLS version the client cannot
+    /// speak): the case is `skipped`, with the reason.
+    NotApplicable(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Inconclusive(r) | StepError::NotApplicable(r) => f.write_str(r),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        StepError::Inconclusive(reason)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(reason: &str) -> Self {
+        StepError::Inconclusive(reason.to_string())
+    }
+}
+
+/// The result of one step.
+pub type StepResult = Result<(), StepError>;
+
+/// A step's execution.
+pub(crate) trait Perform {
+    /// Carries the step out on the session.
+    async fn perform(&self, s: &mut Session) -> StepResult;
+}
+
+/// An expectation's judgement.
+pub(crate) trait Judge {
+    /// Judges the session once its steps ran.
+    async fn judge(&self, s: &mut Session) -> Judgement;
+}
+
+/// Carries out one step.
+pub(crate) async fn perform(step: &Step, s: &mut Session) -> StepResult {
+    with_step!(step, x => x.perform(s).await)
+}
+
+/// Judges one expectation.
+async fn judge(expectation: &Expectation, s: &mut Session) -> Judgement {
+    with_expectation!(expectation, x => x.judge(s).await)
+}
+
+/// Runs steps in order until one cannot be carried out (or the harness itself failed); the
+/// index and error of that one.
+pub(crate) async fn run_steps(s: &mut Session, steps: &[Step]) -> Result<(), (usize, StepFailure)> {
+    for (i, step) in steps.iter().enumerate() {
+        s.log().note(format!("step {}: {}", i + 1, step.name()));
+        let result = perform(step, s).await;
+        if let Some(fault) = s.take_fault() {
+            return Err((i, StepFailure::Harness(fault)));
+        }
+        result.map_err(|e| (i, StepFailure::Step(e)))?;
+    }
+    Ok(())
+}
+
+/// Why a sequence of steps stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StepFailure {
+    /// The step could not be carried out.
+    Step(StepError),
+    /// The harness itself failed during the step.
+    Harness(String),
+}
+
+/// Runs one case: its steps in order, then its expectations; the first broken expectation
+/// decides a failure, an inconclusive one an error.
+pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outcome {
+    if let Some(Expectation::Attested(a)) = case.expect.first() {
+        log.note(format!("evidence: {}", a.evidence));
+        return Outcome::skipped(format!(
+            "not testable from outside; attested by: {}",
+            a.evidence
+        ));
+    }
+    let mut s = Session::new(rt, log);
+    if let Err((i, failure)) = run_steps(&mut s, &case.steps).await {
+        s.close_all();
+        let step = format!("step {} ({})", i + 1, case.steps[i].name());
+        return match failure {
+            StepFailure::Harness(fault) => harness_error(&step, &fault),
+            StepFailure::Step(StepError::NotApplicable(reason)) => {
+                Outcome::skipped(format!("not applicable: {reason}"))
+            }
+            StepFailure::Step(StepError::Inconclusive(reason)) => {
+                Outcome::error(format!("{step} could not be carried out: {reason}"))
+            }
+        };
+    }
+    s.finish_steps();
+    let mut reasons = Vec::new();
+    for e in &case.expect {
+        let j = judge(e, &mut s).await;
+        s.log().note(format!("{}: {j:?}", e.name()));
+        if let Some(fault) = s.take_fault() {
+            s.close_all();
+            return harness_error(e.name(), &fault);
+        }
+        match j {
+            Judgement::Holds(why) => reasons.push(why),
+            Judgement::Broken(why) => {
+                s.close_all();
+                return Outcome::fail(format!("{}: {why}", e.name()));
+            }
+            Judgement::Inconclusive(why) => {
+                s.close_all();
+                return Outcome::error(format!("{}: inconclusive: {why}", e.name()));
+            }
+        }
+    }
+    s.close_all();
+    Outcome::pass(reasons.join("; "))
+}
+
+/// The outcome of a case the harness itself failed: inconclusive, never evidence either way.
+fn harness_error(during: &str, fault: &str) -> Outcome {
+    Outcome::error(format!(
+        "{during}: inconclusive: harness fault, not the target's doing ({fault})"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Connection;
+    use crate::client::conn::test_support::PanicOnRead;
+    use crate::plan::expect::{REJECTION_CODES, Rejected};
+
+    #[tokio::test]
+    async fn a_reader_fault_is_inconclusive_never_a_rejection() {
+        crate::crypto::install_crypto_provider();
+        let target = crate::plan::sample_target().expect("sample target");
+        let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
+        let mut s = Session::new(rt.clone(), CaseLog::default());
+        s.add_link(session::Link {
+            name: session::DEFAULT_CONNECTION.into(),
+            handshake: session::HandshakeSeen::Upgraded { extensions: None },
+            channel: Some(Channel::new(
+                Connection::new(PanicOnRead, &[]),
+                dialect::Dialect::Raw,
+                rt.classifier.clone(),
+                None,
+            )),
+            last_sent: session::LastSent::Nothing,
+            fresh_auth_pending: false,
+            pings_off_at: None,
+        });
+        // A drop counts as a rejection; the reader's panic must not pass for one.
+        let rejected = Expectation::Rejected(Rejected {
+            codes: REJECTION_CODES.to_vec(),
+            drop_counts: true,
+            silence_counts: true,
+            within: None,
+        });
+        match judge(&rejected, &mut s).await {
+            Judgement::Inconclusive(why) => assert!(why.contains("harness fault"), "{why}"),
+            other => panic!("a harness fault was judged {other:?}"),
+        }
+        let fault = s.take_fault().expect("the fault is remembered");
+        assert!(fault.contains("injected reader fault"), "{fault}");
+        let outcome = harness_error("rejected", &fault);
+        assert_eq!(outcome.verdict, crate::report::Verdict::Error);
+        assert!(
+            outcome
+                .reason
+                .contains("harness fault, not the target's doing"),
+            "{}",
+            outcome.reason
+        );
+    }
+}

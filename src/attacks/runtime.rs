@@ -1,12 +1,15 @@
 //! What every case of a run shares: the target, its TLS and HTTP clients, and the one secret
 //! registry (which grows as tickets and session cookies are obtained).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::channel::Classifier;
+use super::profile::{ConnectProfile, Opened, Variation};
 use crate::client::{
-    CertCheck, ClientError, HttpClient, HttpOptions, HttpRequestSpec, TlsClient, TlsOptions,
-    TlsVersions,
+    CertCheck, ClientError, HttpClient, HttpOptions, HttpRequestSpec, SetCookie, TlsClient,
+    TlsOptions, TlsVersions,
 };
 use crate::config::Secrets;
 use crate::config::target::{LoadedTarget, Target};
@@ -28,6 +31,14 @@ pub struct TargetRuntime {
     pub secrets: Arc<Mutex<Secrets>>,
     /// How long to wait for a reply without a policy bound.
     pub reply_wait: Duration,
+    /// The legitimate client's handshake.
+    pub profile: ConnectProfile,
+    /// How the target's replies are recognised.
+    pub classifier: Arc<Classifier>,
+    /// The counter behind `{{seq}}`, run-wide so every message of the run is unique.
+    pub seq: AtomicU64,
+    /// The API credential (see [`TargetRuntime::credential`]).
+    credential: Option<String>,
 }
 
 impl TargetRuntime {
@@ -46,6 +57,10 @@ impl TargetRuntime {
             http,
             secrets: Arc::new(Mutex::new(loaded.secrets.clone())),
             reply_wait: DEFAULT_REPLY_WAIT,
+            profile: ConnectProfile::of(&loaded.target),
+            classifier: Arc::new(Classifier::of(&loaded.target)),
+            seq: AtomicU64::new(0),
+            credential: api_credential(&loaded.target),
         })
     }
 
@@ -66,6 +81,18 @@ impl TargetRuntime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .register(value);
+    }
+
+    /// Registers the values of cookies a response set as secrets, and describes them
+    /// (values hidden) for evidence.
+    pub fn register_cookies(&self, cookies: &[SetCookie]) -> Vec<String> {
+        cookies
+            .iter()
+            .map(|c| {
+                self.register_secret(c.value());
+                c.describe()
+            })
+            .collect()
     }
 
     /// A copy of the secret registry.
@@ -93,17 +120,47 @@ impl TargetRuntime {
         Some((spec, flow.extract.to_string()))
     }
 
-    /// The API credential: the target's ticket request `Authorization` value without its scheme.
+    /// The API credential: the target's ticket request `Authorization` value without its
+    /// scheme.
     pub fn credential(&self) -> Option<String> {
-        let flow = self.target.auth.as_ref()?.ticket.as_ref()?;
-        flow.request
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-            .map(|(_, v)| {
-                v.split_once(' ')
-                    .map_or(v.as_str(), |(_, c)| c.trim())
-                    .to_string()
-            })
+        self.credential.clone()
     }
+
+    /// [`TargetRuntime::credential`], borrowed.
+    pub fn credential_ref(&self) -> Option<&str> {
+        self.credential.as_deref()
+    }
+
+    /// The connect timeout of the target.
+    pub fn connect_timeout(&self) -> Duration {
+        self.target.limits.connect_timeout
+    }
+
+    /// Opens a connection with the legitimate profile varied by `v`.
+    pub async fn open(&self, v: &Variation) -> Result<Opened, ClientError> {
+        self.profile
+            .open(
+                v,
+                &self.secrets(),
+                &self.tls,
+                self.connect_timeout(),
+                self.classifier.clone(),
+            )
+            .await
+    }
+}
+
+/// The API credential of a target: its ticket request's `Authorization` value without the
+/// scheme.
+fn api_credential(target: &Target) -> Option<String> {
+    let flow = target.auth.as_ref()?.ticket.as_ref()?;
+    flow.request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| {
+            v.split_once(' ')
+                .map_or(v.as_str(), |(_, c)| c.trim())
+                .to_string()
+        })
 }

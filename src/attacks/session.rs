@@ -1,72 +1,26 @@
-//! One case's run: its state across steps (current connection, tickets, last handshake, last
-//! probe) and the dispatch of steps and expectations to the module that owns each concern.
+//! One case's run: its connections (named; one is current), its tickets and its last
+//! observations, behind the narrow API the step and expectation modules use.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::StepError;
+use super::channel::{Channel, Reply};
 use super::runtime::TargetRuntime;
-use crate::client::{Connection, Event, HttpResponse, Ticket, TlsFacts};
-use crate::plan::expect::Expectation;
-use crate::plan::template::RUNTIME_PLACEHOLDERS;
-use crate::plan::{Case, Step};
-use crate::run::{Outcome, Transcript};
+use super::values::Values;
+use crate::client::{ClientError, Event, HttpResponse, Ticket, TlsFacts};
+use crate::report::CaseLog;
 
-/// Bytes of events [`Session::drain`] holds before leaving the rest queued in the connection:
-/// thousands of acknowledgements, a handful of large messages.
-pub const INBOX_BYTES: usize = 1024 * 1024;
+/// Bytes of events a connection's drain holds before leaving the rest queued in the
+/// connection (see [`Channel::drain`]).
+pub const INBOX_BYTES: usize = super::channel::INBOX_BYTES;
 
-/// The memory an event holds, roughly (its payload plus a fixed overhead).
-fn event_bytes(e: &Event) -> usize {
-    e.held_bytes() + std::mem::size_of::<Event>()
-}
+/// The name of a connection opened without `as`.
+pub const DEFAULT_CONNECTION: &str = "main";
 
-/// How an expectation turned out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Judgement {
-    /// It holds, with the evidence in a sentence.
-    Holds(String),
-    /// It does not: the attack worked, or the legitimate path failed.
-    Broken(String),
-    /// Nothing can be concluded (unreachable target, failed precondition).
-    Inconclusive(String),
-}
-
-/// Why a step could not be carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepError {
-    /// Something failed (unreachable target, failed login): the case is `error`.
-    Inconclusive(String),
-    /// The step cannot apply to this target or client (e.g. a TLS version the client cannot
-    /// speak): the case is `skipped`, with the reason.
-    NotApplicable(String),
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StepError::Inconclusive(r) | StepError::NotApplicable(r) => f.write_str(r),
-        }
-    }
-}
-
-impl From<String> for StepError {
-    fn from(reason: String) -> Self {
-        StepError::Inconclusive(reason)
-    }
-}
-
-impl From<&str> for StepError {
-    fn from(reason: &str) -> Self {
-        StepError::Inconclusive(reason.to_string())
-    }
-}
-
-/// The result of one step.
-pub type StepResult = Result<(), StepError>;
-
-/// What the last `connect` got.
+/// What a `connect` got.
 #[derive(Debug, Clone)]
 pub enum HandshakeSeen {
     /// 101 Switching Protocols; the negotiated extensions header, if any.
@@ -83,7 +37,7 @@ pub enum HandshakeSeen {
     NoWebSocket(String),
 }
 
-/// Which kind of reply the case waits for after its last action.
+/// Which kind of reply a connection waits for after its last action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastSent {
     /// Nothing was sent yet.
@@ -94,200 +48,252 @@ pub enum LastSent {
     Data(u32),
 }
 
+/// One named connection of a case: what its handshake got and, once upgraded, its channel.
+#[derive(Debug)]
+pub struct Link {
+    /// Its name (`connect: { as: NAME }`, else [`DEFAULT_CONNECTION`]).
+    pub name: String,
+    /// What its handshake got.
+    pub handshake: HandshakeSeen,
+    /// The channel, when the handshake upgraded.
+    pub channel: Option<Channel>,
+    /// What was sent last on it.
+    pub last_sent: LastSent,
+    /// Whether an `authenticate` with a fresh ticket awaits confirmation on it.
+    pub fresh_auth_pending: bool,
+    /// When it stopped answering pings.
+    pub pings_off_at: Option<Instant>,
+}
+
+/// The tickets of a case.
+#[derive(Debug, Clone, Default)]
+pub struct Tickets {
+    /// The case's own ticket, fetched and not used yet.
+    pub own: Option<Ticket>,
+    /// The value of the last ticket fetched for the case's own session, used or not.
+    pub last_fetched: Option<String>,
+    /// A ticket already sent in an `authenticate`.
+    pub used: Option<String>,
+    /// A ticket fetched for another session.
+    pub other: Option<Ticket>,
+}
+
+/// What the last `tls_probe` saw.
+#[derive(Debug, Clone)]
+pub struct ProbeSeen {
+    /// The handshake's facts, or why it failed.
+    pub result: Result<TlsFacts, ClientError>,
+    /// Whether it offered every version the client speaks (no `below`).
+    pub offered_all: bool,
+}
+
 /// The state of one running case.
 pub struct Session {
-    /// The run's shared target.
-    pub rt: Arc<TargetRuntime>,
-    /// Case-level evidence (kept even if the deadline cuts the case short).
-    pub ev: Transcript,
-    /// The current connection, if the last handshake upgraded.
-    pub conn: Option<Connection>,
-    /// When the current connection opened.
-    pub opened_at: Option<Instant>,
-    /// Events read during steps (pings answered, queue drained) and not judged yet.
-    pub inbox: Vec<Event>,
-    /// The last handshake's result.
-    pub handshake: Option<HandshakeSeen>,
-    /// Tickets: the case's own (unused), the one already used, another session's.
-    pub own_ticket: Option<Ticket>,
-    /// A ticket already sent in an `authenticate`.
-    pub used_ticket: Option<String>,
-    /// A ticket fetched for another session.
-    pub other_ticket: Option<Ticket>,
-    /// Whether an `authenticate` with a fresh ticket awaits confirmation on this connection.
-    pub fresh_auth_pending: bool,
-    /// What was sent last, deciding which acknowledgement counts.
-    pub last_sent: LastSent,
-    /// When pings stopped being answered.
-    pub pings_off_at: Option<Instant>,
-    /// The last `http_request` response.
-    pub http: Option<Result<HttpResponse, String>>,
-    /// The last `tls_probe` result.
-    pub probe: Option<Result<TlsFacts, crate::client::ClientError>>,
-    /// Whether the last `tls_probe` offered every version the client speaks (no `below`).
-    pub probe_offered_all: bool,
-    /// When the steps finished (timing expectations count from here).
-    pub steps_done: Instant,
-    /// A failure of the harness itself (a connection's reader task died): whatever the
-    /// judgements say, the case is inconclusive.
-    pub harness_fault: Option<String>,
+    rt: Arc<TargetRuntime>,
+    log: CaseLog,
+    links: Vec<Link>,
+    current: Option<usize>,
+    tickets: Tickets,
+    http: Option<Result<HttpResponse, String>>,
+    probe: Option<ProbeSeen>,
+    steps_done: Instant,
+    fault: Option<String>,
+    /// For a `parallel` branch: the case's own ticket when the branch started, so joining
+    /// tells whether the branch consumed or replaced it.
+    ticket_at_fork: Option<String>,
 }
 
 impl Session {
-    /// A session for a side connection (the health probe) sharing the case's evidence.
-    pub fn probe(rt: Arc<TargetRuntime>, ev: Transcript) -> Self {
-        Self::new(rt, ev)
-    }
-
-    fn new(rt: Arc<TargetRuntime>, ev: Transcript) -> Self {
+    /// A session with no connection yet, recording its evidence into `log`.
+    pub fn new(rt: Arc<TargetRuntime>, log: CaseLog) -> Self {
         Self {
             rt,
-            ev,
-            conn: None,
-            opened_at: None,
-            inbox: Vec::new(),
-            handshake: None,
-            own_ticket: None,
-            used_ticket: None,
-            other_ticket: None,
-            fresh_auth_pending: false,
-            last_sent: LastSent::Nothing,
-            pings_off_at: None,
+            log,
+            links: Vec::new(),
+            current: None,
+            tickets: Tickets::default(),
             http: None,
             probe: None,
-            probe_offered_all: false,
             steps_done: Instant::now(),
-            harness_fault: None,
+            fault: None,
+            ticket_at_fork: None,
         }
     }
 
-    /// Fills the run-time placeholders (`{{ticket}}`, `{{credential}}`).
-    ///
-    /// A placeholder without a value (no ticket fetched, a target with no API credential) makes
-    /// the step not applicable: sending it empty (`?token=`) would be refused whatever the
-    /// server does, a pass that proves nothing.
-    pub fn fill(&self, text: &str) -> Result<String, StepError> {
-        let mut out = text.to_string();
-        for name in RUNTIME_PLACEHOLDERS {
-            let placeholder = format!("{{{{{name}}}}}");
-            if !out.contains(&placeholder) {
-                continue;
-            }
-            match self.runtime_value(name) {
-                Ok(value) => out = out.replace(&placeholder, &value),
-                Err(why) => {
-                    return Err(StepError::NotApplicable(format!(
-                        "{placeholder} has no value: {why}"
-                    )));
-                }
-            }
-        }
-        Ok(out)
+    /// The run's shared target.
+    pub fn rt(&self) -> &Arc<TargetRuntime> {
+        &self.rt
     }
 
-    /// The value of a run-time placeholder, or why there is none.
-    fn runtime_value(&self, name: &str) -> Result<String, &'static str> {
-        let (value, why) = match name {
-            "ticket" => (
-                self.own_ticket.as_ref().map(|t| t.value().to_string()),
-                "no ticket was fetched before this step",
-            ),
-            "credential" => (
-                self.rt.credential(),
-                "the target has no API credential (no Authorization header on its ticket request) \
-                 to put there",
-            ),
-            _ => (None, "the engine does not know this placeholder"),
+    /// The case's evidence.
+    pub fn log(&self) -> &CaseLog {
+        &self.log
+    }
+
+    /// The case's tickets.
+    pub fn tickets(&mut self) -> &mut Tickets {
+        &mut self.tickets
+    }
+
+    /// The values run-time placeholders are filled from now.
+    pub fn values(&self) -> Values<'_> {
+        Values {
+            ticket: self.tickets.own.as_ref().map(Ticket::value),
+            credential: self.rt.credential_ref(),
+            seq: Some(&self.rt.seq),
+        }
+    }
+
+    /// Fills the run-time placeholders of `text`.
+    pub fn render(&self, text: &str) -> Result<String, StepError> {
+        self.values().render(text)
+    }
+
+    /// The current connection, if any.
+    pub fn current(&mut self) -> Option<&mut Link> {
+        self.current.and_then(|i| self.links.get_mut(i))
+    }
+
+    /// The current connection's channel, when its handshake upgraded.
+    pub fn channel(&mut self) -> Option<&mut Channel> {
+        self.current().and_then(|l| l.channel.as_mut())
+    }
+
+    /// Why the current connection has no channel to judge: `Some(Some(status))` when its
+    /// handshake was refused with that status, `Some(None)` when no connection is open (or
+    /// nothing answered), `None` when it has a channel.
+    pub fn no_channel(&mut self) -> Option<Option<u16>> {
+        match self.current() {
+            None => Some(None),
+            Some(link) if link.channel.is_some() => None,
+            Some(link) => Some(match link.handshake {
+                HandshakeSeen::Refused { status } => Some(status),
+                _ => None,
+            }),
+        }
+    }
+
+    /// The connection named `name`.
+    pub fn link(&mut self, name: &str) -> Option<&mut Link> {
+        self.links.iter_mut().find(|l| l.name == name)
+    }
+
+    /// Every connection, in the order opened.
+    pub fn links(&mut self) -> &mut [Link] {
+        &mut self.links
+    }
+
+    /// Makes the connection named `name` the current one; `false` when there is none.
+    pub fn select(&mut self, name: &str) -> bool {
+        match self.links.iter().position(|l| l.name == name) {
+            Some(i) => {
+                self.current = Some(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a connection (replacing, and closing, one of the same name) and makes it current.
+    pub fn add_link(&mut self, link: Link) {
+        if let Some(i) = self.links.iter().position(|l| l.name == link.name) {
+            let old = self.links.remove(i);
+            self.retire(old);
+        }
+        self.links.push(link);
+        self.current = Some(self.links.len() - 1);
+    }
+
+    /// Moves a connection's transcript into the case evidence and drops it.
+    fn retire(&mut self, link: Link) {
+        let Some(channel) = link.channel else { return };
+        let t = channel.transcript();
+        let label = if link.name == DEFAULT_CONNECTION {
+            String::new()
+        } else {
+            format!(" `{}`", link.name)
         };
-        value.filter(|v| !v.is_empty()).ok_or(why)
-    }
-
-    /// Moves the current connection's transcript into the case evidence and drops it.
-    pub fn close_connection(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let t = conn.transcript();
-            self.ev
-                .note("connection transcript (times from its handshake):");
-            // Through the case transcript's redaction too: secrets registered after an entry
-            // was recorded (a cookie, a later ticket) are hidden before the line can be cut.
-            for entry in t.entries() {
-                let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
-                match entry.direction {
-                    crate::client::evidence::Direction::Sent => self.ev.sent(line),
-                    crate::client::evidence::Direction::Received => self.ev.saw(line),
-                    crate::client::evidence::Direction::Note => self.ev.note(line),
-                }
-            }
-            if t.omitted() > 0 {
-                self.ev
-                    .note(format!("({} connection events not kept)", t.omitted()));
+        self.log.note(format!(
+            "connection{label} transcript (times from its handshake):"
+        ));
+        // Through the case log's redaction too: secrets registered after an entry was recorded
+        // (a cookie, a later ticket) are hidden before the line can be cut.
+        for entry in t.entries() {
+            let line = format!("+{}ms {}", entry.at.as_millis(), entry.what);
+            match entry.direction {
+                crate::client::evidence::Direction::Sent => self.log.sent(line),
+                crate::client::evidence::Direction::Received => self.log.saw(line),
+                crate::client::evidence::Direction::Note => self.log.note(line),
             }
         }
-        self.opened_at = None;
-        self.inbox.clear();
-        self.pings_off_at = None;
-    }
-
-    /// The next event: from the inbox first, then from the connection until `deadline`.
-    pub async fn next_event(&mut self, deadline: Instant) -> Event {
-        if !self.inbox.is_empty() {
-            return self.inbox.remove(0);
-        }
-        match self.conn.as_mut() {
-            Some(c) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let e = c.read_event(remaining).await;
-                self.note_fault(&e);
-                e
-            }
-            None => Event::Dropped {
-                error: "no connection is open".into(),
-            },
+        if t.omitted() > 0 {
+            self.log
+                .note(format!("({} connection events not kept)", t.omitted()));
         }
     }
 
-    /// Remembers a harness fault so the case ends `error`, whatever a judgement made of it.
-    fn note_fault(&mut self, e: &Event) {
-        if let Event::ReaderFailed { error } = e
-            && self.harness_fault.is_none()
-        {
-            self.ev.note(format!("harness fault: {error}"));
-            self.harness_fault = Some(error.clone());
+    /// Closes every connection, keeping their transcripts as evidence.
+    pub fn close_all(&mut self) {
+        for link in std::mem::take(&mut self.links) {
+            self.retire(link);
+        }
+        self.current = None;
+    }
+
+    /// The next reply on the current connection until `deadline`.
+    pub async fn next_reply(&mut self, deadline: Instant) -> Reply {
+        let Some(channel) = self.channel() else {
+            return Reply {
+                kind: super::channel::Kind::Dropped,
+                event: Event::Dropped {
+                    error: "no connection is open".into(),
+                },
+            };
+        };
+        let r = channel.next(deadline).await;
+        let fault = channel.take_fault();
+        if let Some(f) = fault {
+            self.note_fault(f);
+        }
+        r
+    }
+
+    /// Records a harness fault so the case ends `error`, whatever a judgement made of it.
+    pub fn note_fault(&mut self, fault: String) {
+        if self.fault.is_none() {
+            self.log.note(format!("harness fault: {fault}"));
+            self.fault = Some(fault);
         }
     }
 
-    /// Reads whatever is queued without waiting, so pings keep being answered and the
-    /// connection's bounded queue does not stall its reader, up to [`INBOX_BYTES`] held.
-    ///
-    /// Past that bound events stay queued in the connection: its reader stops reading and TCP
-    /// holds the peer back, instead of this session buffering whatever an endless stream sends.
+    /// The harness fault seen so far, taken.
+    pub fn take_fault(&mut self) -> Option<String> {
+        let from_channels: Vec<String> = self
+            .links
+            .iter_mut()
+            .filter_map(|l| l.channel.as_mut().and_then(Channel::take_fault))
+            .collect();
+        for f in from_channels {
+            self.note_fault(f);
+        }
+        self.fault.take()
+    }
+
+    /// Reads what is queued on the current connection without waiting (see
+    /// [`Channel::drain`]).
     pub async fn drain(&mut self) {
-        let mut held: usize = self.inbox.iter().map(event_bytes).sum();
-        while let Some(c) = self.conn.as_mut() {
-            if held >= INBOX_BYTES {
-                break;
-            }
-            match c.read_event(Duration::ZERO).await {
-                Event::Timeout => break,
-                e => {
-                    self.note_fault(&e);
-                    let end = e.is_end();
-                    if !matches!(e, Event::Ping(_) | Event::Pong(_)) {
-                        held += event_bytes(&e);
-                        self.inbox.push(e);
-                    }
-                    if end {
-                        break;
-                    }
-                }
-            }
+        if let Some(c) = self.channel() {
+            c.drain().await;
+        }
+        if let Some(f) = self.channel().and_then(Channel::take_fault) {
+            self.note_fault(f);
         }
     }
 
-    /// Sleeps until `until`, draining events on the way.
+    /// Sleeps until `until`, draining the current connection on the way.
     pub async fn idle_until(&mut self, until: Instant) {
         while Instant::now() < until {
-            let ended = self.conn.as_ref().is_none_or(Connection::has_ended);
+            let ended = self.channel().is_none_or(|c| c.has_ended());
             let step = until.min(Instant::now() + Duration::from_millis(50));
             if ended {
                 tokio::time::sleep_until(until).await;
@@ -298,160 +304,81 @@ impl Session {
         }
     }
 
-    async fn step(&mut self, step: &Step) -> StepResult {
-        match step {
-            Step::Connect(c) => self.connect(c).await,
-            Step::FetchTicket(f) => self.fetch_ticket(f).await,
-            Step::Authenticate(a) => self.authenticate(a).await,
-            Step::Login => self.login().await,
-            Step::Send(s) => self.send(s).await,
-            Step::SendFrame(f) => self.send_frame(f).await,
-            Step::Flood(f) => self.flood(f).await,
-            Step::Wait(w) => {
-                self.ev.note(format!(
-                    "waiting {:.1}s (bound {:?} + slack {:?})",
-                    w.total().as_secs_f64(),
-                    w.bound,
-                    w.slack
-                ));
-                self.idle_until(Instant::now() + w.total()).await;
-                Ok(())
-            }
-            Step::AnswerPings(on) => {
-                if let Some(c) = &self.conn {
-                    c.answer_pings(*on);
-                }
-                self.pings_off_at = (!on).then(Instant::now);
-                self.ev.note(if *on {
-                    "answering pings"
-                } else {
-                    "no longer answering pings"
-                });
-                Ok(())
-            }
-            Step::HttpRequest(h) => self.http_request(h).await,
-            Step::TlsProbe(p) => self.tls_probe(p).await,
-        }
+    /// The last `http_request` response.
+    pub fn http(&self) -> Option<&Result<HttpResponse, String>> {
+        self.http.as_ref()
     }
 
-    async fn judge(&mut self, e: &Expectation) -> Judgement {
-        match e {
-            Expectation::HandshakeRefused(h) => self.judge_refused(h),
-            Expectation::HandshakeUpgraded(h) => self.judge_upgraded(h),
-            Expectation::UrlWithoutParams(u) => self.judge_url_params(u),
-            Expectation::Rejected(r) => self.judge_rejected(r).await,
-            Expectation::Accepted(a) => self.judge_accepted(a).await,
-            Expectation::Closed(c) => self.judge_closed(c).await,
-            Expectation::PingSeen(p) => self.judge_ping(p).await,
-            Expectation::Cookie(c) => self.judge_cookie(c),
-            Expectation::Tls(t) => self.judge_tls(t),
-            Expectation::TlsRefused => self.judge_tls_refused(),
-            Expectation::Healthy => self.judge_healthy().await,
-            Expectation::Attested(a) => Judgement::Holds(format!("attested: {}", a.evidence)),
-        }
+    /// Keeps an `http_request` response.
+    pub fn set_http(&mut self, response: Result<HttpResponse, String>) {
+        self.http = Some(response);
     }
-}
 
-/// Runs one case: its steps in order, then its expectations; the first broken expectation
-/// decides a failure, an inconclusive one an error.
-pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, ev: Transcript) -> Outcome {
-    if let Some(Expectation::Attested(a)) = case.expect.first() {
-        ev.note(format!("evidence: {}", a.evidence));
-        return Outcome::skipped(format!(
-            "not testable from outside; attested by: {}",
-            a.evidence
-        ));
+    /// The last `tls_probe` result.
+    pub fn probe(&self) -> Option<&ProbeSeen> {
+        self.probe.as_ref()
     }
-    let mut s = Session::new(rt, ev);
-    for (i, step) in case.steps.iter().enumerate() {
-        s.ev.note(format!("step {}: {}", i + 1, step.name()));
-        let result = s.step(step).await;
-        if let Some(fault) = s.harness_fault.take() {
-            s.close_connection();
-            return harness_error(&format!("step {} ({})", i + 1, step.name()), &fault);
-        }
-        match result {
-            Ok(()) => {}
-            Err(StepError::NotApplicable(reason)) => {
-                s.close_connection();
-                return Outcome::skipped(format!("not applicable: {reason}"));
-            }
-            Err(StepError::Inconclusive(reason)) => {
-                s.close_connection();
-                return Outcome::error(format!(
-                    "step {} ({}) could not be carried out: {reason}",
-                    i + 1,
-                    step.name()
-                ));
+
+    /// Keeps a `tls_probe` result.
+    pub fn set_probe(&mut self, probe: ProbeSeen) {
+        self.probe = Some(probe);
+    }
+
+    /// When the steps finished (timing expectations count from here).
+    pub fn steps_done(&self) -> Instant {
+        self.steps_done
+    }
+
+    /// Marks the end of the steps.
+    pub fn finish_steps(&mut self) {
+        self.steps_done = Instant::now();
+    }
+
+    /// A session for one branch of a `parallel` step: the same target, evidence and tickets,
+    /// and the connections `names` moved over from this session (the branch acts on them).
+    pub fn fork(&mut self, names: &[String]) -> Session {
+        let mut child = Session::new(self.rt.clone(), self.log.clone());
+        child.tickets = self.tickets.clone();
+        child.ticket_at_fork = self.tickets.own.as_ref().map(|t| t.value().to_string());
+        let mut i = 0;
+        while i < self.links.len() {
+            if names.contains(&self.links[i].name) {
+                child.links.push(self.links.remove(i));
+            } else {
+                i += 1;
             }
         }
+        self.current = None;
+        child.current = child.links.len().checked_sub(1);
+        child
     }
-    s.steps_done = Instant::now();
-    let mut reasons = Vec::new();
-    for e in &case.expect {
-        let j = s.judge(e).await;
-        s.ev.note(format!("{}: {j:?}", e.name()));
-        if let Some(fault) = s.harness_fault.take() {
-            s.close_connection();
-            return harness_error(e.name(), &fault);
-        }
-        match j {
-            Judgement::Holds(why) => reasons.push(why),
-            Judgement::Broken(why) => {
-                s.close_connection();
-                return Outcome::fail(format!("{}: {why}", e.name()));
-            }
-            Judgement::Inconclusive(why) => {
-                s.close_connection();
-                return Outcome::error(format!("{}: inconclusive: {why}", e.name()));
-            }
-        }
-    }
-    s.close_connection();
-    Outcome::pass(reasons.join("; "))
-}
 
-/// The outcome of a case the harness itself failed: inconclusive, never evidence either way.
-fn harness_error(during: &str, fault: &str) -> Outcome {
-    Outcome::error(format!(
-        "{during}: inconclusive: harness fault, not the target's doing ({fault})"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::client::conn::test_support::PanicOnRead;
-    use crate::plan::expect::{REJECTION_CODES, Rejected};
-
-    #[tokio::test]
-    async fn a_reader_fault_is_inconclusive_never_a_rejection() {
-        crate::tls::install_crypto_provider();
-        let target = crate::plan::sample_target().expect("sample target");
-        let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
-        let mut s = Session::probe(rt, Transcript::default());
-        s.conn = Some(Connection::new(PanicOnRead, &[]));
-        // A drop counts as a rejection; the reader's panic must not pass for one.
-        let rejected = Expectation::Rejected(Rejected {
-            codes: REJECTION_CODES.to_vec(),
-            drop_counts: true,
-            silence_counts: true,
-            within: None,
-        });
-        match s.judge(&rejected).await {
-            Judgement::Inconclusive(why) => assert!(why.contains("harness fault"), "{why}"),
-            other => panic!("a harness fault was judged {other:?}"),
+    /// Takes back a branch's connections and what it learnt of tickets and faults.
+    pub fn join(&mut self, mut child: Session) {
+        if let Some(f) = child.take_fault() {
+            self.note_fault(f);
         }
-        let fault = s.harness_fault.clone().expect("the fault is remembered");
-        assert!(fault.contains("injected reader fault"), "{fault}");
-        let outcome = harness_error("rejected", &fault);
-        assert_eq!(outcome.verdict, crate::report::Verdict::Error);
-        assert!(
-            outcome
-                .reason
-                .contains("harness fault, not the target's doing"),
-            "{}",
-            outcome.reason
-        );
+        for link in std::mem::take(&mut child.links) {
+            self.add_link(link);
+        }
+        if child.tickets.used.is_some() {
+            self.tickets.used = child.tickets.used.clone();
+        }
+        if child.tickets.last_fetched.is_some() {
+            self.tickets.last_fetched = child.tickets.last_fetched.clone();
+        }
+        // A ticket a branch consumed (or replaced) is consumed (or replaced) for the case.
+        if child.tickets.own.as_ref().map(|t| t.value().to_string()) != child.ticket_at_fork {
+            self.tickets.own = child.tickets.own.take();
+        }
+        if child.tickets.other.is_some() {
+            self.tickets.other = child.tickets.other.take();
+        }
+        if child.http.is_some() {
+            self.http = child.http.take();
+        }
+        if child.probe.is_some() {
+            self.probe = child.probe.take();
+        }
     }
 }

@@ -1,16 +1,20 @@
 //! Transport (TLS) and cookies: `tls_probe` with capped versions, the `tls` / `tls_refused`
 //! judgements, `http_request` to the ticket endpoint and the `cookie` judgement.
 
-use super::session::{Judgement, Session, StepError, StepResult};
+use super::session::{ProbeSeen, Session};
+use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::http::SetCookie;
 use crate::client::{ClientError, TlsVersions};
 use crate::config::policy::{SameSite, TlsVersion};
-use crate::plan::expect::{CookieAttributes, TlsExpectation};
+use crate::plan::expect::{CookieAttributes, TlsExpectation, TlsRefused};
 use crate::plan::step::{HttpEndpoint, HttpRequest, TlsProbe};
 
-impl Session {
+impl Perform for TlsProbe {
     /// `tls_probe`: a handshake recording version and certificate facts.
-    pub(super) async fn tls_probe(&mut self, p: &TlsProbe) -> StepResult {
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let p = self;
+        let rt = s.rt().clone();
+        let log = s.log().clone();
         let versions = match p.below {
             None => TlsVersions::Default,
             Some(TlsVersion::V1_3) => TlsVersions::Tls12Only,
@@ -22,16 +26,15 @@ impl Session {
                 ));
             }
         };
-        let client = self.rt.probe_client(versions).map_err(|e| e.to_string())?;
-        let url = self.rt.target.url.0.as_str().to_string();
-        self.ev.sent(format!(
+        let client = rt.probe_client(versions).map_err(|e| e.to_string())?;
+        let url = rt.target.url.0.as_str().to_string();
+        log.sent(format!(
             "TLS handshake offering {versions:?} to {}",
-            crate::client::display_url(&self.rt.target.url.0)
+            crate::client::display_url(&rt.target.url.0)
         ));
-        let result =
-            crate::client::tls::probe(&url, &client, self.rt.target.limits.connect_timeout).await;
+        let result = crate::client::tls::probe(&url, &client, rt.connect_timeout()).await;
         match &result {
-            Ok(f) => self.ev.saw(format!(
+            Ok(f) => log.saw(format!(
                 "TLS {} ({}), certificate: {} (trusting {})",
                 f.version,
                 f.cipher_suite,
@@ -41,16 +44,25 @@ impl Session {
                 },
                 f.trust
             )),
-            Err(e) => self.ev.saw(format!("handshake failed: {e}")),
+            Err(e) => log.saw(format!("handshake failed: {e}")),
         }
-        self.probe = Some(result);
-        self.probe_offered_all = p.below.is_none();
+        s.set_probe(ProbeSeen {
+            result,
+            offered_all: p.below.is_none(),
+        });
         Ok(())
     }
+}
 
+impl Judge for TlsExpectation {
     /// `tls`: negotiated version and certificate validity.
-    pub(super) fn judge_tls(&self, t: &TlsExpectation) -> Judgement {
-        match &self.probe {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let t = self;
+        let (probe, offered_all) = match s.probe() {
+            Some(p) => (Some(&p.result), p.offered_all),
+            None => (None, false),
+        };
+        match probe {
             None => Judgement::Inconclusive("no TLS probe was made".into()),
             // A probe offering 1.3 and 1.2 (all rustls speaks, and every allowed minimum)
             // refused by version: the server speaks no version the policy allows.
@@ -59,7 +71,7 @@ impl Session {
                     version_refused: true,
                     ..
                 },
-            )) if t.min_version.is_some() && self.probe_offered_all => Judgement::Broken(format!(
+            )) if t.min_version.is_some() && offered_all => Judgement::Broken(format!(
                 "the server refuses TLS 1.3 and 1.2 alike (protocol_version alert), so it speaks no version the policy allows: {e}"
             )),
             Some(Err(e)) => Judgement::Inconclusive(format!("the TLS handshake failed: {e}")),
@@ -84,10 +96,12 @@ impl Session {
             }
         }
     }
+}
 
+impl Judge for TlsRefused {
     /// `tls_refused`: the server refused every version the probe offered.
-    pub(super) fn judge_tls_refused(&self) -> Judgement {
-        match &self.probe {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        match s.probe().map(|p| &p.result) {
             None => Judgement::Inconclusive("no TLS probe was made".into()),
             Some(Ok(f)) => Judgement::Broken(format!("the server accepted TLS {}", f.version)),
             Some(Err(e @ ClientError::Tls { .. })) => Judgement::Holds(format!("refused: {e}")),
@@ -96,42 +110,43 @@ impl Session {
             }
         }
     }
+}
 
+impl Perform for HttpRequest {
     /// `http_request`: the target's ticket request, for its `Set-Cookie`.
-    pub(super) async fn http_request(&mut self, h: &HttpRequest) -> StepResult {
-        match h.endpoint {
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        match self.endpoint {
             HttpEndpoint::Ticket => {}
         }
-        let (spec, _) = self
-            .rt
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        let (spec, _) = rt
             .ticket_request()
             .ok_or("the target describes no ticket endpoint (auth.ticket.request)")?;
-        self.ev.sent(format!("{spec:?}"));
-        let response = self
-            .rt
+        log.sent(format!("{spec:?}"));
+        let response = rt
             .http
-            .send(&spec, self.rt.target.limits.connect_timeout)
+            .send(&spec, rt.connect_timeout())
             .await
             .map_err(|e| format!("the request failed: {e}"))?;
-        for c in &response.set_cookies {
-            self.rt.register_secret(c.value());
-        }
-        let cookies: Vec<String> = response.set_cookies.iter().map(|c| c.describe()).collect();
-        self.ev.saw(format!(
+        let cookies = rt.register_cookies(&response.set_cookies);
+        log.saw(format!(
             "HTTP {}; Set-Cookie: {}",
             response.status,
             cookies.join(" | ")
         ));
-        self.http = Some(Ok(response));
+        s.set_http(Ok(response));
         Ok(())
     }
+}
 
+impl Judge for CookieAttributes {
     /// `cookie`: the session cookie(s) carry the required attributes.
-    pub(super) fn judge_cookie(&self, want: &CookieAttributes) -> Judgement {
-        let Some(Ok(response)) = &self.http else {
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let Some(Ok(response)) = s.http() else {
             return Judgement::Inconclusive("no HTTP request was made".into());
         };
-        judge_set_cookies(response.status, &response.set_cookies, want)
+        judge_set_cookies(response.status, &response.set_cookies, self)
     }
 }
 

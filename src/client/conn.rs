@@ -15,9 +15,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::evidence::{Direction, PREVIEW_CHARS, Redactor, Transcript};
+use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
 use super::tls::TlsFacts;
-use super::{ClientError, Deadline, Step, io_error};
+use super::{ClientError, Deadline, Phase, io_error};
+use crate::config::Secrets;
 use crate::wire::{
     FrameHeader, FrameReader, OpCode, RawHeader, apply_mask, close_payload, encode_frame_declaring,
     parse_close,
@@ -176,7 +177,7 @@ impl FrameSpec {
     }
 
     /// A short description for evidence (payload preview redacted by `redactor`).
-    pub fn describe(&self, redactor: &Redactor) -> String {
+    pub fn describe(&self, redactor: &Secrets) -> String {
         let declared = self.declared_length.unwrap_or(self.payload.len() as u64);
         let mut bits = String::new();
         for (on, name) in [
@@ -285,7 +286,7 @@ impl Event {
     }
 
     /// A short description for evidence.
-    pub fn describe(&self, redactor: &Redactor) -> String {
+    pub fn describe(&self, redactor: &Secrets) -> String {
         let p = |b: &[u8]| redactor.preview(b, PREVIEW_CHARS);
         match self {
             Event::Text(t) => format!("text ({} B): {}", t.len(), p(t.as_bytes())),
@@ -372,7 +373,7 @@ struct Shared {
     answer_pings: AtomicBool,
     ended: AtomicBool,
     pings: Mutex<Vec<PingSeen>>,
-    transcript: Mutex<Transcript>,
+    transcript: Mutex<ConnectionLog>,
 }
 
 /// Locks a std mutex; a poisoned lock still holds usable evidence.
@@ -385,7 +386,7 @@ impl Shared {
         lock(&self.transcript).push(direction, what);
     }
 
-    fn redactor(&self) -> Redactor {
+    fn redactor(&self) -> Secrets {
         lock(&self.transcript).redactor().clone()
     }
 }
@@ -423,14 +424,14 @@ impl Connection {
     /// Starts a connection over an upgraded stream; `prefix` holds bytes read past the
     /// handshake. Must run inside a tokio runtime (the reader is a task).
     pub fn new<S: Stream>(stream: S, prefix: &[u8]) -> Self {
-        Self::with_transcript(stream, prefix, Transcript::new(), None)
+        Self::with_transcript(stream, prefix, ConnectionLog::new(), None)
     }
 
     /// Like [`Connection::new`], continuing a transcript and keeping the TLS facts.
     pub fn with_transcript<S: Stream>(
         stream: S,
         prefix: &[u8],
-        transcript: Transcript,
+        transcript: ConnectionLog,
         tls: Option<TlsFacts>,
     ) -> Self {
         let boxed: BoxStream = Box::new(stream);
@@ -483,7 +484,7 @@ impl Connection {
     }
 
     /// A copy of the transcript so far.
-    pub fn transcript(&self) -> Transcript {
+    pub fn transcript(&self) -> ConnectionLog {
         lock(&self.shared.transcript).clone()
     }
 
@@ -504,12 +505,12 @@ impl Connection {
 
     async fn write(&self, bytes: &[u8], deadline: &Deadline) -> Result<(), ClientError> {
         deadline
-            .run(Step::WriteFrame, async {
+            .run(Phase::WriteFrame, async {
                 let mut w = self.writer.lock().await;
                 w.write_all(bytes)
                     .await
-                    .map_err(|e| io_error(Step::WriteFrame, &e))?;
-                w.flush().await.map_err(|e| io_error(Step::WriteFrame, &e))
+                    .map_err(|e| io_error(Phase::WriteFrame, &e))?;
+                w.flush().await.map_err(|e| io_error(Phase::WriteFrame, &e))
             })
             .await
     }
@@ -1093,7 +1094,7 @@ mod tests {
         assert_eq!(masked[6..], [b'h' ^ 1, b'i' ^ 2]);
         let desc = FrameSpec::new(0xF, b"x".to_vec())
             .declaring(9)
-            .describe(&Redactor::new());
+            .describe(&Secrets::new());
         assert!(
             desc.contains("reserved opcode 0xf") && desc.contains("declaring 9 B"),
             "{desc}"

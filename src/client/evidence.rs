@@ -9,35 +9,9 @@ pub const PREVIEW_CHARS: usize = 120;
 /// Entries a transcript keeps; later ones are counted, not stored.
 pub const TRANSCRIPT_ENTRIES: usize = 200;
 
-/// The one redaction registry (tickets, tokens, session cookies), shared with the config layer.
-pub use crate::config::Secrets as Redactor;
+use crate::config::Secrets;
 
-/// A lossy UTF-8 preview of at most `max_chars` characters, control characters escaped, with
-/// `…` when cut.
-pub fn preview(bytes: &[u8], max_chars: usize) -> String {
-    Redactor::new().preview(bytes, max_chars)
-}
-
-/// Cuts `text` to `max_chars` characters, escaping control characters; `…` marks a cut.
-pub(crate) fn clip(text: &str, max_chars: usize, more: bool) -> String {
-    let mut out = String::new();
-    let mut cut = more;
-    for (i, c) in text.chars().enumerate() {
-        if i == max_chars {
-            cut = true;
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if cut {
-        out.push('…');
-    }
-    out
-}
+pub use crate::config::secrets::preview;
 
 /// Who produced a transcript entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,27 +37,27 @@ pub struct Entry {
 
 /// What happened on one connection, bounded to [`TRANSCRIPT_ENTRIES`] and redacted.
 #[derive(Debug, Clone)]
-pub struct Transcript {
+pub struct ConnectionLog {
     started: Instant,
     entries: Vec<Entry>,
     omitted: usize,
-    redactor: Redactor,
+    redactor: Secrets,
 }
 
-impl Default for Transcript {
+impl Default for ConnectionLog {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Transcript {
+impl ConnectionLog {
     /// An empty transcript starting now.
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
             entries: Vec::new(),
             omitted: 0,
-            redactor: Redactor::new(),
+            redactor: Secrets::new(),
         }
     }
 
@@ -93,12 +67,12 @@ impl Transcript {
     }
 
     /// The redactor entries go through.
-    pub fn redactor(&self) -> &Redactor {
+    pub fn redactor(&self) -> &Secrets {
         &self.redactor
     }
 
     /// The redactor, to register several secrets at once.
-    pub fn redactor_mut(&mut self) -> &mut Redactor {
+    pub fn redactor_mut(&mut self) -> &mut Secrets {
         &mut self.redactor
     }
 
@@ -126,7 +100,7 @@ impl Transcript {
     }
 }
 
-impl fmt::Display for Transcript {
+impl fmt::Display for ConnectionLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for e in &self.entries {
             let arrow = match e.direction {
@@ -157,7 +131,7 @@ mod tests {
 
     #[test]
     fn secrets_never_leak_even_when_cut() {
-        let mut r = Redactor::new();
+        let mut r = Secrets::new();
         r.register("SECRETTICKET");
         r.register("");
         let msg = br#"{"type":"auth","ticket":"SECRETTICKET"}"#;
@@ -166,7 +140,7 @@ mod tests {
         // The cut falls inside the secret: nothing of it may show.
         let p = r.preview(msg, 27);
         assert!(!p.contains('S'), "{p}");
-        let mut t = Transcript::new();
+        let mut t = ConnectionLog::new();
         t.add_secret("tok");
         t.push(Direction::Sent, "Bearer tok");
         assert_eq!(t.entries()[0].what, "Bearer ***");
@@ -175,7 +149,7 @@ mod tests {
 
     #[test]
     fn transcripts_are_bounded() {
-        let mut t = Transcript::new();
+        let mut t = ConnectionLog::new();
         for i in 0..TRANSCRIPT_ENTRIES + 5 {
             t.push(Direction::Note, format!("{i}"));
         }

@@ -7,15 +7,15 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use url::{Host, Url};
+use url::Url;
 
 use super::conn::{BoxStream, Connection, Stream};
-use super::evidence::{Direction, PREVIEW_CHARS, Redactor, Transcript, preview};
+use super::endpoint::{Endpoint, parse_url};
+use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
 use super::tls::{TlsClient, TlsFacts};
-use super::{ClientError, Deadline, Step, display_url, io_error};
+use super::{ClientError, Deadline, Phase, display_url, io_error};
+use crate::config::Secrets;
 
 /// Largest response head read; a longer one is an error, never a bigger buffer.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -25,126 +25,6 @@ pub const MAX_HEADERS: usize = 100;
 pub const BODY_PREFIX: usize = 2 * 1024;
 /// Longest wait for a refusal's body once its head arrived (the body is only evidence).
 const BODY_GRACE: Duration = Duration::from_secs(1);
-
-/// Parses a URL and checks it names a host with a scheme the client speaks.
-pub fn parse_url(text: &str) -> Result<Url, ClientError> {
-    let invalid = |reason: String| ClientError::InvalidUrl {
-        url: Url::parse(text).map_or_else(|_| preview(text.as_bytes(), 80), |u| display_url(&u)),
-        reason,
-    };
-    let url = Url::parse(text).map_err(|e| invalid(e.to_string()))?;
-    if !matches!(url.scheme(), "ws" | "wss" | "http" | "https") {
-        return Err(invalid(format!(
-            "scheme `{}` is not ws, wss, http or https",
-            url.scheme()
-        )));
-    }
-    if url.host().is_none() {
-        return Err(invalid("no host".into()));
-    }
-    Ok(url)
-}
-
-/// Where to connect: host, port, and whether TLS is spoken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The host as written in the URL.
-    pub host: Host<String>,
-    /// The port (the scheme's default when the URL has none).
-    pub port: u16,
-    /// Whether the scheme is `wss` or `https`.
-    pub tls: bool,
-}
-
-impl Endpoint {
-    /// The endpoint a URL names.
-    pub fn of(url: &Url) -> Result<Self, ClientError> {
-        let tls = matches!(url.scheme(), "wss" | "https");
-        let host = url
-            .host()
-            .map(|h| h.to_owned())
-            .ok_or_else(|| ClientError::InvalidUrl {
-                url: display_url(url),
-                reason: "no host".into(),
-            })?;
-        let port = url
-            .port_or_known_default()
-            .unwrap_or(if tls { 443 } else { 80 });
-        Ok(Self { host, port, tls })
-    }
-
-    /// The name the server certificate must match.
-    pub fn server_name(&self) -> Result<ServerName<'static>, ClientError> {
-        match &self.host {
-            Host::Domain(d) => {
-                ServerName::try_from(d.clone()).map_err(|e| ClientError::InvalidUrl {
-                    url: d.clone(),
-                    reason: format!("not a valid TLS server name: {e}"),
-                })
-            }
-            Host::Ipv4(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V4(*ip).into())),
-            Host::Ipv6(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V6(*ip).into())),
-        }
-    }
-
-    /// Resolves the host (when it is a name) and connects to the first address that answers.
-    pub async fn connect_tcp(&self, deadline: &Deadline) -> Result<TcpStream, ClientError> {
-        let addrs: Vec<std::net::SocketAddr> = match &self.host {
-            Host::Ipv4(ip) => vec![(*ip, self.port).into()],
-            Host::Ipv6(ip) => vec![(*ip, self.port).into()],
-            Host::Domain(d) => {
-                let resolve_err = |reason: String| ClientError::Resolve {
-                    host: d.clone(),
-                    reason,
-                };
-                let found = deadline
-                    .run(Step::Resolve, async {
-                        tokio::net::lookup_host((d.as_str(), self.port))
-                            .await
-                            .map_err(|e| resolve_err(e.to_string()))
-                    })
-                    .await?
-                    .collect::<Vec<_>>();
-                if found.is_empty() {
-                    return Err(resolve_err("no addresses".into()));
-                }
-                found
-            }
-        };
-        let mut last = None;
-        for addr in addrs {
-            let attempt = deadline
-                .run(Step::Connect, async {
-                    TcpStream::connect(addr).await.map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                            ClientError::ConnectRefused {
-                                addr: addr.to_string(),
-                            }
-                        } else {
-                            ClientError::Io {
-                                step: Step::Connect,
-                                reason: format!("{addr}: {e}"),
-                            }
-                        }
-                    })
-                })
-                .await;
-            match attempt {
-                Ok(tcp) => {
-                    // Frames are small and latency-sensitive (pongs, close replies).
-                    let _ = tcp.set_nodelay(true);
-                    return Ok(tcp);
-                }
-                Err(e @ ClientError::Timeout { .. }) => return Err(e),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or(ClientError::Io {
-            step: Step::Connect,
-            reason: "no address to connect to".into(),
-        }))
-    }
-}
 
 /// Opens TCP, then TLS for `wss`/`https`; returns the stream and, for TLS, the handshake facts.
 pub async fn open_stream(
@@ -172,7 +52,7 @@ pub struct UpgradeRequest {
     pub target: String,
     /// Headers in the order sent; values are raw bytes (CR/LF included, if a case wants them).
     pub headers: Vec<(String, Vec<u8>)>,
-    redactor: Redactor,
+    redactor: Secrets,
 }
 
 impl fmt::Debug for UpgradeRequest {
@@ -222,7 +102,7 @@ impl UpgradeRequest {
             url,
             target,
             headers,
-            redactor: Redactor::new(),
+            redactor: Secrets::new(),
         })
     }
 
@@ -319,7 +199,7 @@ impl UpgradeRequest {
     }
 
     /// The redactor holding this request's secrets.
-    pub fn redactor(&self) -> &Redactor {
+    pub fn redactor(&self) -> &Secrets {
         &self.redactor
     }
 
@@ -380,12 +260,12 @@ pub struct ResponseHead {
 
 /// Parses a response head from `buf`; `Ok(None)` means more bytes are needed.
 pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ClientError> {
-    parse_head(buf, &Redactor::new())
+    parse_head(buf, &Secrets::new())
 }
 
 /// [`parse_response_head`], redacting `redactor`'s secrets from the bytes an error quotes
 /// (before they are cut, so no part of a secret the peer echoed shows).
-fn parse_head(buf: &[u8], redactor: &Redactor) -> Result<Option<ResponseHead>, ClientError> {
+fn parse_head(buf: &[u8], redactor: &Secrets) -> Result<Option<ResponseHead>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
@@ -420,14 +300,14 @@ pub async fn read_response_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     deadline: &Deadline,
 ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
-    read_head(stream, deadline, &Redactor::new()).await
+    read_head(stream, deadline, &Secrets::new()).await
 }
 
 /// [`read_response_head`], redacting `redactor`'s secrets from what errors quote.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     deadline: &Deadline,
-    redactor: &Redactor,
+    redactor: &Secrets,
 ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut filled = 0;
@@ -440,17 +320,17 @@ async fn read_head<S: AsyncRead + Unpin>(
             return Err(ClientError::HeadTooLarge { limit: MAX_HEAD });
         }
         let n = deadline
-            .run(Step::ReadResponse, async {
+            .run(Phase::ReadResponse, async {
                 stream
                     .read(&mut buf[filled..])
                     .await
-                    .map_err(|e| io_error(Step::ReadResponse, &e))
+                    .map_err(|e| io_error(Phase::ReadResponse, &e))
             })
             .await?;
         if n == 0 {
             return Err(if filled == 0 {
                 ClientError::ClosedEarly {
-                    step: Step::ReadResponse,
+                    step: Phase::ReadResponse,
                 }
             } else {
                 ClientError::MalformedResponse {
@@ -509,7 +389,7 @@ pub struct HandshakeResponse {
     /// TLS facts for `wss://`.
     pub tls: Option<TlsFacts>,
     /// The request's secrets, redacted from previews of what the server sent back.
-    redactor: Redactor,
+    redactor: Secrets,
 }
 
 impl HandshakeResponse {
@@ -583,20 +463,20 @@ pub async fn handshake_on<S: Stream>(
     tls: Option<TlsFacts>,
     deadline: &Deadline,
 ) -> Result<Handshake, ClientError> {
-    let mut transcript = Transcript::new();
+    let mut transcript = ConnectionLog::new();
     transcript.redactor_mut().extend(req.redactor());
     transcript.push(Direction::Sent, req.summary());
     let bytes = req.to_bytes();
     deadline
-        .run(Step::SendRequest, async {
+        .run(Phase::SendRequest, async {
             stream
                 .write_all(&bytes)
                 .await
-                .map_err(|e| io_error(Step::SendRequest, &e))?;
+                .map_err(|e| io_error(Phase::SendRequest, &e))?;
             stream
                 .flush()
                 .await
-                .map_err(|e| io_error(Step::SendRequest, &e))
+                .map_err(|e| io_error(Phase::SendRequest, &e))
         })
         .await?;
     let (head, rest) = read_head(&mut stream, deadline, req.redactor()).await?;
@@ -773,7 +653,7 @@ mod tests {
         assert_eq!(
             read_response_head(&mut empty, &d).await,
             Err(ClientError::ClosedEarly {
-                step: Step::ReadResponse
+                step: Phase::ReadResponse
             })
         );
     }

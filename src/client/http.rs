@@ -5,9 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::evidence::{Redactor, preview};
+use super::evidence::preview;
 use super::tls::TlsClient;
-use super::{ClientError, Deadline, Step, display_url};
+use super::{ClientError, Deadline, Phase, display_url};
+use crate::config::Secrets;
 
 /// How an [`HttpClient`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ pub struct HttpRequestSpec {
     pub headers: Vec<(String, String)>,
     /// Request body.
     pub body: Option<String>,
-    redactor: Redactor,
+    redactor: Secrets,
 }
 
 impl fmt::Debug for HttpRequestSpec {
@@ -72,7 +73,7 @@ impl HttpRequestSpec {
             url: url.to_string(),
             headers: Vec::new(),
             body: None,
-            redactor: Redactor::new(),
+            redactor: Secrets::new(),
         }
     }
 
@@ -102,7 +103,7 @@ impl HttpRequestSpec {
     }
 
     /// The redactor holding this request's secrets.
-    pub fn redactor(&self) -> &Redactor {
+    pub fn redactor(&self) -> &Secrets {
         &self.redactor
     }
 }
@@ -341,7 +342,7 @@ impl HttpClient {
         if let Some(body) = &spec.body {
             request = request.body(body.clone());
         }
-        let failed = |e: reqwest::Error, step: Step| {
+        let failed = |e: reqwest::Error, step: Phase| {
             reqwest_error(
                 e,
                 step,
@@ -352,11 +353,11 @@ impl HttpClient {
             )
         };
         let mut response = deadline
-            .run(Step::HttpRequest, async {
+            .run(Phase::HttpRequest, async {
                 request
                     .send()
                     .await
-                    .map_err(|e| failed(e, Step::HttpRequest))
+                    .map_err(|e| failed(e, Phase::HttpRequest))
             })
             .await?;
         let status = response.status().as_u16();
@@ -375,11 +376,11 @@ impl HttpClient {
         let mut body = Vec::new();
         let mut body_truncated = false;
         deadline
-            .run(Step::ReadBody, async {
+            .run(Phase::ReadBody, async {
                 while let Some(chunk) = response
                     .chunk()
                     .await
-                    .map_err(|e| failed(e, Step::ReadBody))?
+                    .map_err(|e| failed(e, Phase::ReadBody))?
                 {
                     let room = limit - body.len();
                     if chunk.len() > room {
@@ -483,10 +484,10 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 /// token) and the source chain is spelled out, since the top-level text alone says little.
 fn reqwest_error(
     e: reqwest::Error,
-    step: Step,
+    step: Phase,
     shown_url: &str,
     deadline: &Deadline,
-    redactor: &Redactor,
+    redactor: &Secrets,
     options: &HttpOptions,
 ) -> ClientError {
     if e.is_timeout() {

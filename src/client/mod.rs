@@ -3,10 +3,11 @@
 //! requests for tickets and cookies ([`http`]) and bounded, redacted evidence ([`evidence`]).
 //!
 //! Three rules hold everywhere: every network step runs under a [`Deadline`] and a timeout names
-//! the [`Step`]; no byte a target sends can panic the client; nothing a target *claims* (a frame
+//! the [`Phase`]; no byte a target sends can panic the client; nothing a target *claims* (a frame
 //! length, a Content-Length) is allocated, only what arrived, up to fixed caps.
 
 pub mod conn;
+pub mod endpoint;
 pub mod evidence;
 pub mod handshake;
 pub mod http;
@@ -19,14 +20,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use conn::{Connection, Event, FrameSpec, Mask, StreamReport, StreamStop};
-pub use evidence::{Redactor, Transcript};
+pub use evidence::ConnectionLog;
 pub use handshake::{Handshake, HandshakeResponse, UpgradeRequest, connect};
 pub use http::{HttpClient, HttpOptions, HttpRequestSpec, HttpResponse, SetCookie, Ticket};
 pub use tls::{CertCheck, TlsClient, TlsFacts, TlsOptions, TlsVersions};
 
-/// The network step an error or a timeout happened in; reports name it.
+/// The network phase an error or a timeout happened in; reports name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Phase {
     /// Resolving the target's host name.
     Resolve,
     /// Opening the TCP connection.
@@ -45,17 +46,17 @@ pub enum Step {
     ReadBody,
 }
 
-impl fmt::Display for Step {
+impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Step::Resolve => "resolving the host name",
-            Step::Connect => "the TCP connect",
-            Step::TlsHandshake => "the TLS handshake",
-            Step::SendRequest => "sending the upgrade request",
-            Step::ReadResponse => "reading the handshake response",
-            Step::WriteFrame => "writing a frame",
-            Step::HttpRequest => "the HTTP request",
-            Step::ReadBody => "reading the HTTP response body",
+            Phase::Resolve => "resolving the host name",
+            Phase::Connect => "the TCP connect",
+            Phase::TlsHandshake => "the TLS handshake",
+            Phase::SendRequest => "sending the upgrade request",
+            Phase::ReadResponse => "reading the handshake response",
+            Phase::WriteFrame => "writing a frame",
+            Phase::HttpRequest => "the HTTP request",
+            Phase::ReadBody => "reading the HTTP response body",
         })
     }
 }
@@ -103,7 +104,7 @@ pub enum ClientError {
     #[error("timed out during {step} (budget {budget:?})")]
     Timeout {
         /// The step that was running.
-        step: Step,
+        step: Phase,
         /// The whole budget the caller gave.
         budget: Duration,
     },
@@ -111,7 +112,7 @@ pub enum ClientError {
     #[error("I/O error during {step}: {reason}")]
     Io {
         /// The step that was running.
-        step: Step,
+        step: Phase,
         /// The error text.
         reason: String,
     },
@@ -119,7 +120,7 @@ pub enum ClientError {
     #[error("the peer closed the connection during {step}")]
     ClosedEarly {
         /// The step that was running.
-        step: Step,
+        step: Phase,
     },
     /// The response is not HTTP/1.x.
     #[error("malformed HTTP response: {reason}")]
@@ -211,7 +212,7 @@ impl Deadline {
     /// Runs `fut` until the deadline; past it, the error is a timeout naming `step`.
     pub async fn run<T>(
         &self,
-        step: Step,
+        step: Phase,
         fut: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
         tokio::time::timeout_at(self.at, fut)
@@ -224,11 +225,11 @@ impl Deadline {
 }
 
 /// Maps an I/O error of `step` to a typed error.
-pub(crate) fn io_error(step: Step, e: &std::io::Error) -> ClientError {
+pub(crate) fn io_error(step: Phase, e: &std::io::Error) -> ClientError {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
-            if step != Step::Connect =>
+            if step != Phase::Connect =>
         {
             ClientError::ClosedEarly { step }
         }
@@ -266,11 +267,11 @@ mod tests {
     #[tokio::test]
     async fn deadlines_name_the_step() {
         let d = Deadline::after(Duration::from_millis(10));
-        let r: Result<(), _> = d.run(Step::ReadResponse, std::future::pending()).await;
+        let r: Result<(), _> = d.run(Phase::ReadResponse, std::future::pending()).await;
         assert!(matches!(
             r,
             Err(ClientError::Timeout {
-                step: Step::ReadResponse,
+                step: Phase::ReadResponse,
                 ..
             })
         ));

@@ -87,7 +87,7 @@ impl TlsOptions {
     /// Adds the certificates of a PEM file (a target's `tls.ca_file`) as trust roots.
     pub fn with_ca_file(mut self, path: &Path) -> Result<Self, ClientError> {
         let certs =
-            crate::tls::load_roots(path).map_err(|e| ClientError::TlsConfig(e.to_string()))?;
+            crate::crypto::load_roots(path).map_err(|e| ClientError::TlsConfig(e.to_string()))?;
         self.extra_roots.extend(certs);
         Ok(self)
     }
@@ -235,7 +235,7 @@ impl TlsClient {
             ));
         }
         let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::crypto::provider())
                 .build()
                 .map_err(|e| cfg_err(&e))?;
         let versions: &[&rustls::SupportedProtocolVersion] = match options.versions {
@@ -244,7 +244,7 @@ impl TlsClient {
             TlsVersions::Tls13Only => &[&rustls::version::TLS13],
         };
         let build = |v: Arc<dyn ServerCertVerifier>| -> Result<Arc<ClientConfig>, ClientError> {
-            let mut c = ClientConfig::builder_with_provider(crate::tls::provider())
+            let mut c = ClientConfig::builder_with_provider(crate::crypto::provider())
                 .with_protocol_versions(versions)
                 .map_err(|e| cfg_err(&e))?
                 .dangerous()
@@ -293,7 +293,7 @@ impl TlsClient {
         let connector = tokio_rustls::TlsConnector::from(config.clone());
         let shown = name.to_str().into_owned();
         deadline
-            .run(super::Step::TlsHandshake, async {
+            .run(super::Phase::TlsHandshake, async {
                 connector
                     .connect(name, tcp)
                     .await
@@ -450,9 +450,9 @@ fn ip_to_string(bytes: &[u8]) -> String {
 /// Connects to a `wss://` (or `https://`) URL, completes a TLS handshake whatever the
 /// certificate, and returns its facts; `verified` says whether the certificate is valid.
 pub async fn probe(url: &str, tls: &TlsClient, timeout: Duration) -> Result<TlsFacts, ClientError> {
-    let url = super::handshake::parse_url(url)?;
+    let url = super::endpoint::parse_url(url)?;
     let deadline = Deadline::after(timeout);
-    let endpoint = super::handshake::Endpoint::of(&url)?;
+    let endpoint = super::endpoint::Endpoint::of(&url)?;
     if !endpoint.tls {
         return Err(ClientError::InvalidUrl {
             url: super::display_url(&url),
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn certificate_facts_read_names_and_dates() {
-        let ck = crate::tls::generate_ca_and_leaf(&["127.0.0.1".into(), "localhost".into()])
+        let ck = crate::crypto::generate_ca_and_leaf(&["127.0.0.1".into(), "localhost".into()])
             .expect("certificates");
         let f = certificate_facts(&ck.chain[0]).expect("facts");
         assert_eq!(f.ip_addresses, ["127.0.0.1"]);
@@ -495,7 +495,7 @@ mod tests {
         assert!(said.contains("empty or unreadable"), "{said}");
         assert_eq!(roots.len(), webpki_roots::TLS_SERVER_ROOTS.len());
 
-        let ck = crate::tls::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
+        let ck = crate::crypto::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
         let pem = ck.ca_pem.expect("generated CA");
         let ca = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -519,8 +519,8 @@ mod tests {
 
     #[test]
     fn configs_build_with_caps_and_fail_without_roots() {
-        crate::tls::install_crypto_provider();
-        let ck = crate::tls::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
+        crate::crypto::install_crypto_provider();
+        let ck = crate::crypto::generate_ca_and_leaf(&["localhost".into()]).expect("certificates");
         let pem = ck.ca_pem.expect("generated CA");
         let opts = TlsOptions::default()
             .with_ca_pem(&pem)

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::deser::parse_document;
 use super::policy::LoadedPolicy;
-use super::source::{ConfigError, SourceFile};
+use super::source::{CompileError, ConfigError, SourceFile};
 use super::suite::{LoadedSuite, SuiteSet};
 use super::target::LoadedTarget;
-use crate::plan::CompileError;
 
 /// The three kinds of file wsaudit reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,54 +90,4 @@ pub fn load_suites(dirs: &[PathBuf]) -> Result<SuiteSet, CompileError> {
     }
     set.validate()?;
     Ok(set)
-}
-
-/// A compiled plan with the files it came from (the runner needs the policy's controls).
-pub struct Compiled {
-    /// The policy as loaded.
-    pub policy: LoadedPolicy,
-    /// The target as loaded (secrets interpolated and registered).
-    pub target: LoadedTarget,
-    /// The plan.
-    pub plan: crate::plan::Plan,
-}
-
-/// Loads policy, target and suites and compiles the plan; every error of every file is reported.
-pub fn compile_inputs(
-    policy: &Path,
-    target: &Path,
-    suite_dirs: &[PathBuf],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Compiled, CompileError> {
-    let suites = load_suites(suite_dirs)?;
-    let mut errors = Vec::new();
-    let policy = SourceFile::read(policy)
-        .and_then(|s| LoadedPolicy::parse_with_checks(s, &suites.checks()))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let target = SourceFile::read(target)
-        .and_then(|s| LoadedTarget::parse(s, env))
-        .map_err(|e| errors.push(e))
-        .ok();
-    match (policy, target) {
-        (Some(policy), Some(target)) => {
-            let plan = crate::plan::compile(&policy, &target, &suites)?;
-            Ok(Compiled {
-                policy,
-                target,
-                plan,
-            })
-        }
-        _ => Err(CompileError { errors }),
-    }
-}
-
-/// Loads policy, target and suites and compiles the plan; every error of every file is reported.
-pub fn compile_files(
-    policy: &Path,
-    target: &Path,
-    suite_dirs: &[PathBuf],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<crate::plan::Plan, CompileError> {
-    compile_inputs(policy, target, suite_dirs, env).map(|c| c.plan)
 }

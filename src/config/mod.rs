@@ -14,6 +14,6 @@ pub mod yaml_index;
 
 pub use policy::{CheckParams, Control, LoadedPolicy, Policy, Severity};
 pub use secrets::Secrets;
-pub use source::{ConfigError, Diagnostic, Location, SourceFile};
+pub use source::{CompileError, ConfigError, Diagnostic, Location, SourceFile};
 pub use suite::{LoadedSuite, Suite, SuiteSet};
 pub use target::{LoadedTarget, Target};

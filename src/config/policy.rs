@@ -268,82 +268,106 @@ fn yes() -> bool {
     true
 }
 
-/// A control's parameters, typed by its check.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckParams {
-    /// `transport.tls`
-    Tls(TlsParams),
-    /// `origin.allowlist`
-    Origin(OriginParams),
-    /// `auth.ticket`
-    Ticket(TicketParams),
-    /// `auth.no_url_tokens`
-    UrlTokens(UrlTokenParams),
-    /// `auth.unauthenticated_timeout`
-    Unauthenticated(UnauthParams),
-    /// `messages.schema`
-    Schema(SchemaParams),
-    /// `messages.max_size`
-    MaxSize(MaxSizeParams),
-    /// `messages.rate_limit`
-    RateLimit(RateLimitParams),
-    /// `heartbeat`
-    Heartbeat(HeartbeatParams),
-    /// `cookies.samesite`
-    Cookies(CookieParams),
-    /// `protocol.rfc6455`
-    Protocol(NoParams),
-    /// `attestation`
-    Attestation(AttestationParams),
-    /// A check provided only by a user suite; its parameters are kept as written.
-    Custom(serde_yaml::Value),
+/// The table of built-in checks: each check's name in policies, its [`CheckParams`] variant
+/// and parameter type. The enum, [`BUILTIN_CHECKS`], parsing and [`CheckParams::check`] all
+/// derive from it; adding a check is one line here plus its suite and its server defence.
+macro_rules! builtin_checks {
+    ($( $(#[$doc:meta])* $name:literal => $variant:ident($params:ty), )*) => {
+        /// A control's parameters, typed by its check.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum CheckParams {
+            $( $(#[$doc])* $variant($params), )*
+            /// A check provided only by a user suite; its parameters are kept as written.
+            Custom(serde_yaml::Value),
+        }
+
+        /// The check names built into wsaudit, in catalogue order.
+        pub const BUILTIN_CHECKS: &[&str] = &[$($name),*];
+
+        impl CheckParams {
+            /// The check these parameters belong to (`custom` for a user suite's check).
+            pub fn check(&self) -> &'static str {
+                match self {
+                    $( Self::$variant(_) => $name, )*
+                    Self::Custom(_) => "custom",
+                }
+            }
+
+            /// Parses `with` according to `check`; unknown checks are kept as
+            /// [`CheckParams::Custom`].
+            pub fn parse(check: &str, with: &serde_yaml::Value) -> Result<Self, serde_yaml::Error> {
+                let typed = || {
+                    if with.is_null() {
+                        serde_yaml::Value::Mapping(Default::default())
+                    } else {
+                        with.clone()
+                    }
+                };
+                Ok(match check {
+                    $( $name => Self::$variant(serde_yaml::from_value(typed())?), )*
+                    _ => Self::Custom(with.clone()),
+                })
+            }
+
+            /// Parses a control's `with` by its check, recording located errors in `report`.
+            fn parse_reported(
+                control: &Control,
+                report: &mut Report<'_>,
+                with_path: &YamlPath,
+                control_path: &YamlPath,
+                label: &str,
+            ) -> Option<Self> {
+                let with = if control.with.is_null() {
+                    serde_yaml::Value::Mapping(Default::default())
+                } else {
+                    control.with.clone()
+                };
+                match control.check.as_str() {
+                    $( $name => report
+                        .deserialize(&with, with_path, control_path, label)
+                        .map(Self::$variant), )*
+                    _ => Some(Self::Custom(control.with.clone())),
+                }
+            }
+
+            /// The parameters as YAML, with every default filled in (what suites'
+            /// placeholders read).
+            pub fn to_value(&self) -> serde_yaml::Value {
+                let v = match self {
+                    $( Self::$variant(p) => serde_yaml::to_value(p), )*
+                    Self::Custom(v) => Ok(v.clone()),
+                };
+                v.unwrap_or(serde_yaml::Value::Null)
+            }
+        }
+    };
 }
 
-/// The check names built into wsaudit, in catalogue order.
-pub const BUILTIN_CHECKS: &[&str] = &[
-    "transport.tls",
-    "origin.allowlist",
-    "auth.no_url_tokens",
-    "auth.ticket",
-    "auth.unauthenticated_timeout",
-    "messages.schema",
-    "messages.rate_limit",
-    "messages.max_size",
-    "heartbeat",
-    "cookies.samesite",
-    "protocol.rfc6455",
-    "attestation",
-];
-
-impl CheckParams {
-    /// Parses `with` according to `check`; unknown checks are kept as [`CheckParams::Custom`].
-    pub fn parse(check: &str, with: &serde_yaml::Value) -> Result<Self, serde_yaml::Error> {
-        fn typed<T: serde::de::DeserializeOwned>(
-            v: &serde_yaml::Value,
-        ) -> Result<T, serde_yaml::Error> {
-            let v = if v.is_null() {
-                serde_yaml::Value::Mapping(Default::default())
-            } else {
-                v.clone()
-            };
-            serde_yaml::from_value(v)
-        }
-        Ok(match check {
-            "transport.tls" => Self::Tls(typed(with)?),
-            "origin.allowlist" => Self::Origin(typed(with)?),
-            "auth.ticket" => Self::Ticket(typed(with)?),
-            "auth.no_url_tokens" => Self::UrlTokens(typed(with)?),
-            "auth.unauthenticated_timeout" => Self::Unauthenticated(typed(with)?),
-            "messages.schema" => Self::Schema(typed(with)?),
-            "messages.max_size" => Self::MaxSize(typed(with)?),
-            "messages.rate_limit" => Self::RateLimit(typed(with)?),
-            "heartbeat" => Self::Heartbeat(typed(with)?),
-            "cookies.samesite" => Self::Cookies(typed(with)?),
-            "protocol.rfc6455" => Self::Protocol(typed(with)?),
-            "attestation" => Self::Attestation(typed(with)?),
-            _ => Self::Custom(with.clone()),
-        })
-    }
+builtin_checks! {
+    /// `transport.tls`
+    "transport.tls" => Tls(TlsParams),
+    /// `origin.allowlist`
+    "origin.allowlist" => Origin(OriginParams),
+    /// `auth.no_url_tokens`
+    "auth.no_url_tokens" => UrlTokens(UrlTokenParams),
+    /// `auth.ticket`
+    "auth.ticket" => Ticket(TicketParams),
+    /// `auth.unauthenticated_timeout`
+    "auth.unauthenticated_timeout" => Unauthenticated(UnauthParams),
+    /// `messages.schema`
+    "messages.schema" => Schema(SchemaParams),
+    /// `messages.rate_limit`
+    "messages.rate_limit" => RateLimit(RateLimitParams),
+    /// `messages.max_size`
+    "messages.max_size" => MaxSize(MaxSizeParams),
+    /// `heartbeat`
+    "heartbeat" => Heartbeat(HeartbeatParams),
+    /// `cookies.samesite`
+    "cookies.samesite" => Cookies(CookieParams),
+    /// `protocol.rfc6455`
+    "protocol.rfc6455" => Protocol(NoParams),
+    /// `attestation`
+    "attestation" => Attestation(AttestationParams),
 }
 
 /// A policy with every control's parameters parsed and checked.
@@ -502,65 +526,6 @@ impl LoadedPolicy {
     pub fn control_key_location(&self, i: usize, key: &str) -> Option<Location> {
         YamlIndex::build(&self.source.text)
             .value_or_ancestor(&YamlPath::root().key("controls").index(i).key(key))
-    }
-}
-
-impl CheckParams {
-    /// Parses a control's `with` by its check, recording located errors in `report`.
-    fn parse_reported(
-        control: &Control,
-        report: &mut Report<'_>,
-        with_path: &YamlPath,
-        control_path: &YamlPath,
-        label: &str,
-    ) -> Option<Self> {
-        let with = if control.with.is_null() {
-            serde_yaml::Value::Mapping(Default::default())
-        } else {
-            control.with.clone()
-        };
-        macro_rules! read {
-            ($variant:ident) => {
-                report
-                    .deserialize(&with, with_path, control_path, label)
-                    .map(Self::$variant)
-            };
-        }
-        match control.check.as_str() {
-            "transport.tls" => read!(Tls),
-            "origin.allowlist" => read!(Origin),
-            "auth.ticket" => read!(Ticket),
-            "auth.no_url_tokens" => read!(UrlTokens),
-            "auth.unauthenticated_timeout" => read!(Unauthenticated),
-            "messages.schema" => read!(Schema),
-            "messages.max_size" => read!(MaxSize),
-            "messages.rate_limit" => read!(RateLimit),
-            "heartbeat" => read!(Heartbeat),
-            "cookies.samesite" => read!(Cookies),
-            "protocol.rfc6455" => read!(Protocol),
-            "attestation" => read!(Attestation),
-            _ => Some(Self::Custom(control.with.clone())),
-        }
-    }
-
-    /// The parameters as YAML, with every default filled in (what suites' placeholders read).
-    pub fn to_value(&self) -> serde_yaml::Value {
-        let v = match self {
-            Self::Tls(p) => serde_yaml::to_value(p),
-            Self::Origin(p) => serde_yaml::to_value(p),
-            Self::Ticket(p) => serde_yaml::to_value(p),
-            Self::UrlTokens(p) => serde_yaml::to_value(p),
-            Self::Unauthenticated(p) => serde_yaml::to_value(p),
-            Self::Schema(p) => serde_yaml::to_value(p),
-            Self::MaxSize(p) => serde_yaml::to_value(p),
-            Self::RateLimit(p) => serde_yaml::to_value(p),
-            Self::Heartbeat(p) => serde_yaml::to_value(p),
-            Self::Cookies(p) => serde_yaml::to_value(p),
-            Self::Protocol(p) => serde_yaml::to_value(p),
-            Self::Attestation(p) => serde_yaml::to_value(p),
-            Self::Custom(v) => Ok(v.clone()),
-        };
-        v.unwrap_or(serde_yaml::Value::Null)
     }
 }
 

@@ -59,6 +59,33 @@ pub fn encoded_forms(value: &str) -> Vec<String> {
     forms
 }
 
+/// A lossy UTF-8 preview of at most `max_chars` characters, control characters escaped, with
+/// `…` when cut.
+pub fn preview(bytes: &[u8], max_chars: usize) -> String {
+    Secrets::new().preview(bytes, max_chars)
+}
+
+/// Cuts `text` to `max_chars` characters, escaping control characters; `…` marks a cut.
+fn clip(text: &str, max_chars: usize, more: bool) -> String {
+    let mut out = String::new();
+    let mut cut = more;
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            cut = true;
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut {
+        out.push('…');
+    }
+    out
+}
+
 impl Secrets {
     /// An empty registry.
     pub fn new() -> Self {
@@ -135,7 +162,7 @@ impl Secrets {
         let window = max_chars.saturating_mul(4).saturating_add(longest);
         let shown = &bytes[..bytes.len().min(window)];
         let text = self.redact(&String::from_utf8_lossy(shown));
-        crate::client::evidence::clip(&text, max_chars, bytes.len() > shown.len())
+        clip(&text, max_chars, bytes.len() > shown.len())
     }
 
     /// Redacts every string (keys included) of a YAML value in place; used before

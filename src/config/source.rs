@@ -200,3 +200,36 @@ pub fn yaml_diagnostic(file: &SourceFile, err: &serde_yaml::Error) -> Diagnostic
         None => file.error_without_location(message),
     }
 }
+
+/// Everything wrong with the inputs of a compilation, file by file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// One error per file that has problems.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+impl From<ConfigError> for CompileError {
+    fn from(e: ConfigError) -> Self {
+        Self { errors: vec![e] }
+    }
+}
+
+impl From<Vec<ConfigError>> for CompileError {
+    fn from(errors: Vec<ConfigError>) -> Self {
+        Self { errors }
+    }
+}

@@ -14,7 +14,41 @@ use serde_yaml::Value;
 use super::deser::{At, Report, parse_document};
 use super::source::{ConfigError, SourceFile};
 use super::yaml_index::{YamlIndex, YamlPath};
-use crate::plan::Role;
+
+/// Whether a case attacks a defence or shows the legitimate path works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A negative case: the server must refuse or survive it.
+    Attack,
+    /// A positive control: the legitimate path must work, or the family's attacks are
+    /// inconclusive (`error`), never `pass`.
+    Positive,
+    /// A precondition of the control's attacks: the server refuses the request *without* the
+    /// attack's ingredient (e.g. a message with no credential at all). When it does not, the
+    /// attacks cannot tell anything, and every case of the control is inconclusive (`error`).
+    Baseline,
+    /// Not testable from outside: reported as skipped, with evidence.
+    Attestation,
+}
+
+impl Role {
+    /// Whether cases of this role gate their control's other cases (positive controls and
+    /// baselines): the rule the runner selects dependencies by and gating judges by.
+    pub fn is_gate(self) -> bool {
+        matches!(self, Role::Positive | Role::Baseline)
+    }
+
+    /// Whether a case of this role is judged against a gate of role `gate` of its control:
+    /// every case but attestations on the baselines, attacks also on the positive controls.
+    pub fn gated_by(self, gate: Role) -> bool {
+        match gate {
+            Role::Baseline => self != Role::Attestation,
+            Role::Positive => self == Role::Attack,
+            Role::Attack | Role::Attestation => false,
+        }
+    }
+}
 
 /// The suites shipped with wsaudit, as (path, text).
 pub const BUILTIN_SUITES: [(&str, &str); 12] = [

@@ -32,6 +32,10 @@ pub struct Target {
     /// The Origin legitimate clients send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// What a legitimate client's upgrade request carries besides URL and Origin: request
+    /// headers (an `Authorization` header), cookies and subprotocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<TargetConnect>,
     /// How a legitimate client authenticates; absent when the service has no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TargetAuth>,
@@ -49,6 +53,22 @@ pub struct Target {
 pub struct TargetTls {
     /// PEM file of an extra CA, relative to the target file's directory.
     pub ca_file: PathBuf,
+}
+
+/// The legitimate client's handshake, beyond URL and Origin.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConnect {
+    /// Request headers of the upgrade; `Authorization`, `Cookie` and `Proxy-Authorization`
+    /// values are secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Cookies sent with the upgrade, by name; their values are secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cookies: BTreeMap<String, String>,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order of preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
 }
 
 /// The legitimate authentication flow.
@@ -344,6 +364,19 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
             At::Value,
             format!("plaintext_url: \"{p}\" is not plaintext: expected a ws:// URL"),
         );
+    }
+    if let Some(c) = &t.connect {
+        for (name, value) in &c.headers {
+            if ["authorization", "cookie", "proxy-authorization"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                secrets.register_authorization(value);
+            }
+        }
+        for value in c.cookies.values() {
+            secrets.register(value.clone());
+        }
     }
     if let Some(auth) = &t.auth {
         let auth_path = root.key("auth");

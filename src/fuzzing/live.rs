@@ -18,82 +18,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::mutate::{FuzzCase, Mutator};
+use super::options::FuzzOptions;
 use super::oracle::{Oracle, Validity};
 use super::report::{Finding, FindingKind, Recorder};
 use super::rng::Rng;
-use crate::attacks::TargetRuntime;
-use crate::attacks::session::{Judgement, Session};
+use crate::attacks::{Channel, Judgement, Kind, TargetRuntime, healthy, logged_in_channel};
 use crate::client::conn::opcode;
-use crate::client::{Connection, Deadline, Event, FrameSpec, Mask};
+use crate::client::{Event, FrameSpec, Mask};
 use crate::config::LoadedPolicy;
 use crate::config::policy::CheckParams;
-use crate::config::target::Matcher;
-use crate::report::RunReport;
-use crate::run::Transcript;
+use crate::report::{CaseLog, RunReport};
 
-/// Messages per second when neither `--rate` nor a policy rate limit says otherwise.
-pub const DEFAULT_RATE: f64 = 10.0;
-/// Largest fuzzed message when the policy states no size limit.
-pub const DEFAULT_MAX_LEN: usize = 32 * 1024;
 /// How long an unfenced case (a lying length, a close frame) is watched before the connection
 /// is dropped: such a target may rightly wait for bytes that never come.
 const UNFENCED_WATCH: Duration = Duration::from_millis(300);
-/// Most bytes one drain between two cases reads (the bound of `Session::drain`).
-const DRAIN_BYTES: usize = crate::attacks::session::INBOX_BYTES;
+/// Most bytes one drain between two cases reads (the bound of `Channel::drain`).
+const DRAIN_BYTES: usize = crate::attacks::channel::INBOX_BYTES;
 /// Longest one drain between two cases reads.
 const DRAIN_TIME: Duration = Duration::from_millis(200);
-
-/// How a live fuzzing run is carried out.
-#[derive(Debug, Clone)]
-pub struct FuzzOptions {
-    /// How long to fuzz (batches in progress finish their current case, then the health check).
-    pub duration: Duration,
-    /// The seed every case derives from.
-    pub seed: u64,
-    /// Business messages per second, kept under the target's rate limit.
-    pub rate: f64,
-    /// Cases per batch; a health check follows each batch.
-    pub batch_size: u64,
-    /// Run only this batch (reproduces a finding), whatever the duration.
-    pub replay_batch: Option<u64>,
-    /// Stop after this many findings.
-    pub max_findings: usize,
-    /// After a fenced case, how long to wait for the fence's pong or a close before it is a hang.
-    pub hang_after: Duration,
-    /// Largest generated message in bytes.
-    pub max_len: usize,
-    /// How to rerun this fuzzing (`wsaudit fuzz --target ... --policy ...`), for reproduce lines.
-    pub command: String,
-}
-
-impl FuzzOptions {
-    /// Options derived from the policy (when given): half its rate limit, messages below its
-    /// size limit; the rest at their defaults.
-    pub fn for_policy(policy: Option<&LoadedPolicy>, seed: u64, command: String) -> Self {
-        let mut rate = DEFAULT_RATE;
-        let mut max_len = DEFAULT_MAX_LEN;
-        for p in policy.map(|p| p.params.as_slice()).unwrap_or_default() {
-            match p {
-                CheckParams::RateLimit(r) => rate = (f64::from(r.max_per_second) / 2.0).max(0.5),
-                CheckParams::MaxSize(m) => {
-                    max_len = m.limit.as_usize().saturating_sub(64).clamp(64, 256 * 1024)
-                }
-                _ => {}
-            }
-        }
-        Self {
-            duration: Duration::from_secs(60),
-            seed,
-            rate,
-            batch_size: 25,
-            replay_batch: None,
-            max_findings: 20,
-            hang_after: crate::attacks::runtime::DEFAULT_REPLY_WAIT,
-            max_len,
-            command,
-        }
-    }
-}
 
 /// Why a run could not start at all (exit 2: invalid input).
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +67,7 @@ impl Pacer {
         let rate = if rate.is_finite() && rate > 0.0 {
             rate
         } else {
-            DEFAULT_RATE
+            super::options::DEFAULT_RATE
         };
         Self {
             interval: Duration::from_secs_f64(1.0 / rate),
@@ -142,19 +84,17 @@ impl Pacer {
 /// The fuzzing connection of a batch, reopened (with a fresh login) when the target closes it.
 struct Fuzzer {
     rt: Arc<TargetRuntime>,
-    ev: Transcript,
-    conn: Option<Connection>,
-    accepted: Option<Matcher>,
+    ev: CaseLog,
+    conn: Option<Channel>,
     hang_after: Duration,
     reconnects: u32,
 }
 
 impl Fuzzer {
-    /// A logged-in connection, opening one if needed.
-    async fn connection(&mut self) -> Result<&Connection, Judgement> {
+    /// A logged-in connection of the legitimate client, opening one if needed.
+    async fn connection(&mut self) -> Result<&Channel, Judgement> {
         if self.conn.is_none() {
-            let mut s = Session::fresh_login(self.rt.clone(), self.ev.clone()).await?;
-            self.conn = s.conn.take();
+            self.conn = Some(logged_in_channel(&self.rt, &self.ev).await?);
             self.reconnects += 1;
         }
         self.conn
@@ -167,27 +107,14 @@ impl Fuzzer {
     /// rest stays queued, and the reader's bounded queue holds the target back). Returns the
     /// acknowledgements seen, which answer nothing we can name.
     async fn drain(&mut self) -> u32 {
-        let deadline = Instant::now() + DRAIN_TIME;
-        let mut read = 0usize;
-        let mut stray = 0;
-        while let Some(c) = self.conn.as_mut() {
-            if read >= DRAIN_BYTES || Instant::now() >= deadline {
-                break;
-            }
-            let e = c.read_event(Duration::ZERO).await;
-            read += e.held_bytes().max(1);
-            match e {
-                Event::Timeout => break,
-                Event::Text(t) if self.accepted.as_ref().is_some_and(|m| m.matches(&t)) => {
-                    stray += 1
-                }
-                e if e.is_end() => {
-                    self.conn = None;
-                }
-                _ => {}
-            }
+        let Some(c) = self.conn.as_mut() else {
+            return 0;
+        };
+        let replies = c.drain_replies(DRAIN_BYTES, DRAIN_TIME).await;
+        if replies.iter().any(|r| r.is_end()) {
+            self.conn = None;
         }
-        stray
+        replies.iter().filter(|r| r.kind == Kind::Ack).count() as u32
     }
 
     /// Sends one case (and its fence) and watches what comes back.
@@ -215,19 +142,20 @@ impl Fuzzer {
         } else {
             UNFENCED_WATCH
         };
-        let deadline = Deadline::after(watch);
+        let deadline = Instant::now() + watch;
         let redactor = self.rt.secrets();
         while x.ended.is_none() {
-            match conn.read_event_by(&deadline).await {
-                Event::Text(t) if self.accepted.as_ref().is_some_and(|m| m.matches(&t)) => {
-                    x.acks.push(t)
-                }
-                Event::Pong(p) if fenced && p == fence => break,
-                Event::Timeout => {
+            let r = conn.next(deadline).await;
+            match (r.kind, r.event) {
+                (Kind::Ack, Event::Text(t)) => x.acks.push(t),
+                (_, Event::Pong(p)) if fenced && p == fence => break,
+                (Kind::Timeout, _) => {
                     x.hang = fenced;
                     break;
                 }
-                e if e.is_end() => x.ended = Some(e.describe(&redactor)),
+                (Kind::Closed | Kind::Dropped | Kind::Fault, e) => {
+                    x.ended = Some(e.describe(&redactor))
+                }
                 _ => {}
             }
         }
@@ -263,19 +191,20 @@ pub async fn run(
     let oracle =
         Oracle::new(policy_schema(policy), &valid).map_err(|e| FuzzError::Schema(e.to_string()))?;
     let mutator = Mutator::new(&valid, opts.max_len);
-    let accepted = rt
-        .target
-        .messages
-        .as_ref()
-        .and_then(|m| m.accepted_when.clone());
-    let mut rec = Recorder::new(&rt, policy, opts, oracle.has_schema(), accepted.is_some());
+    let mut rec = Recorder::new(
+        &rt,
+        policy,
+        opts,
+        oracle.has_schema(),
+        rt.classifier.ack.is_some(),
+    );
     let end = Instant::now() + opts.duration;
     let mut pacer = Pacer::new(opts.rate);
 
     // The positive control: before any fuzzing, a legitimate client gets a valid message
     // acknowledged. Otherwise nothing later can be blamed on the fuzzing.
-    let ev = Transcript::default();
-    match Session::probe(rt.clone(), ev.clone()).judge_healthy().await {
+    let ev = CaseLog::default();
+    match healthy(&rt, &ev).await {
         Judgement::Holds(_) => {}
         Judgement::Broken(why) | Judgement::Inconclusive(why) => {
             rec.inconclusive(
@@ -294,13 +223,12 @@ pub async fn run(
         if (!replaying && Instant::now() >= end) || rec.findings() >= opts.max_findings {
             break;
         }
-        let ev = Transcript::default();
+        let ev = CaseLog::default();
         let batch_start = rec.elapsed();
         let mut fz = Fuzzer {
             rt: rt.clone(),
             ev: ev.clone(),
             conn: None,
-            accepted: accepted.clone(),
             hang_after: opts.hang_after,
             reconnects: 0,
         };
@@ -366,7 +294,7 @@ pub async fn run(
         }
         drop(fz.conn.take());
         // After the batch, a fresh client must still get in and be served.
-        let health = Session::probe(rt.clone(), ev.clone()).judge_healthy().await;
+        let health = healthy(&rt, &ev).await;
         let mut summary = format!(
             "{} cases sent, {} connections opened, {stray} acknowledgements outside any fence",
             sent.len(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::live::FuzzOptions;
 use super::mutate::{FuzzCase, hex};
+use super::options::FuzzOptions;
 use super::oracle::Validity;
 use crate::attacks::TargetRuntime;
 use crate::config::policy::CheckParams;

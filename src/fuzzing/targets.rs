@@ -39,9 +39,9 @@ use crate::config::values::{ByteSize, Origin};
 use crate::config::{ConfigError, LoadedPolicy, LoadedSuite, LoadedTarget, SourceFile, SuiteSet};
 use crate::server::auth::{self, FirstMessage, UrlCredential};
 use crate::server::cookies::{SESSION_COOKIE, session_from_cookies};
-use crate::server::inbound::{Event, FrameSource, Inbound, Next};
+use crate::server::inbound::{FrameSource, Inbound, Next, Received};
 use crate::server::rate_limit::{ConnectionRate, RateDecision};
-use crate::server::schema::{self, Verdict};
+use crate::server::schema::{self, Decision};
 use crate::server::tickets::TicketStore;
 use crate::server::{Defence, Weakened, max_size, origin};
 use crate::wire::{FrameReader, parse_close, parse_header};
@@ -272,21 +272,7 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
             return Ok((check, CheckParams::Custom(serde_yaml::Value::Null)));
         }
     };
-    let check = match &p {
-        CheckParams::Tls(_) => "transport.tls",
-        CheckParams::Origin(_) => "origin.allowlist",
-        CheckParams::Ticket(_) => "auth.ticket",
-        CheckParams::UrlTokens(_) => "auth.no_url_tokens",
-        CheckParams::Unauthenticated(_) => "auth.unauthenticated_timeout",
-        CheckParams::Schema(_) => "messages.schema",
-        CheckParams::MaxSize(_) => "messages.max_size",
-        CheckParams::RateLimit(_) => "messages.rate_limit",
-        CheckParams::Heartbeat(_) => "heartbeat",
-        CheckParams::Cookies(_) => "cookies.samesite",
-        CheckParams::Protocol(_) => "protocol.rfc6455",
-        CheckParams::Attestation(_) => "attestation",
-        CheckParams::Custom(_) => "custom",
-    };
+    let check = p.check();
     Ok((check.to_string(), p))
 }
 
@@ -718,14 +704,14 @@ pub fn server_frames(data: &[u8]) {
                 assert!(matches!(code, 1002 | 1007 | 1009), "close code {code}");
                 break;
             }
-            Next::Event(Event::Message { data, .. }) => {
+            Next::Received(Received::Message { data, .. }) => {
                 assert!(
                     data.len() <= limit,
                     "a {} B message passed the {limit} B limit",
                     data.len()
                 );
             }
-            Next::Event(_) => {}
+            Next::Received(_) => {}
         }
     }
     if let Ok(out) = max_size::inflate_bounded(stream, limit) {
@@ -800,7 +786,7 @@ pub fn server_messages(data: &[u8]) {
                 );
             }
             match schema::judge(&s, Some(validator), &weakened) {
-                Verdict::Reply(reply) => {
+                Decision::Reply(reply) => {
                     assert!(reply.len() <= 512, "ack of {} B", reply.len());
                     let ack: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
                     assert_eq!(ack.pointer("/type"), Some(&json!("ack")), "{reply}");
@@ -812,13 +798,13 @@ pub fn server_messages(data: &[u8]) {
                         );
                     }
                 }
-                Verdict::Rejected { reply, .. } => {
+                Decision::Rejected { reply, .. } => {
                     assert!(!weak, "the lax server rejected a message");
                     let err: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
                     assert_eq!(err.pointer("/type"), Some(&json!("error")), "{reply}");
                 }
-                Verdict::Ignore => assert!(weak, "the strict server ignored a message"),
-                Verdict::Close(..) => {}
+                Decision::Ignore => assert!(weak, "the strict server ignored a message"),
+                Decision::Close(..) => {}
             }
         }
     }
@@ -925,7 +911,7 @@ pub fn harness_parse(data: &[u8]) {
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert_eq!(v.pointer("/type"), Some(&json!("ack")), "matched a non-ack");
     }
-    let shown = crate::client::evidence::preview(data, 40);
+    let shown = crate::config::secrets::preview(data, 40);
     assert!(shown.chars().count() <= 41 * 6, "preview not bounded");
     assert!(
         !shown.chars().any(char::is_control),

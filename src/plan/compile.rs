@@ -380,10 +380,13 @@ fn expand_case(
             .map(Step::planned_time)
             .chain(expect.iter().map(Expectation::planned_time))
             .fold(Duration::ZERO, Duration::saturating_add);
-        let connects = steps
+        let connects: u32 = steps
             .iter()
-            .filter(|s| matches!(s, Step::Connect(_) | Step::Login | Step::TlsProbe(_)))
-            .count() as u32;
+            .map(|s| match s {
+                Step::Login | Step::TlsProbe(_) => 1,
+                s => s.handshakes(),
+            })
+            .sum();
         // Once pings go unanswered, the engine starts a `closed` clock at the first ping left
         // unanswered, which comes at most one ping interval (no more than the bound) after the
         // steps: reserve that time as well.

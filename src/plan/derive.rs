@@ -212,7 +212,7 @@ pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
             .into_iter()
             .enumerate()
         {
-            let shown = crate::client::evidence::preview(value.to_string().as_bytes(), 40);
+            let shown = crate::config::secrets::preview(value.to_string().as_bytes(), 40);
             let mut m = base_obj.clone();
             m.insert(name.clone(), value);
             push(

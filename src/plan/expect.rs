@@ -1,6 +1,10 @@
 //! What a case expects: the expectation vocabulary shared by suite files and the attack engine.
 //! A case passes when every expectation holds. Every expectation is documented for suite
 //! authors in `suites/README.md`.
+//!
+//! Adding an expectation: its variant and payload here (with its arm in [`with_expectation`],
+//! which the compiler checks is complete), its judgement (`impl Judge` in the `attacks` module
+//! of its concern), and its row in `suites/README.md`.
 
 use std::time::Duration;
 
@@ -16,9 +20,20 @@ pub const REJECTION_CODES: [u16; 5] = [1002, 1003, 1007, 1008, 1009];
 /// Slack added to a timing bound when a suite states none.
 pub const DEFAULT_SLACK: Duration = Duration::from_secs(1);
 
-/// One condition a case checks once its steps ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One condition a case checks once its steps ran. Its name in suites is its variant's in
+/// snake case ([`Expectation::name`]), from the same derive as serde's.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum Expectation {
     /// The last handshake was refused (no 101); with `status`, exactly that HTTP status.
     HandshakeRefused(HandshakeRefused),
@@ -47,25 +62,64 @@ pub enum Expectation {
     Healthy,
     /// Not testable from outside: reported as skipped, with the evidence named by the policy.
     Attested(Attested),
+    /// Of the case's connections (or those named), at most `at_most` authenticated: the
+    /// server accepted their authentication or acknowledged a valid business message.
+    Authenticated(Authenticated),
+}
+
+/// Runs `$body` with `$x` bound to a reference to the payload of `$expectation` (a unit
+/// expectation binds its unit struct): the engine's dispatch, one arm per expectation, checked
+/// complete by the compiler.
+macro_rules! with_expectation {
+    ($expectation:expr, $x:ident => $body:expr) => {
+        match $expectation {
+            $crate::plan::Expectation::HandshakeRefused($x) => $body,
+            $crate::plan::Expectation::HandshakeUpgraded($x) => $body,
+            $crate::plan::Expectation::UrlWithoutParams($x) => $body,
+            $crate::plan::Expectation::Rejected($x) => $body,
+            $crate::plan::Expectation::Accepted($x) => $body,
+            $crate::plan::Expectation::Closed($x) => $body,
+            $crate::plan::Expectation::PingSeen($x) => $body,
+            $crate::plan::Expectation::Cookie($x) => $body,
+            $crate::plan::Expectation::Tls($x) => $body,
+            $crate::plan::Expectation::TlsRefused => {
+                let $x = &$crate::plan::expect::TlsRefused;
+                $body
+            }
+            $crate::plan::Expectation::Healthy => {
+                let $x = &$crate::plan::expect::Healthy;
+                $body
+            }
+            $crate::plan::Expectation::Attested($x) => $body,
+            $crate::plan::Expectation::Authenticated($x) => $body,
+        }
+    };
+}
+pub(crate) use with_expectation;
+
+/// `tls_refused`, as a payload for [`with_expectation`].
+#[derive(Debug, Clone, Copy)]
+pub struct TlsRefused;
+
+/// `healthy`, as a payload for [`with_expectation`].
+#[derive(Debug, Clone, Copy)]
+pub struct Healthy;
+
+/// `authenticated`: how many of the case's connections may have authenticated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticated {
+    /// The most connections that may have authenticated.
+    pub at_most: u32,
+    /// The connections judged, by name; absent: every connection of the case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
 }
 
 impl Expectation {
     /// The expectation's name as written in suites.
     pub fn name(&self) -> &'static str {
-        match self {
-            Expectation::HandshakeRefused(_) => "handshake_refused",
-            Expectation::HandshakeUpgraded(_) => "handshake_upgraded",
-            Expectation::UrlWithoutParams(_) => "url_without_params",
-            Expectation::Rejected(_) => "rejected",
-            Expectation::Accepted(_) => "accepted",
-            Expectation::Closed(_) => "closed",
-            Expectation::PingSeen(_) => "ping_seen",
-            Expectation::Cookie(_) => "cookie",
-            Expectation::Tls(_) => "tls",
-            Expectation::TlsRefused => "tls_refused",
-            Expectation::Healthy => "healthy",
-            Expectation::Attested(_) => "attested",
-        }
+        self.into()
     }
 
     /// The longest this expectation may wait for its evidence (bound + slack).

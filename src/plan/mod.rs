@@ -5,19 +5,20 @@
 pub mod compile;
 pub mod derive;
 pub mod expect;
+pub mod inputs;
 pub mod step;
 pub mod template;
 
-use std::fmt;
 use std::time::Duration;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::CompileError;
+use crate::config::Secrets;
 use crate::config::policy::Severity;
 use crate::config::target::Target;
-use crate::config::{ConfigError, Secrets};
 
+pub use crate::config::suite::Role;
 pub use compile::{compile, sample_target};
 pub use expect::{Expectation, Within};
 pub use step::Step;
@@ -50,41 +51,6 @@ pub struct PlanPolicy {
     pub name: String,
     /// The policy file as given.
     pub file: String,
-}
-
-/// Whether a case attacks a defence or shows the legitimate path works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A negative case: the server must refuse or survive it.
-    Attack,
-    /// A positive control: the legitimate path must work, or the family's attacks are
-    /// inconclusive (`error`), never `pass`.
-    Positive,
-    /// A precondition of the control's attacks: the server refuses the request *without* the
-    /// attack's ingredient (e.g. a message with no credential at all). When it does not, the
-    /// attacks cannot tell anything, and every case of the control is inconclusive (`error`).
-    Baseline,
-    /// Not testable from outside: reported as skipped, with evidence.
-    Attestation,
-}
-
-impl Role {
-    /// Whether cases of this role gate their control's other cases (positive controls and
-    /// baselines): the rule the runner selects dependencies by and gating judges by.
-    pub fn is_gate(self) -> bool {
-        matches!(self, Role::Positive | Role::Baseline)
-    }
-
-    /// Whether a case of this role is judged against a gate of role `gate` of its control:
-    /// every case but attestations on the baselines, attacks also on the positive controls.
-    pub fn gated_by(self, gate: Role) -> bool {
-        match gate {
-            Role::Baseline => self != Role::Attestation,
-            Role::Positive => self == Role::Attack,
-            Role::Attack | Role::Attestation => false,
-        }
-    }
 }
 
 /// One attack or positive control, ready to run.
@@ -134,38 +100,5 @@ impl Plan {
         self.cases
             .iter()
             .filter(move |c| c.control_id == control_id)
-    }
-}
-
-/// Everything wrong with the inputs of a compilation, file by file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompileError {
-    /// One error per file that has problems.
-    pub errors: Vec<ConfigError>,
-}
-
-impl fmt::Display for CompileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for CompileError {}
-
-impl From<ConfigError> for CompileError {
-    fn from(e: ConfigError) -> Self {
-        Self { errors: vec![e] }
-    }
-}
-
-impl From<Vec<ConfigError>> for CompileError {
-    fn from(errors: Vec<ConfigError>) -> Self {
-        Self { errors }
     }
 }

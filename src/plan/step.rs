@@ -1,6 +1,10 @@
 //! What a case does: the step vocabulary shared by suite files and the attack engine.
-//! Each step acts on the case's *current connection* (the last one `connect` opened).
-//! Every step is documented for suite authors in `suites/README.md`.
+//! Each step acts on the case's *current connection* (the last one `connect` opened, or the one
+//! `on` selected). Every step is documented for suite authors in `suites/README.md`.
+//!
+//! Adding a step: its variant and payload here (with its arm in [`with_step`], which the
+//! compiler checks is complete), its execution (`impl Perform` in the `attacks` module of its
+//! concern), and its row in `suites/README.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,9 +16,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::expect::Within;
 use crate::config::values::ByteSize;
 
-/// One action of a case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One action of a case. Its name in suites is its variant's in snake case
+/// ([`Step::name`]), from the same derive as serde's.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum Step {
     /// Open a new WebSocket connection (it becomes the current one).
     Connect(Connect),
@@ -39,32 +54,115 @@ pub enum Step {
     HttpRequest(HttpRequest),
     /// Make a TLS handshake only, to observe the version and certificate.
     TlsProbe(TlsProbe),
+    /// Act on the connection of this name (`connect: { as: NAME }`) from now on.
+    On(String),
+    /// Run branches of steps concurrently, each on its own connections (a race).
+    Parallel(Vec<Vec<Step>>),
+}
+
+/// Runs `$body` with `$x` bound to a reference to the payload of `$step` (a unit step binds
+/// its unit struct): the engine's dispatch, one arm per step, checked complete by the
+/// compiler.
+macro_rules! with_step {
+    ($step:expr, $x:ident => $body:expr) => {
+        match $step {
+            $crate::plan::Step::Connect($x) => $body,
+            $crate::plan::Step::FetchTicket($x) => $body,
+            $crate::plan::Step::Authenticate($x) => $body,
+            $crate::plan::Step::Login => {
+                let $x = &$crate::plan::step::Login;
+                $body
+            }
+            $crate::plan::Step::Send($x) => $body,
+            $crate::plan::Step::SendFrame($x) => $body,
+            $crate::plan::Step::Flood($x) => $body,
+            $crate::plan::Step::Wait(w) => {
+                let $x = &$crate::plan::step::Wait(*w);
+                $body
+            }
+            $crate::plan::Step::AnswerPings(on) => {
+                let $x = &$crate::plan::step::AnswerPings(*on);
+                $body
+            }
+            $crate::plan::Step::HttpRequest($x) => $body,
+            $crate::plan::Step::TlsProbe($x) => $body,
+            $crate::plan::Step::On(name) => {
+                let $x = &$crate::plan::step::On(name.clone());
+                $body
+            }
+            $crate::plan::Step::Parallel(branches) => {
+                let $x = &$crate::plan::step::Parallel(branches.clone());
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_step;
+
+/// `login`, as a payload for [`with_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Login;
+
+/// `wait`, as a payload for [`with_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Wait(pub Within);
+
+/// `answer_pings`, as a payload for [`with_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerPings(pub bool);
+
+/// `on`, as a payload for [`with_step`].
+#[derive(Debug, Clone)]
+pub struct On(pub String);
+
+/// `parallel`, as a payload for [`with_step`].
+#[derive(Debug, Clone)]
+pub struct Parallel(pub Vec<Vec<Step>>);
+
+impl Parallel {
+    /// The connections each branch acts on (`on: NAME`), which the branch takes over.
+    pub fn connections_used(branch: &[Step]) -> Vec<String> {
+        branch
+            .iter()
+            .filter_map(|s| match s {
+                Step::On(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Step {
     /// The step's name as written in suites.
     pub fn name(&self) -> &'static str {
-        match self {
-            Step::Connect(_) => "connect",
-            Step::FetchTicket(_) => "fetch_ticket",
-            Step::Authenticate(_) => "authenticate",
-            Step::Login => "login",
-            Step::Send(_) => "send",
-            Step::SendFrame(_) => "send_frame",
-            Step::Flood(_) => "flood",
-            Step::Wait(_) => "wait",
-            Step::AnswerPings(_) => "answer_pings",
-            Step::HttpRequest(_) => "http_request",
-            Step::TlsProbe(_) => "tls_probe",
-        }
+        self.into()
     }
 
-    /// Time this step deliberately spends (waits and floods), counted into the case deadline.
+    /// Time this step deliberately spends (waits and floods), counted into the case deadline;
+    /// branches of a `parallel` run at once, so the longest counts.
     pub fn planned_time(&self) -> Duration {
         match self {
             Step::Wait(w) => w.total(),
             Step::Flood(f) => f.duration.unwrap_or_default(),
+            Step::Parallel(branches) => branches
+                .iter()
+                .map(|b| b.iter().map(Step::planned_time).sum())
+                .max()
+                .unwrap_or_default(),
             _ => Duration::ZERO,
+        }
+    }
+
+    /// Handshakes this step makes at most (each may take a connect timeout).
+    pub fn handshakes(&self) -> u32 {
+        match self {
+            Step::Connect(_) => 1,
+            Step::Parallel(branches) => branches
+                .iter()
+                .map(|b| b.iter().map(Step::handshakes).sum::<u32>())
+                .max()
+                .unwrap_or(0),
+            _ => 0,
         }
     }
 
@@ -74,15 +172,43 @@ impl Step {
             Step::Send(s) => s.problems(),
             Step::SendFrame(f) => f.problems(),
             Step::Flood(f) => f.problems(),
+            Step::Parallel(branches) => {
+                let mut out: Vec<String> =
+                    branches.iter().flatten().flat_map(Step::problems).collect();
+                if branches.len() < 2 {
+                    out.push(format!(
+                        "parallel has {} branch(es): expected at least 2 to run at once",
+                        branches.len()
+                    ));
+                }
+                let mut named = std::collections::BTreeSet::new();
+                for b in branches {
+                    for s in b {
+                        if let Step::Connect(Connect { name: Some(n), .. }) = s
+                            && !named.insert(n.clone())
+                        {
+                            out.push(format!(
+                                "parallel: two branches open a connection named `{n}`: expected distinct names"
+                            ));
+                        }
+                    }
+                }
+                out
+            }
             _ => Vec::new(),
         }
     }
 }
 
-/// `connect`: a WebSocket handshake with full control of what is sent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+/// `connect`: a WebSocket handshake: the target's legitimate one (its URL, headers, cookies,
+/// subprotocols) with what the fields below change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connect {
+    /// The connection's name, for `on` and for cases with several connections; a connection
+    /// of the same name is closed first. Absent: `main`.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The Origin header; omitted (or null) sends none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -104,6 +230,26 @@ pub struct Connect {
     /// Drop the target's own query string (e.g. a token in the URL) from the URL.
     #[serde(default, skip_serializing_if = "is_false")]
     pub strip_query: bool,
+    /// Whether the handshake carries the target's credentials (`connect.headers` such as
+    /// `Authorization`, `connect.cookies`, a token in the URL's query); `false` sends none.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub credentials: bool,
+}
+
+impl Default for Connect {
+    fn default() -> Self {
+        Self {
+            name: None,
+            origin: None,
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            cookie: CookieChoice::None,
+            extensions: Vec::new(),
+            plaintext: false,
+            strip_query: false,
+            credentials: true,
+        }
+    }
 }
 
 /// The cookie a handshake carries.
@@ -173,6 +319,9 @@ pub enum TicketChoice {
     Forged,
     /// A ticket fetched with `fetch_ticket: { session: other }`.
     OtherSession,
+    /// The last ticket fetched for the case's own session, used or not: several connections
+    /// redeeming it at once (a race).
+    Fetched,
 }
 
 /// `send`: one data message (or `repeat` copies).
@@ -496,6 +645,10 @@ fn yes() -> bool {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //!
 //! A string that is exactly one placeholder takes the placeholder's value with its type (a
 //! number stays a number, a list a list); placeholders inside longer text are rendered as text.
-//! `{{ticket}}` and `{{credential}}` are filled by the engine at run time and left as written.
+//! Run-time placeholders ([`RuntimePlaceholder`]: `{{ticket}}`, `{{credential}}`, `{{uuid}}`,
+//! `{{seq}}`, `{{now_ms}}`, `{{random_hex:N}}`) are filled by the engine at every send and left
+//! as written here.
 
 use std::time::Duration;
 
@@ -14,8 +16,90 @@ use crate::config::deser::key_text;
 use crate::config::values::{ByteSize, duration};
 use crate::config::yaml_index::YamlPath;
 
-/// Placeholders the engine fills while running a case.
-pub const RUNTIME_PLACEHOLDERS: [&str; 2] = ["ticket", "credential"];
+/// A placeholder the engine fills while running a case, each time the text holding it is sent
+/// (so every message of a flood gets its own `{{uuid}}`). The one table of run-time
+/// placeholders: the compiler leaves them as written, the engine fills them
+/// (`attacks::values`), and [`RuntimePlaceholder::DOCS`] documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimePlaceholder {
+    /// `{{ticket}}`: the case's last fetched ticket.
+    Ticket,
+    /// `{{credential}}`: the target's API credential (its ticket request's `Authorization`
+    /// value without the scheme).
+    Credential,
+    /// `{{uuid}}`: a random UUID (version 4), new at every send.
+    Uuid,
+    /// `{{seq}}`: a number counting up across the run, new at every send.
+    Seq,
+    /// `{{now_ms}}`: milliseconds since the Unix epoch at the send.
+    NowMs,
+    /// `{{random_hex:N}}`: N random hex digits (1 to 256), new at every send.
+    RandomHex(usize),
+}
+
+impl RuntimePlaceholder {
+    /// Each placeholder as written, and what it holds (suites' README lists them).
+    pub const DOCS: [(&'static str, &'static str); 6] = [
+        ("{{ticket}}", "the case's last fetched ticket"),
+        (
+            "{{credential}}",
+            "the target's API credential (its ticket request's `Authorization` value without the scheme)",
+        ),
+        ("{{uuid}}", "a random UUID (version 4), new at every send"),
+        (
+            "{{seq}}",
+            "a number counting up across the run, new at every send",
+        ),
+        (
+            "{{now_ms}}",
+            "milliseconds since the Unix epoch at the send",
+        ),
+        (
+            "{{random_hex:N}}",
+            "N random hex digits (1 to 256), new at every send",
+        ),
+    ];
+
+    /// The placeholder an expression names (`uuid`, `random_hex:16`), if it is one.
+    pub fn parse(expr: &str) -> Option<Self> {
+        Some(match expr.trim() {
+            "ticket" => Self::Ticket,
+            "credential" => Self::Credential,
+            "uuid" => Self::Uuid,
+            "seq" => Self::Seq,
+            "now_ms" => Self::NowMs,
+            other => {
+                let n: usize = other.strip_prefix("random_hex:")?.trim().parse().ok()?;
+                if !(1..=256).contains(&n) {
+                    return None;
+                }
+                Self::RandomHex(n)
+            }
+        })
+    }
+
+    /// Whether the value changes at every send (a flood must render each message).
+    pub fn per_message(self) -> bool {
+        !matches!(self, Self::Ticket | Self::Credential)
+    }
+}
+
+/// Every run-time placeholder in `text`, in order, with the byte range it occupies.
+pub fn runtime_placeholders(text: &str) -> Vec<(std::ops::Range<usize>, RuntimePlaceholder)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("{{").map(|i| i + from) {
+        let Some(len) = text[start + 2..].find("}}") else {
+            break;
+        };
+        let end = start + 2 + len + 2;
+        if let Some(p) = RuntimePlaceholder::parse(&text[start + 2..start + 2 + len]) {
+            out.push((start..end, p));
+        }
+        from = end;
+    }
+    out
+}
 
 /// A placeholder that could not be filled, with the path of the string holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +159,7 @@ pub fn fill_string(s: &str, context: &Value) -> Result<Value, FillError> {
         .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
     {
         let expr = inner.trim();
-        if RUNTIME_PLACEHOLDERS.contains(&expr) {
+        if RuntimePlaceholder::parse(expr).is_some() {
             return Ok(Value::String(s.to_string()));
         }
         return evaluate(expr, context);
@@ -92,7 +176,7 @@ pub fn fill_string(s: &str, context: &Value) -> Result<Value, FillError> {
             ));
         };
         let expr = after[..end].trim();
-        if RUNTIME_PLACEHOLDERS.contains(&expr) {
+        if RuntimePlaceholder::parse(expr).is_some() {
             out.push_str(&rest[start..start + 2 + end + 2]);
         } else {
             let v = evaluate(expr, context)?;

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use super::exit::Exit;
 use super::model::{CaseResult, Redacted, Verdict, severity_name};
 use super::text::html_escape;
 
@@ -113,11 +114,11 @@ fn header(out: &mut String, report: &Redacted) {
 
 fn summary(out: &mut String, report: &Redacted) {
     let s = &report.summary;
-    let (overall, overall_text) = match report.exit_code() {
-        0 => (Verdict::Pass, "passed (exit 0)"),
-        1 => (Verdict::Fail, "failed (exit 1)"),
-        super::model::EXIT_INTERRUPTED => (Verdict::Error, "interrupted (exit 130)"),
-        _ => (Verdict::Error, "inconclusive (exit 3)"),
+    let (overall, overall_text) = match report.exit() {
+        Exit::Passed => (Verdict::Pass, "passed (exit 0)"),
+        Exit::Failed => (Verdict::Fail, "failed (exit 1)"),
+        Exit::Interrupted => (Verdict::Error, "interrupted (exit 130)"),
+        Exit::Inconclusive | Exit::Invalid => (Verdict::Error, "inconclusive (exit 3)"),
     };
     let failing = report.failing_controls();
     let _ = write!(

@@ -232,6 +232,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_incomplete_run_exits_130_whatever_finished() {
+        let mut r = hostile_report();
+        assert!(r.summary.failed > 0 && r.summary.errors > 0 && !r.not_run.is_empty());
+        assert_eq!(r.exit_code(), crate::report::model::EXIT_INTERRUPTED);
+        r.not_run.clear();
+        assert_eq!(r.exit_code(), 1);
+        r.cases.retain(|c| c.verdict != Verdict::Fail);
+        r.finish();
+        assert_eq!(r.exit_code(), 3);
+        r.cases.retain(|c| c.verdict != Verdict::Error);
+        r.finish();
+        assert_eq!(r.exit_code(), 0);
+    }
+
+    #[test]
     fn hostile_report_has_every_verdict() {
         let report = hostile_report();
         for verdict in [

@@ -7,12 +7,12 @@ pub mod scheduler;
 
 use std::sync::Arc;
 
-pub use scheduler::{CaseFuture, Finished, Job, Outcome, Transcript, run_jobs};
+pub use scheduler::{CaseFuture, Finished, Job, run_jobs};
 
 use crate::attacks::{TargetRuntime, run_case};
 use crate::config::LoadedPolicy;
 use crate::plan::{Case, Plan};
-use crate::report::{CaseResult, ControlResult, RunReport, Verdict};
+use crate::report::{CaseLog, CaseResult, ControlResult, RunReport, Verdict};
 
 /// How a run is carried out.
 pub struct RunOptions {
@@ -119,7 +119,7 @@ pub async fn run(
             let rt = rt.clone();
             Job {
                 deadline: case.deadline,
-                start: Box::new(move |t: Transcript| {
+                start: Box::new(move |t: CaseLog| {
                     let t = t.redacting(rt.secrets.clone());
                     Box::pin(run_case(case, rt, t)) as CaseFuture
                 }),
@@ -243,6 +243,7 @@ mod tests {
     use super::*;
     use crate::config::SourceFile;
     use crate::config::target::LoadedTarget;
+    use crate::report::Outcome;
 
     /// The embedded policy's plan against a port bound but never listening (kept in the
     /// returned socket for the whole test, so no other test's server can take it): every case
@@ -253,9 +254,12 @@ mod tests {
         Arc<TargetRuntime>,
         tokio::net::TcpSocket,
     ) {
-        crate::tls::install_crypto_provider();
-        let policy = LoadedPolicy::parse(SourceFile::from_text("p.yaml", crate::demo::POLICY))
-            .expect("embedded policy");
+        crate::crypto::install_crypto_provider();
+        let policy = LoadedPolicy::parse(SourceFile::from_text(
+            "p.yaml",
+            include_str!("../../policies/reference-fast.yaml"),
+        ))
+        .expect("embedded policy");
         let closed = tokio::net::TcpSocket::new_v4().expect("socket");
         closed
             .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))

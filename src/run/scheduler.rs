@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -12,103 +12,7 @@ use tokio::time::Instant;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::config::Secrets;
-use crate::report::{Evidence, Verdict};
-
-/// Evidence shared between a running case and the scheduler, so a deadline keeps it.
-#[derive(Clone, Default)]
-pub struct Transcript {
-    evidence: Arc<Mutex<Evidence>>,
-    /// Secrets redacted from each line as it is recorded: evidence cuts long lines, and a cut
-    /// through a secret would leave a part that no later redaction can recognise.
-    secrets: Option<Arc<Mutex<Secrets>>>,
-}
-
-impl Transcript {
-    /// This transcript, redacting `secrets` (as they are at each record) from what it records.
-    pub fn redacting(mut self, secrets: Arc<Mutex<Secrets>>) -> Self {
-        self.secrets = Some(secrets);
-        self
-    }
-
-    /// Runs `f` on the evidence (no redaction: pass only text already redacted).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Evidence) -> R) -> R {
-        f(&mut self.evidence.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn redact(&self, what: &str) -> String {
-        match &self.secrets {
-            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).redact(what),
-            None => what.to_string(),
-        }
-    }
-
-    /// Records something the harness sent.
-    pub fn sent(&self, what: impl AsRef<str>) {
-        let line = self.redact(what.as_ref());
-        self.with(|e| e.sent(line));
-    }
-
-    /// Records something the target did.
-    pub fn saw(&self, what: impl AsRef<str>) {
-        let line = self.redact(what.as_ref());
-        self.with(|e| e.saw(line));
-    }
-
-    /// Records a note.
-    pub fn note(&self, what: impl AsRef<str>) {
-        let line = self.redact(what.as_ref());
-        self.with(|e| e.note(line));
-    }
-
-    /// A copy of what was recorded so far.
-    pub fn snapshot(&self) -> Evidence {
-        self.with(|e| e.clone())
-    }
-}
-
-/// A case's verdict and the sentence explaining it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Why.
-    pub reason: String,
-}
-
-impl Outcome {
-    /// A pass with its reason.
-    pub fn pass(reason: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Pass,
-            reason: reason.into(),
-        }
-    }
-
-    /// A failure with its reason.
-    pub fn fail(reason: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Fail,
-            reason: reason.into(),
-        }
-    }
-
-    /// An inconclusive result with its reason.
-    pub fn error(reason: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Error,
-            reason: reason.into(),
-        }
-    }
-
-    /// Not applicable, with the reason.
-    pub fn skipped(reason: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Skipped,
-            reason: reason.into(),
-        }
-    }
-}
+use crate::report::{CaseLog, Evidence, Outcome};
 
 /// The future of one case.
 pub type CaseFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -118,7 +22,7 @@ pub struct Job {
     /// Hard limit on the case's wall time.
     pub deadline: Duration,
     /// Starts the case, recording evidence into the transcript.
-    pub start: Box<dyn FnOnce(Transcript) -> CaseFuture + Send>,
+    pub start: Box<dyn FnOnce(CaseLog) -> CaseFuture + Send>,
 }
 
 /// What happened to one job.
@@ -156,7 +60,7 @@ pub async fn run_jobs(
         set.spawn(async move {
             // The semaphore is never closed, so acquire only fails if it were; treat as not run.
             let _permit = permits.acquire_owned().await.ok()?;
-            let transcript = Transcript::default();
+            let transcript = CaseLog::default();
             let started = run_start.elapsed();
             let t0 = Instant::now();
             // A panic is a wsaudit bug; it must not pass for an interrupted run or take the
@@ -227,11 +131,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Verdict;
 
     fn job(ms: u64, deadline_ms: u64, verdict: Verdict) -> Job {
         Job {
             deadline: Duration::from_millis(deadline_ms),
-            start: Box::new(move |t: Transcript| {
+            start: Box::new(move |t: CaseLog| {
                 Box::pin(async move {
                     t.sent("start");
                     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -273,7 +178,7 @@ mod tests {
         let tx = Arc::new(tx);
         let cancelling = Job {
             deadline: Duration::from_secs(1),
-            start: Box::new(move |_t: Transcript| {
+            start: Box::new(move |_t: CaseLog| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     let _ = tx.send(true);
@@ -312,7 +217,7 @@ mod tests {
         let (_tx, rx) = watch::channel(false);
         let jobs = vec![Job {
             deadline: Duration::from_secs(5),
-            start: Box::new(|t: Transcript| {
+            start: Box::new(|t: CaseLog| {
                 Box::pin(async move {
                     t.sent("before the bug");
                     panic!("index out of bounds");

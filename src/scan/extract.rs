@@ -11,7 +11,7 @@ use regex::Regex;
 use url::Url;
 
 use super::js::{self, Expr, Part};
-use crate::client::evidence::preview;
+use crate::config::secrets::preview;
 
 /// Bytes of context kept on each side of a reference in its snippet.
 const SNIPPET_CONTEXT: usize = 60;

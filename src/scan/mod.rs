@@ -136,7 +136,7 @@ pub enum ScanError {
 pub fn parse_page_url(text: &str) -> Result<Url, ScanError> {
     let invalid = |reason: &str| ScanError::InvalidUrl {
         url: Url::parse(text).map_or_else(
-            |_| crate::client::evidence::preview(text.as_bytes(), 80),
+            |_| crate::config::secrets::preview(text.as_bytes(), 80),
             |u| display_url(&u),
         ),
         reason: reason.into(),
@@ -158,7 +158,7 @@ pub fn check_origin(origin: &str) -> Result<(), ScanError> {
         return Ok(());
     }
     let invalid = |reason: &str| ScanError::InvalidOrigin {
-        origin: crate::client::evidence::preview(origin.as_bytes(), 80),
+        origin: crate::config::secrets::preview(origin.as_bytes(), 80),
         reason: reason.into(),
     };
     let url = Url::parse(origin).map_err(|e| invalid(&e.to_string()))?;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::client::{TlsClient, UpgradeRequest, connect, display_url};
+use crate::attacks::profile::{ConnectProfile, Variation};
+use crate::client::{TlsClient, connect, display_url};
+use crate::config::Secrets;
 use crate::report::Evidence;
 
 /// How long a courtesy close frame may take after an accepted probe.
@@ -35,8 +37,11 @@ pub async fn handshake(
     timeout: Duration,
     ev: &mut Evidence,
 ) -> Seen {
-    let req = match UpgradeRequest::new(url.as_str()) {
-        Ok(r) => r.origin(origin.as_bytes().to_vec()),
+    // The legitimate client's handshake (the engine's one builder) for an endpoint found on
+    // a page: no credentials, the given Origin.
+    let profile = ConnectProfile::for_url(url, Some(origin));
+    let req = match profile.request(&Variation::legitimate(), &Secrets::new()) {
+        Ok(r) => r,
         Err(e) => return Seen::Failed(e.to_string()),
     };
     ev.sent(req.summary());

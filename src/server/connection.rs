@@ -12,10 +12,10 @@ use crate::wire::{Control, Data, FrameReader, OpCode, close_payload, encode_fram
 use super::Shared;
 use super::auth::{self, FirstMessage};
 use super::heartbeat::{Beat, Heartbeat};
-use super::inbound::{Event, FrameSource, Inbound, Next};
+use super::inbound::{FrameSource, Inbound, Next, Received};
 use super::max_size;
 use super::rate_limit::{ConnectionRate, RateDecision};
-use super::schema::{self, Verdict};
+use super::schema::{self, Decision};
 use super::weaken::Defence;
 
 /// How long one write may take before the peer is considered stuck.
@@ -111,25 +111,25 @@ where
                     shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
                     break Ending::server(code, reason);
                 }
-                Next::Event(Event::Close(code)) => {
+                Next::Received(Received::Close(code)) => {
                     let _ = wr.send(OpCode::Control(Control::Close), &close_payload(code.unwrap_or(1000), "")).await;
                     break Ending { code, reason: "client closed", initiator: "client" };
                 }
-                Next::Event(Event::Ping(p)) => {
+                Next::Received(Received::Ping(p)) => {
                     if wr.send(OpCode::Control(Control::Pong), &p).await.is_err() {
                         break Ending { code: None, reason: "write failed", initiator: "server" };
                     }
                 }
-                Next::Event(Event::Pong) => {
+                Next::Received(Received::Pong) => {
                     if let Some(hb) = heartbeat.as_mut() { hb.on_pong() }
                 }
-                Next::Event(Event::Nothing) => {}
-                Next::Event(Event::Message { text, data }) => {
+                Next::Received(Received::Nothing) => {}
+                Next::Received(Received::Message { text, data }) => {
                     let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data);
                     match step {
-                        Step::Reply(v) => wr.queue(OpCode::Data(Data::Text), v.as_bytes()),
-                        Step::Quiet => {}
-                        Step::Close(code, reason) => {
+                        AfterMessage::Reply(v) => wr.queue(OpCode::Data(Data::Text), v.as_bytes()),
+                        AfterMessage::Quiet => {}
+                        AfterMessage::Close(code, reason) => {
                             shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
                             break Ending::server(code, reason);
                         }
@@ -180,7 +180,7 @@ where
 }
 
 /// What the connection does after one data message.
-enum Step {
+enum AfterMessage {
     Reply(String),
     Quiet,
     Close(u16, &'static str),
@@ -193,7 +193,7 @@ fn on_message(
     rate: Option<&mut ConnectionRate>,
     text: bool,
     data: Vec<u8>,
-) -> Step {
+) -> AfterMessage {
     let weakened = &shared.weakened;
     match rate.map(ConnectionRate::on_message) {
         Some(RateDecision::Warn) => {
@@ -202,9 +202,9 @@ fn on_message(
                 opened.id,
                 json!({"reason": "rate_limit_warning"}),
             );
-            return Step::Reply(r#"{"type":"warning","reason":"rate_limit"}"#.to_string());
+            return AfterMessage::Reply(r#"{"type":"warning","reason":"rate_limit"}"#.to_string());
         }
-        Some(RateDecision::Close) => return Step::Close(1008, "rate limit exceeded"),
+        Some(RateDecision::Close) => return AfterMessage::Close(1008, "rate limit exceeded"),
         _ => {}
     }
     // Before authentication only an auth message is acceptable, and it is text: a binary first
@@ -214,7 +214,7 @@ fn on_message(
     }
     let text = match schema::decode(text, data, weakened) {
         Ok(t) => t,
-        Err((code, reason)) => return Step::Close(code, reason),
+        Err((code, reason)) => return AfterMessage::Close(code, reason),
     };
     if !*authenticated {
         match auth::first_message(&text, &shared.tickets, opened.session.as_deref(), weakened) {
@@ -223,13 +223,13 @@ fn on_message(
                 shared
                     .log
                     .event("auth", opened.id, json!({"ok": true, "method": "ticket"}));
-                return Step::Reply(r#"{"type":"auth_ok"}"#.to_string());
+                return AfterMessage::Reply(r#"{"type":"auth_ok"}"#.to_string());
             }
             FirstMessage::Refused(reason) => {
                 shared
                     .log
                     .event("auth", opened.id, json!({"ok": false, "reason": reason}));
-                return Step::Close(1008, reason);
+                return AfterMessage::Close(1008, reason);
             }
             FirstMessage::NotAuth if !weakened.is(Defence::AuthRequired) => {
                 return refuse_unauthenticated(shared, opened);
@@ -238,26 +238,26 @@ fn on_message(
         }
     }
     match schema::judge(&text, shared.validator.as_deref(), weakened) {
-        Verdict::Reply(reply) => Step::Reply(reply),
-        Verdict::Rejected { reply, reason } => {
+        Decision::Reply(reply) => AfterMessage::Reply(reply),
+        Decision::Rejected { reply, reason } => {
             shared
                 .log
                 .event("violation", opened.id, json!({"reason": reason}));
-            Step::Reply(reply)
+            AfterMessage::Reply(reply)
         }
-        Verdict::Ignore => Step::Quiet,
-        Verdict::Close(code, reason) => Step::Close(code, reason),
+        Decision::Ignore => AfterMessage::Quiet,
+        Decision::Close(code, reason) => AfterMessage::Close(code, reason),
     }
 }
 
 /// Logs and closes a connection whose first message is not an auth message.
-fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> Step {
+fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> AfterMessage {
     shared.log.event(
         "auth",
         opened.id,
         json!({"ok": false, "reason": "not_authenticated"}),
     );
-    Step::Close(1008, "authentication required")
+    AfterMessage::Close(1008, "authentication required")
 }
 
 /// The write half with one reused frame buffer (no allocation per reply).

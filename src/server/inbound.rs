@@ -19,7 +19,7 @@ pub enum HeaderDecision {
 
 /// A complete event from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Received {
     /// A reassembled (and inflated) data message.
     Message {
         /// Text (opcode 1) or binary (opcode 2).
@@ -91,10 +91,10 @@ impl Inbound {
         &mut self,
         h: &RawHeader,
         payload: Vec<u8>,
-    ) -> Result<Event, (u16, &'static str)> {
+    ) -> Result<Received, (u16, &'static str)> {
         match h.header.opcode {
-            OpCode::Control(Control::Ping) => Ok(Event::Ping(payload)),
-            OpCode::Control(Control::Pong) => Ok(Event::Pong),
+            OpCode::Control(Control::Ping) => Ok(Received::Ping(payload)),
+            OpCode::Control(Control::Pong) => Ok(Received::Pong),
             OpCode::Control(Control::Close) => {
                 if self.strict
                     && let Some(v) = protocol::close_violation(&payload)
@@ -104,17 +104,17 @@ impl Inbound {
                 let code = crate::wire::parse_close(&payload)
                     .code
                     .filter(|c| crate::wire::close_code_allowed(*c));
-                Ok(Event::Close(code))
+                Ok(Received::Close(code))
             }
             OpCode::Data(Data::Continue) => match self.partial.as_mut() {
                 // A lax server ignores a continuation with nothing to continue.
-                None => Ok(Event::Nothing),
+                None => Ok(Received::Nothing),
                 Some(p) => {
                     p.data.extend_from_slice(&payload);
                     if h.header.is_final {
                         self.finish()
                     } else {
-                        Ok(Event::Nothing)
+                        Ok(Received::Nothing)
                     }
                 }
             },
@@ -128,16 +128,16 @@ impl Inbound {
                 if h.header.is_final {
                     self.finish()
                 } else {
-                    Ok(Event::Nothing)
+                    Ok(Received::Nothing)
                 }
             }
-            OpCode::Control(Control::Reserved(_)) => Ok(Event::Nothing),
+            OpCode::Control(Control::Reserved(_)) => Ok(Received::Nothing),
         }
     }
 
-    fn finish(&mut self) -> Result<Event, (u16, &'static str)> {
+    fn finish(&mut self) -> Result<Received, (u16, &'static str)> {
         let Some(p) = self.partial.take() else {
-            return Ok(Event::Nothing);
+            return Ok(Received::Nothing);
         };
         let data = if p.compressed {
             max_size::inflate_bounded(&p.data, self.limit).map_err(|e| match e {
@@ -147,7 +147,7 @@ impl Inbound {
         } else {
             p.data
         };
-        Ok(Event::Message { text: p.text, data })
+        Ok(Received::Message { text: p.text, data })
     }
 }
 
@@ -189,7 +189,7 @@ mod tests {
         let mut inb = Inbound::new(true, 1024, false);
         let first = raw(0x02, 800, true);
         assert_eq!(inb.on_header(&first), HeaderDecision::Read(800));
-        assert_eq!(inb.on_frame(&first, vec![0; 800]), Ok(Event::Nothing));
+        assert_eq!(inb.on_frame(&first, vec![0; 800]), Ok(Received::Nothing));
         assert_eq!(
             inb.on_header(&raw(0x80, 300, true)),
             HeaderDecision::Close(1009, "message too big")
@@ -229,7 +229,7 @@ mod tests {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     /// A complete event.
-    Event(Event),
+    Received(Received),
     /// A frame-level defence fired: close with this code and reason.
     Violation(u16, &'static str),
     /// The stream ended or failed.
@@ -348,8 +348,8 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameSource<R> {
                         crate::wire::apply_mask(&mut payload, mask, 0);
                     }
                     match self.inbound.on_frame(&header, payload) {
-                        Ok(Event::Nothing) => {}
-                        Ok(event) => return Some(Next::Event(event)),
+                        Ok(Received::Nothing) => {}
+                        Ok(event) => return Some(Next::Received(event)),
                         Err((code, reason)) => return Some(Next::Violation(code, reason)),
                     }
                 }

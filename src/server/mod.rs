@@ -234,7 +234,7 @@ pub enum ServerError {
     },
     /// Certificate or TLS set-up failed.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::crypto::TlsError),
     /// The policy's schema does not compile.
     #[error("the policy's messages.schema is not a valid JSON Schema: {0}")]
     Schema(String),
@@ -284,7 +284,7 @@ impl Drop for ServerHandle {
 
 /// Binds the listeners and starts serving.
 pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
-    crate::tls::install_crypto_provider();
+    crate::crypto::install_crypto_provider();
     if opts.cert.is_some() && opts.weakened.is(Defence::TlsCert) {
         return Err(ServerError::TlsCertWithGivenCert);
     }
@@ -306,7 +306,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         source,
     })?;
     let cert = match &opts.cert {
-        Some((c, k)) => crate::tls::load_cert_and_key(c, k)?,
+        Some((c, k)) => crate::crypto::load_cert_and_key(c, k)?,
         None => {
             let names = if opts.weakened.is(Defence::TlsCert) {
                 vec!["wrong-host.invalid".to_string()]
@@ -317,7 +317,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
                 }
                 n
             };
-            crate::tls::generate_ca_and_leaf(&names)?
+            crate::crypto::generate_ca_and_leaf(&names)?
         }
     };
     let ca_pem = cert.ca_pem.clone();

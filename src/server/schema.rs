@@ -8,7 +8,7 @@ use super::weaken::{Defence, Weakened};
 
 /// What the server does with one business message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Decision {
     /// Accepted: reply with this JSON text and keep the connection.
     Reply(String),
     /// Refused: reply with this JSON error text (the connection stays usable); `reason` is logged.
@@ -54,17 +54,17 @@ pub fn judge(
     text: &str,
     validator: Option<&jsonschema::Validator>,
     weakened: &Weakened,
-) -> Verdict {
+) -> Decision {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) if weakened.is(Defence::Schema) => return Verdict::Ignore,
+        Err(_) if weakened.is(Defence::Schema) => return Decision::Ignore,
         Err(e) => {
             let reply = json!({
                 "type": "error",
                 "reason": "malformed_json",
                 "detail": format!("line {} column {}", e.line(), e.column()),
             });
-            return Verdict::Rejected {
+            return Decision::Rejected {
                 reply: reply.to_string(),
                 reason: "malformed_json",
             };
@@ -86,7 +86,7 @@ pub fn judge(
             "reason": "schema",
             "path": path,
         });
-        return Verdict::Rejected {
+        return Decision::Rejected {
             reply: reply.to_string(),
             reason: "schema",
         };
@@ -103,7 +103,7 @@ pub fn judge(
         reference,
     };
     // Serialising a struct of strings cannot fail; fall back to a bare ack all the same.
-    Verdict::Reply(serde_json::to_string(&ack).unwrap_or_else(|_| r#"{"type":"ack"}"#.to_string()))
+    Decision::Reply(serde_json::to_string(&ack).unwrap_or_else(|_| r#"{"type":"ack"}"#.to_string()))
 }
 
 #[cfg(test)]
@@ -121,10 +121,10 @@ mod tests {
     }
 
     /// The reply a verdict sends, as JSON, and whether it is an acceptance.
-    fn reply(v: &Verdict) -> (serde_json::Value, bool) {
+    fn reply(v: &Decision) -> (serde_json::Value, bool) {
         match v {
-            Verdict::Reply(r) => (serde_json::from_str(r).expect("JSON reply"), true),
-            Verdict::Rejected { reply, .. } => {
+            Decision::Reply(r) => (serde_json::from_str(r).expect("JSON reply"), true),
+            Decision::Rejected { reply, .. } => {
                 (serde_json::from_str(reply).expect("JSON reply"), false)
             }
             other => panic!("no reply: {other:?}"),
@@ -155,7 +155,7 @@ mod tests {
             reply(&judge(r#"{"type":"payment","amount":500}"#, Some(&v), &lax)).0["type"],
             "ack"
         );
-        assert_eq!(judge("{", Some(&v), &lax), Verdict::Ignore);
+        assert_eq!(judge("{", Some(&v), &lax), Decision::Ignore);
         assert_eq!(
             decode(false, vec![1], &w),
             Err((1003, "binary messages are not accepted"))

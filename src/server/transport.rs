@@ -14,7 +14,7 @@ use super::Shared;
 use super::http;
 use super::weaken::{Defence, Weakened};
 use crate::config::policy::TlsVersion;
-use crate::tls::{CertifiedKey, TlsError, provider};
+use crate::crypto::{CertifiedKey, TlsError, provider};
 
 /// Deadline for a TLS handshake and for reading request headers (slowloris guard).
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);

@@ -192,7 +192,7 @@ pub async fn start_keeping(keep: &[Timing], weaken: &str) -> Srv {
 }
 
 pub async fn start_with(policy: LoadedPolicy, weaken: &str) -> Srv {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let log = Captured::default();
     let mut opts = ServerOptions::local(policy);
     opts.weakened = weaken.parse::<Weakened>().expect("weaken list");

@@ -223,14 +223,14 @@ type Io = Box<dyn Stream>;
 impl Hostile {
     /// Starts a server with `behaviour` on 127.0.0.1.
     pub async fn start(behaviour: Behaviour) -> Self {
-        wsaudit::tls::install_crypto_provider();
+        wsaudit::crypto::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (acceptor, ca_pem) = match behaviour.layer {
             Layer::Tls(cert) => {
                 let (chain, key, ca) = certificate(cert);
                 let mut config =
-                    rustls::ServerConfig::builder_with_provider(wsaudit::tls::provider())
+                    rustls::ServerConfig::builder_with_provider(wsaudit::crypto::provider())
                         .with_protocol_versions(&[&rustls::version::TLS13])
                         .expect("TLS 1.3")
                         .with_no_client_auth()
@@ -348,7 +348,7 @@ fn certificate(
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let generated = |names: &[&str]| {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let ck = wsaudit::tls::generate_ca_and_leaf(&names).expect("certificates");
+        let ck = wsaudit::crypto::generate_ca_and_leaf(&names).expect("certificates");
         (ck.chain, ck.key, ck.ca_pem)
     };
     let key_der = |k: &KeyPair| PrivateKeyDer::try_from(k.serialize_der()).expect("key DER");
@@ -903,7 +903,7 @@ pub struct Prepared {
 /// Compiles the reference-fast plan (restricted to `only` controls or cases, all when empty)
 /// for the target at `target_path`.
 pub fn prepare(name: &str, target_path: &Path, only: &[&str]) -> Result<Prepared, String> {
-    wsaudit::tls::install_crypto_provider();
+    wsaudit::crypto::install_crypto_provider();
     let policy = policy();
     let source = SourceFile::read(target_path).map_err(|e| e.to_string())?;
     let target = LoadedTarget::parse(source, &env).map_err(|e| e.to_string())?;

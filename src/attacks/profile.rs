@@ -1,0 +1,233 @@
+//! The one legitimate client: how a real client of the target opens its WebSocket (URL, Origin,
+//! request headers, cookies, subprotocols, extensions), derived from the target file. Every
+//! handshake the engine makes, the attacks' included, is this profile with declared
+//! [`Variation`]s, built by [`ConnectProfile::request`]; the health check, the live fuzzer and the
+//! page scan's probe open theirs the same way. Credential kinds on the handshake go here.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use super::channel::{Channel, Classifier};
+use super::dialect::Dialect;
+use crate::client::{ClientError, HandshakeResponse, TlsClient, UpgradeRequest, connect};
+use crate::config::Secrets;
+use crate::config::target::Target;
+
+/// How the target's legitimate clients open their connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectProfile {
+    /// The TLS endpoint (with its own query, which may carry a credential).
+    pub url: Url,
+    /// The plaintext endpoint the transport check tries.
+    pub plaintext_url: Url,
+    /// The Origin header legitimate clients send, if any.
+    pub origin: Option<String>,
+    /// Request headers legitimate clients send (credentials among them).
+    pub headers: Vec<(String, String)>,
+    /// Cookies legitimate clients send, as name and value.
+    pub cookies: Vec<(String, String)>,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`.
+    pub subprotocols: Vec<String>,
+    /// Extensions offered in `Sec-WebSocket-Extensions`.
+    pub extensions: Vec<String>,
+    /// The application protocol spoken once upgraded.
+    pub dialect: Dialect,
+}
+
+/// Which Origin a handshake sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginChoice {
+    /// The profile's own (none when the target names none).
+    Legitimate,
+    /// Exactly these bytes (a foreign origin, `null`, a look-alike).
+    Exactly(Vec<u8>),
+    /// No Origin header at all.
+    Omitted,
+}
+
+/// A declared change to the legitimate handshake: what an attack alters, everything else as a
+/// real client sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variation {
+    /// The Origin header.
+    pub origin: OriginChoice,
+    /// Use the plaintext endpoint.
+    pub plaintext: bool,
+    /// Drop the URL's own query (a credential in the URL).
+    pub strip_query: bool,
+    /// Send the profile's credentials (its headers and cookies); `false` also strips the query.
+    pub credentials: bool,
+    /// Query parameters added to the URL.
+    pub query: Vec<(String, String)>,
+    /// Headers added (a second header of a name the profile sends is added beside it).
+    pub headers: Vec<(String, String)>,
+    /// A `Cookie` header value sent besides the profile's cookies (a session cookie).
+    pub cookie: Option<String>,
+    /// Extensions offered instead of the profile's, when set.
+    pub extensions: Option<Vec<String>>,
+}
+
+impl Default for Variation {
+    fn default() -> Self {
+        Self::legitimate()
+    }
+}
+
+impl Variation {
+    /// No change: the legitimate handshake.
+    pub fn legitimate() -> Self {
+        Self {
+            origin: OriginChoice::Legitimate,
+            plaintext: false,
+            strip_query: false,
+            credentials: true,
+            query: Vec::new(),
+            headers: Vec::new(),
+            cookie: None,
+            extensions: None,
+        }
+    }
+}
+
+/// Header names whose values are credentials (dropped with `credentials: false`).
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+impl ConnectProfile {
+    /// The profile of the target's legitimate clients.
+    pub fn of(target: &Target) -> Self {
+        let connect = target.connect.clone().unwrap_or_default();
+        Self {
+            url: target.url.0.clone(),
+            plaintext_url: target.plaintext_url().0,
+            origin: target.origin.as_ref().map(ToString::to_string),
+            headers: connect.headers.into_iter().collect(),
+            cookies: connect.cookies.into_iter().collect(),
+            subprotocols: connect.subprotocols,
+            extensions: Vec::new(),
+            dialect: Dialect::Raw,
+        }
+    }
+
+    /// A bare profile for a URL found elsewhere (a page scan): no credentials, the given Origin.
+    pub fn for_url(url: &Url, origin: Option<&str>) -> Self {
+        Self {
+            url: url.clone(),
+            plaintext_url: url.clone(),
+            origin: origin.map(str::to_string),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            subprotocols: Vec::new(),
+            extensions: Vec::new(),
+            dialect: Dialect::Raw,
+        }
+    }
+
+    /// The upgrade request of this profile with `v` applied: the one function that builds a
+    /// handshake. `secrets` are redacted from its evidence.
+    pub fn request(&self, v: &Variation, secrets: &Secrets) -> Result<UpgradeRequest, ClientError> {
+        let mut url = if v.plaintext {
+            self.plaintext_url.clone()
+        } else {
+            self.url.clone()
+        };
+        if v.strip_query || !v.credentials {
+            url.set_query(None);
+        }
+        let mut req = UpgradeRequest::new(url.as_str())?;
+        for s in secrets.values() {
+            req = req.secret(s);
+        }
+        req = match &v.origin {
+            OriginChoice::Legitimate => match &self.origin {
+                Some(o) => req.origin(o.clone().into_bytes()),
+                None => req.without_origin(),
+            },
+            OriginChoice::Exactly(bytes) => req.origin(bytes.clone()),
+            OriginChoice::Omitted => req.without_origin(),
+        };
+        for (k, val) in &v.query {
+            req = req.query_param(k, val);
+        }
+        for (name, value) in &self.headers {
+            let credential = CREDENTIAL_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h));
+            if credential && !v.credentials {
+                continue;
+            }
+            if credential {
+                req = req.secret(value);
+            }
+            req = req.header(name, value.clone().into_bytes());
+        }
+        for (name, value) in &v.headers {
+            req = req.header(name, value.clone().into_bytes());
+        }
+        let mut cookies: Vec<String> = Vec::new();
+        if v.credentials {
+            cookies.extend(self.cookies.iter().map(|(n, val)| format!("{n}={val}")));
+        }
+        cookies.extend(v.cookie.iter().cloned());
+        if !cookies.is_empty() {
+            req = req.cookie(&cookies.join("; "));
+        }
+        if !self.subprotocols.is_empty() {
+            let offered: Vec<&str> = self.subprotocols.iter().map(String::as_str).collect();
+            req = req.protocols(&offered);
+        }
+        let extensions = v.extensions.as_ref().unwrap_or(&self.extensions);
+        if !extensions.is_empty() {
+            req = req.extensions(&extensions.join(", "));
+        }
+        Ok(req)
+    }
+
+    /// Opens a connection with `v` applied: the server's answer, and a channel when it
+    /// upgraded.
+    pub async fn open(
+        &self,
+        v: &Variation,
+        secrets: &Secrets,
+        tls: &TlsClient,
+        timeout: std::time::Duration,
+        classifier: Arc<Classifier>,
+    ) -> Result<Opened, ClientError> {
+        let req = self.request(v, secrets)?;
+        self.open_request(&req, tls, timeout, classifier).await
+    }
+
+    /// Opens a connection with a request this profile built (see [`ConnectProfile::request`]).
+    pub async fn open_request(
+        &self,
+        req: &UpgradeRequest,
+        tls: &TlsClient,
+        timeout: std::time::Duration,
+        classifier: Arc<Classifier>,
+    ) -> Result<Opened, ClientError> {
+        let summary = req.summary();
+        let h = connect(req, tls, timeout).await?;
+        let extensions = h
+            .response
+            .header("sec-websocket-extensions")
+            .map(str::to_string);
+        let channel = h
+            .connection
+            .map(|conn| Channel::new(conn, self.dialect, classifier, extensions));
+        Ok(Opened {
+            request: summary,
+            response: h.response,
+            channel,
+        })
+    }
+}
+
+/// What one handshake came to.
+pub struct Opened {
+    /// The request sent, one redacted line.
+    pub request: String,
+    /// The server's answer.
+    pub response: HandshakeResponse,
+    /// The upgraded channel (`None` when refused).
+    pub channel: Option<Channel>,
+}

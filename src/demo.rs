@@ -188,6 +188,7 @@ pub async fn audit_reference(
         max_parallel: None,
         cancel,
         progress: Progress::Silent,
+        stop_on_crash: false,
     };
     let report = run(&plan, policy, rt.clone(), opts).await;
     Ok((report, rt.secrets()))

@@ -18,6 +18,7 @@ use wsaudit::report::partition::Partition;
 use wsaudit::report::waivers::Waivers;
 use wsaudit::run::RunOptions;
 use wsaudit::run::progress::Progress;
+use wsaudit::server::variant::Variants;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
 #[derive(Parser)]
@@ -82,6 +83,11 @@ struct RunArgs {
     /// Run only share K of N of the cases (stable by case ID), to spread a plan over CI jobs.
     #[arg(long, value_name = "K/N")]
     partition: Option<Partition>,
+    /// End the run at the first case after which the target stops accepting connections,
+    /// instead of waiting `limits.recovery` for it to come back (the remaining destructive
+    /// cases are reported not run).
+    #[arg(long)]
+    stop_on_crash: bool,
 }
 
 #[derive(clap::Args)]
@@ -213,12 +219,19 @@ struct ServeArgs {
     /// cookie-samesite, protocol-strict.
     #[arg(long, value_name = "DEFENCE,..", default_value = "")]
     weaken: Weakened,
+    /// Secure variations a correct audit must still pass (comma-separated): app-close-codes,
+    /// user-bound-tickets, no-cookie, strict, unsolicited-updates.
+    #[arg(long, value_name = "VARIANT,..", default_value = "")]
+    variant: Variants,
     /// Write a target file describing this server (its CA certificate goes beside it).
     #[arg(long, value_name = "FILE")]
     emit_target: Option<PathBuf>,
     /// Bearer token of the ticket endpoint (random when absent).
     #[arg(long, env = "WSAUDIT_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    /// A second user's bearer token (random when absent): the emitted target's second identity.
+    #[arg(long, env = "WSAUDIT_SECOND_API_TOKEN", hide_env_values = true)]
+    second_api_token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -353,6 +366,7 @@ async fn run(args: RunArgs) -> ExitCode {
         max_parallel: None,
         cancel,
         progress: Progress::for_stderr(selected + gates),
+        stop_on_crash: args.stop_on_crash,
     };
     let mut report = wsaudit::run::run(plan, &compiled.policy, rt.clone(), opts).await;
     let was_interrupted = *interrupted.borrow();
@@ -545,6 +559,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         cert: args.cert.zip(args.key),
         weakened: args.weaken,
         api_token: args.api_token,
+        second_api_token: args.second_api_token,
+        variants: args.variant,
         log: EventLog::stderr(),
     };
     let handle = match server::start(opts).await {

@@ -67,12 +67,13 @@ const MATRIX: &[(&str, Policy, &[&str], Inconclusive)] = &[
     ),
     ("ticket-binding", Fast, &["WS-AUTH-01"], Inconclusive::None),
     // A server that needs no credential cannot show whether a URL credential authenticates:
-    // the URL-token baseline fails and WS-AUTH-03 reports the missing authentication.
+    // the URL-token baseline fails (the control fails on it, its other cases are inconclusive)
+    // and WS-AUTH-03 reports the missing authentication.
     (
         "auth-required",
         Fast,
-        &["WS-AUTH-03"],
-        Inconclusive::Some(&["WS-AUTH-02"]),
+        &["WS-AUTH-02", "WS-AUTH-03"],
+        Inconclusive::None,
     ),
     ("cookie-auth", Fast, &["WS-AUTH-03"], Inconclusive::None),
     ("unauth-timeout", Fast, &["WS-AUTH-03"], Inconclusive::None),
@@ -183,6 +184,7 @@ async fn audit_custom(
         max_parallel: None,
         cancel,
         progress: Progress::Silent,
+        stop_on_crash: false,
     };
     run(&plan, &policy(plan_policy), rt, opts).await
 }
@@ -192,13 +194,13 @@ const URL_TOKEN_VAR: &str = "WSAUDIT_TEST_URL_TOKEN";
 
 /// A target that authenticates the way SPEC lets a target describe it and the URL-token
 /// control forbids: `url: wss://host/ws?token=${TOKEN}`, no ticket flow, no API credential.
-async fn audit_url_token_target(weaken: &str) -> RunReport {
+async fn audit_url_token_target(weaken: &str, only: &[&str]) -> RunReport {
     let token = std::sync::Mutex::new(String::new());
     let report = audit_custom(
         Fast,
         Fast,
         weaken,
-        &["WS-AUTH-02"],
+        only,
         |yaml, handle| {
             *token.lock().expect("token lock") = handle.api_token.clone();
             let url = format!("{}?token=${{{URL_TOKEN_VAR}}}", handle.ws_url());
@@ -394,10 +396,31 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
     );
 
     // A target whose own URL carries the credential, against a server that honours it.
-    let url_target = audit_url_token_target("url-token").await;
+    let url_target = audit_url_token_target("url-token", &["WS-AUTH-01", "WS-AUTH-02"]).await;
     let own_url = url_token_target_verdicts(&url_target);
     caught
         .entry(own_url.to_string())
+        .or_default()
+        .push("url-token (URL-token target)");
+    // The same target lacks the ticket flow the policy requires: the ticket control fails on
+    // it, with what its legitimate client does instead; the ticket cases are not applicable.
+    let flow = case(&url_target, "WS-AUTH-01/TICKET-FLOW");
+    assert_eq!(flow.verdict, Verdict::Fail, "{}", troubles(&url_target));
+    assert!(
+        flow.reason.contains("with a credential in its URL")
+            && flow.reason.contains("sent a business message with no ticket"),
+        "{}",
+        flow.reason
+    );
+    for c in url_target
+        .cases
+        .iter()
+        .filter(|c| c.control_id == "WS-AUTH-01" && c.case_id != flow.case_id)
+    {
+        assert_eq!(c.verdict, Verdict::Skipped, "{}: {}", c.case_id, c.reason);
+    }
+    caught
+        .entry(flow.case_id.clone())
         .or_default()
         .push("url-token (URL-token target)");
 

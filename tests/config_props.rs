@@ -94,7 +94,8 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
                 "messages.max_size",
                 CheckParams::MaxSize(MaxSizeParams {
                     limit: ByteSize(limit),
-                    deflate
+                    deflate,
+                    drop_counts: false,
                 })
             )),
         (1u32..10_000, any::<bool>()).prop_map(|(max_per_second, warn_first)| (
@@ -122,10 +123,11 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
                     samesite,
                     names: Vec::new(),
                     secure,
-                    http_only
+                    http_only,
+                    required: false,
                 })
             )),
-        Just(("protocol.rfc6455", CheckParams::Protocol(NoParams {}))),
+        Just(("protocol.rfc6455", CheckParams::Protocol(ProtocolParams::default()))),
         "[a-zA-Z0-9 :#'\"-]{1,40}".prop_map(|evidence| (
             "attestation",
             CheckParams::Attestation(AttestationParams { evidence })

@@ -91,3 +91,20 @@ fn every_builtin_check_has_a_shipped_suite() {
         );
     }
 }
+
+#[test]
+fn every_shipped_attack_says_what_differs_from_its_positive_control() {
+    let suites = wsaudit::config::check::load_suites(&[]).expect("shipped suites");
+    for suite in &suites.suites {
+        for case in &suite.suite.cases {
+            if case.role == wsaudit::plan::Role::Attack {
+                assert!(
+                    case.differs.as_deref().is_some_and(|d| !d.trim().is_empty()),
+                    "{}: attack {} does not say what differs from its positive control",
+                    suite.suite.suite,
+                    case.id
+                );
+            }
+        }
+    }
+}

@@ -2,47 +2,40 @@
 //! fresh, reused, expired, forged, foreign or shared ticket, the legitimate `login` (also used by
 //! the health check and the live fuzzer), and `authenticated` over several connections (races).
 
-use std::sync::Arc;
 
 use base64::Engine;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::channel::{Channel, Kind};
+use super::channel::Kind;
+use super::legitimate::{fetch, first_message, log_in, logged_in_channel};
 use super::runtime::TargetRuntime;
 use super::session::{LastSent, Session};
 use super::values::Values;
 use super::{Judge, Judgement, Perform, StepError, StepResult};
-use crate::client::Ticket;
-use crate::plan::expect::Authenticated;
+use crate::plan::expect::{Authenticated, TicketFlow};
 use crate::plan::step::{Authenticate, FetchTicket, Login, SessionChoice, TicketChoice};
-use crate::report::CaseLog;
-
-/// Fetches a ticket as the target describes; the ticket and its cookies become secrets.
-async fn fetch(rt: &TargetRuntime, log: &CaseLog) -> Result<Ticket, String> {
-    let (spec, pointer) = rt
-        .ticket_request()
-        .ok_or("the target describes no ticket flow (auth.ticket)")?;
-    log.sent(format!("{spec:?}"));
-    let ticket = rt
-        .http
-        .fetch_ticket(&spec, &pointer, rt.connect_timeout())
-        .await
-        .map_err(|e| format!("the ticket request failed: {e}"))?;
-    rt.register_secret(ticket.value());
-    let cookies = rt.register_cookies(&ticket.set_cookies);
-    log.saw(format!(
-        "HTTP {}: ticket *** (cookies: {})",
-        ticket.status,
-        cookies.join(", ")
-    ));
-    Ok(ticket)
-}
 
 impl Perform for FetchTicket {
-    /// `fetch_ticket`: the target's ticket request.
+    /// `fetch_ticket`: the target's ticket request, for its own identity or its second one.
     async fn perform(&self, s: &mut Session) -> StepResult {
-        let ticket = fetch(s.rt(), s.log()).await?;
+        let second = s
+            .rt()
+            .target
+            .auth
+            .as_ref()
+            .and_then(|a| a.second_identity.clone());
+        let identity = match self.session {
+            SessionChoice::Own => None,
+            SessionChoice::Other => Some(second.ok_or_else(|| {
+                StepError::NotApplicable(
+                    "the target declares no second identity (auth.second_identity): a ticket \
+                     from another session is only meaningful between two identities"
+                        .into(),
+                )
+            })?),
+        };
+        let ticket = fetch(s.rt(), s.log(), identity.as_ref()).await?;
         let tickets = s.tickets();
         match self.session {
             SessionChoice::Own => {
@@ -53,22 +46,6 @@ impl Perform for FetchTicket {
         }
         Ok(())
     }
-}
-
-/// The target's first message carrying `ticket`, its run-time placeholders filled.
-fn first_message(rt: &TargetRuntime, ticket: &str) -> Result<String, StepError> {
-    let template = rt
-        .target
-        .auth
-        .as_ref()
-        .and_then(|a| a.first_message.clone())
-        .ok_or("the target describes no first message (auth.first_message)")?;
-    Values {
-        ticket: Some(ticket),
-        credential: rt.credential_ref(),
-        seq: Some(&rt.seq),
-    }
-    .render(&template)
 }
 
 impl Perform for Authenticate {
@@ -164,52 +141,6 @@ pub(super) async fn confirm_fresh_auth(s: &mut Session) -> StepResult {
                      reusing it proves nothing"
                 )
                 .into());
-            }
-        }
-    }
-}
-
-/// The target's legitimate authentication on `channel`, whatever its flow is (a ticket flow,
-/// a token in the URL, or nothing): fetches a ticket and sends the first message where the
-/// target has a ticket flow, then waits for `auth.accepted_when` where the target defines it.
-pub async fn log_in(
-    rt: &Arc<TargetRuntime>,
-    log: &CaseLog,
-    channel: &mut Channel,
-) -> Result<(), String> {
-    let Some(auth) = rt.target.auth.clone() else {
-        log.note("the target has no authentication: nothing to do");
-        return Ok(());
-    };
-    if auth.ticket.is_some() && auth.first_message.is_some() {
-        let ticket = fetch(rt, log).await?;
-        channel.add_secret(ticket.value());
-        let message = first_message(rt, ticket.value()).map_err(|e| e.to_string())?;
-        log.sent("first message with a fresh ticket");
-        channel
-            .send_auth(&message)
-            .await
-            .map_err(|e| format!("cannot send the first message: {e}"))?;
-    }
-    if auth.accepted_when.is_none() {
-        return Ok(());
-    }
-    let deadline = Instant::now() + rt.reply_wait;
-    loop {
-        let r = channel.next(deadline).await;
-        match r.kind {
-            Kind::AuthAccepted => {
-                log.note("logged in");
-                return Ok(());
-            }
-            // Other traffic before the welcome (an unsolicited update, an error reply before
-            // the close) is not the answer; the end or the deadline is.
-            Kind::Control | Kind::Ack | Kind::Other | Kind::Rejection => {}
-            _ => {
-                return Err(format!(
-                    "the legitimate login was not accepted: {}",
-                    r.describe(&rt.secrets())
-                ));
             }
         }
     }
@@ -326,7 +257,72 @@ async fn authenticated(
                 return (false, format!("refused: {}", r.describe(&secrets)));
             }
             Kind::Timeout => return (false, "no acceptance before the deadline".into()),
-            Kind::Ack | Kind::Other | Kind::Control => {}
+            Kind::Ack | Kind::Other | Kind::Warning | Kind::Control => {}
         }
+    }
+}
+
+impl Judge for TicketFlow {
+    /// `ticket_flow`: the target's legitimate client authenticates with a ticket from its
+    /// ticket endpoint in its first message. A target lacking the ticket flow the policy
+    /// requires fails, with what its legitimate client does instead as evidence.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        let target = &rt.target;
+        let uses_tickets = target.auth.as_ref().is_some_and(|a| {
+            a.ticket.is_some()
+                && a.first_message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("{{ticket}}"))
+        });
+        if uses_tickets {
+            return Judgement::Holds(
+                "the target authenticates with a ticket from its ticket endpoint in the first message"
+                    .into(),
+            );
+        }
+        let connect = target.connect.as_ref();
+        let how = if target.url.0.query().is_some() {
+            "with a credential in its URL"
+        } else if connect.is_some_and(|c| !c.headers.is_empty() || !c.cookies.is_empty()) {
+            "with long-lived credentials on the handshake (headers or cookies)"
+        } else if target.auth.as_ref().is_some_and(|a| a.first_message.is_some()) {
+            "with a first message that carries no ticket"
+        } else {
+            "without any credential"
+        };
+        let evidence = match rt.target.valid_message() {
+            None => "it lists no valid message to show what a client gets".to_string(),
+            Some(valid) => match logged_in_channel(&rt, &log).await {
+                Err(Judgement::Broken(why) | Judgement::Inconclusive(why)) => {
+                    format!("its legitimate client could not be tried: {why}")
+                }
+                Err(other) => format!("its legitimate client could not be tried: {other:?}"),
+                Ok(mut channel) => {
+                    let message = Values {
+                        ticket: None,
+                        credential: rt.credential_ref(),
+                        seq: Some(&rt.seq),
+                    }
+                    .render(valid)
+                    .unwrap_or_else(|_| valid.to_string());
+                    match channel.send_message(&message).await {
+                        Err(e) => format!("connected, but a business message could not be sent: {e}"),
+                        Ok(()) => {
+                            let r = channel.next(Instant::now() + rt.reply_wait).await;
+                            format!(
+                                "connected, sent a business message with no ticket, and got {}",
+                                r.describe(&rt.secrets())
+                            )
+                        }
+                    }
+                }
+            },
+        };
+        Judgement::Broken(format!(
+            "the policy requires short-lived, single-use tickets, but the target authenticates \
+             {how}: {evidence}"
+        ))
     }
 }

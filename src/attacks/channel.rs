@@ -15,7 +15,7 @@ use super::dialect::Dialect;
 use crate::client::conn::PingSeen;
 use crate::client::{ClientError, Connection, ConnectionLog, Event, FrameSpec, Mask, StreamReport};
 use crate::config::Secrets;
-use crate::config::target::{Matcher, Target};
+use crate::config::target::{CloseMeaning, Matcher, Target};
 
 /// Bytes of events [`Channel::drain`] holds before leaving the rest queued in the connection:
 /// thousands of acknowledgements, a handful of large messages.
@@ -30,6 +30,10 @@ pub struct Classifier {
     pub auth_ok: Option<Matcher>,
     /// `messages.rejected_when`.
     pub rejected: Option<Matcher>,
+    /// `messages.warning_when`.
+    pub warning: Option<Matcher>,
+    /// The application close codes the target declares, and what they mean.
+    pub close_codes: std::collections::BTreeMap<u16, CloseMeaning>,
 }
 
 impl Classifier {
@@ -45,7 +49,27 @@ impl Classifier {
                 .messages
                 .as_ref()
                 .and_then(|m| m.rejected_when.clone()),
+            warning: target
+                .messages
+                .as_ref()
+                .and_then(|m| m.warning_when.clone()),
+            close_codes: target.close_codes.clone(),
         }
+    }
+
+    /// Whether a close with `code` is one of `expected`, directly or as an application code
+    /// the target declares with a meaning one of them has (4401 `unauthorized` for 1008).
+    pub fn counts_as(&self, code: u16, expected: &[u16]) -> bool {
+        expected.contains(&code)
+            || self
+                .close_codes
+                .get(&code)
+                .is_some_and(|m| m.standard_codes().iter().any(|c| expected.contains(c)))
+    }
+
+    /// What the target says a close code means, for evidence.
+    pub fn meaning(&self, code: u16) -> Option<CloseMeaning> {
+        self.close_codes.get(&code).copied()
     }
 
     /// The kind of one application message, given what the channel last sent (an
@@ -55,6 +79,9 @@ impl Classifier {
         let matches = |m: &Option<Matcher>| m.as_ref().is_some_and(|m| m.matches(text));
         if matches(&self.rejected) {
             return Kind::Rejection;
+        }
+        if matches(&self.warning) {
+            return Kind::Warning;
         }
         let (ack, auth) = (matches(&self.ack), matches(&self.auth_ok));
         match (ack, auth, awaiting) {
@@ -87,6 +114,8 @@ pub enum Kind {
     AuthAccepted,
     /// A data message matching `messages.rejected_when`.
     Rejection,
+    /// A data message matching `messages.warning_when`.
+    Warning,
     /// Any other data message (text or binary).
     Other,
     /// A ping, a pong or a frame the client skipped.
@@ -141,7 +170,7 @@ impl Reply {
     pub fn is_data(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Ack | Kind::AuthAccepted | Kind::Rejection | Kind::Other
+            Kind::Ack | Kind::AuthAccepted | Kind::Rejection | Kind::Warning | Kind::Other
         )
     }
 
@@ -237,6 +266,22 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends one business message wrapped by the dialect, as a frame of `opcode` with its wire
+    /// bytes changed by `mutate`: a message that differs from a valid one only in its frame
+    /// type or its encoding.
+    pub async fn send_message_mutated(
+        &mut self,
+        message: &str,
+        opcode: u8,
+        mutate: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), ClientError> {
+        let mut bytes = self.dialect.wrap(message).into_owned().into_bytes();
+        mutate(&mut bytes);
+        self.conn.send_frame(&FrameSpec::new(opcode, bytes)).await?;
+        self.awaiting = Awaiting::Business;
+        Ok(())
+    }
+
     /// Sends one authentication message (already rendered), wrapped by the dialect.
     pub async fn send_auth(&mut self, message: &str) -> Result<(), ClientError> {
         let wire = self.dialect.wrap(message).into_owned();
@@ -276,6 +321,20 @@ impl Channel {
         timeout: Duration,
     ) -> StreamReport {
         self.conn.stream_frame(frame, payload_len, timeout).await
+    }
+
+    /// Streams one frame whose payload starts with `prefix` (see
+    /// [`Connection::stream_frame_after`]).
+    pub async fn stream_frame_after(
+        &self,
+        frame: &FrameSpec,
+        prefix: &[u8],
+        payload_len: u64,
+        timeout: Duration,
+    ) -> StreamReport {
+        self.conn
+            .stream_frame_after(frame, prefix, payload_len, timeout)
+            .await
     }
 
     /// Whether pings are answered from now on.
@@ -448,6 +507,7 @@ mod tests {
             ack: matcher(r#"{ json: { "/type": "ok" } }"#),
             auth_ok: matcher(r#"{ json: { "/type": "ok" } }"#),
             rejected: matcher(r#"{ json: { "/type": "error" } }"#),
+            ..Classifier::default()
         };
         let ok = r#"{"type":"ok"}"#;
         assert_eq!(c.classify(ok, Awaiting::Auth), Kind::AuthAccepted);

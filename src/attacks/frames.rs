@@ -34,7 +34,10 @@ impl Perform for SendFrame {
         if let Some(t) = &text {
             payload.extend_from_slice(t.as_bytes());
         }
-        let size = f.payload_size.map(|s| s.as_usize());
+        // `pad_to` pads the text (a valid message) with JSON whitespace; `payload_size` fills
+        // with `a`.
+        let size = f.payload_size.or(f.pad_to).map(|s| s.as_usize());
+        let fill = if f.pad_to.is_some() { b' ' } else { b'a' };
         let mask = if f.masked {
             Mask::Random
         } else {
@@ -54,7 +57,12 @@ impl Perform for SendFrame {
             // One large frame: header, then the payload from a small reused buffer.
             (Some(n), 1) if n > IN_MEMORY || f.declared_length.is_some() => {
                 let report = conn
-                    .stream_frame(&spec(f.opcode.0, b"a".to_vec(), f.fin), n as u64, timeout)
+                    .stream_frame_after(
+                        &spec(f.opcode.0, vec![fill], f.fin),
+                        &payload,
+                        n as u64,
+                        timeout,
+                    )
                     .await;
                 log.note(format!(
                     "{} of {n} payload bytes written ({:?})",
@@ -63,7 +71,7 @@ impl Perform for SendFrame {
             }
             (size, fragments) => {
                 if let Some(n) = size {
-                    payload.resize(n.min(IN_MEMORY.max(payload.len())), b'a');
+                    payload.resize(n.min(IN_MEMORY.max(payload.len())), fill);
                     if n > payload.len() {
                         return Err(format!(
                             "a fragmented payload of {n} B is too large to build (at most {IN_MEMORY} B)"

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::channel::extension_names;
 use super::profile::{OriginChoice, Variation};
 use super::session::{DEFAULT_CONNECTION, HandshakeSeen, LastSent, Link, Session};
-use super::{Judge, Judgement, Perform, StepResult};
+use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::ClientError;
 use crate::plan::expect::{HandshakeRefused, HandshakeUpgraded, UrlWithoutParams};
 use crate::plan::step::{Connect, CookieChoice};
@@ -54,9 +54,10 @@ impl Perform for Connect {
             match cookie {
                 Some(c) => v.cookie = Some(c),
                 None => {
-                    return Err(
-                        "the case needs a session cookie, but the ticket endpoint set none".into(),
-                    );
+                    return Err(StepError::NotApplicable(
+                        "the case needs a session cookie, but the ticket endpoint set none"
+                            .into(),
+                    ));
                 }
             }
         }
@@ -77,6 +78,7 @@ impl Perform for Connect {
             last_sent: LastSent::Nothing,
             fresh_auth_pending: false,
             pings_off_at: None,
+            valid_confirmed: false,
         };
         let opened = rt
             .profile

@@ -1,60 +1,17 @@
 //! `healthy`: after an attack, a fresh legitimate client still logs in and gets a valid message
-//! acknowledged, so one bad client cannot take the service down for others. The same
-//! legitimate client serves the live fuzzer.
+//! acknowledged, so one bad client cannot take the service down for others.
 
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::auth::log_in;
-use super::channel::{Channel, Kind};
-use super::profile::Variation;
+use super::channel::Kind;
+use super::legitimate::{log_transcript, logged_in_channel};
 use super::runtime::TargetRuntime;
 use super::session::Session;
 use super::{Judge, Judgement};
 use crate::plan::expect::Healthy;
 use crate::report::CaseLog;
-
-/// A fresh connection of the legitimate client (the target's profile, unchanged), logged in
-/// the legitimate way; its evidence goes to `log`. `Err` is the judgement of a target that no
-/// longer lets a legitimate client in (or of a target that cannot be tried at all).
-pub async fn logged_in_channel(
-    rt: &Arc<TargetRuntime>,
-    log: &CaseLog,
-) -> Result<Channel, Judgement> {
-    let opened = match rt.open(&Variation::legitimate()).await {
-        Ok(o) => o,
-        Err(crate::client::ClientError::InvalidUrl { url, reason }) => {
-            return Err(Judgement::Inconclusive(format!(
-                "invalid URL `{url}`: {reason}"
-            )));
-        }
-        Err(e) => {
-            return Err(Judgement::Broken(format!(
-                "a fresh client cannot connect any more: {e}"
-            )));
-        }
-    };
-    let status = opened.response.status;
-    let Some(mut channel) = opened.channel else {
-        return Err(Judgement::Broken(format!(
-            "a fresh client's handshake is refused (HTTP {status})"
-        )));
-    };
-    let result = log_in(rt, log, &mut channel).await;
-    if let Some(fault) = channel.take_fault() {
-        return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
-    }
-    match result {
-        Ok(()) => Ok(channel),
-        Err(e) => {
-            log_transcript(log, &channel);
-            Err(Judgement::Broken(format!(
-                "a fresh client cannot log in any more: {e}"
-            )))
-        }
-    }
-}
 
 /// Whether a fresh legitimate client still logs in and gets a valid message acknowledged.
 pub async fn healthy(rt: &Arc<TargetRuntime>, log: &CaseLog) -> Judgement {
@@ -113,15 +70,6 @@ pub async fn healthy(rt: &Arc<TargetRuntime>, log: &CaseLog) -> Judgement {
     };
     log_transcript(log, &channel);
     verdict
-}
-
-/// Keeps a side connection's transcript in the case evidence.
-fn log_transcript(log: &CaseLog, channel: &Channel) {
-    log.note("fresh client transcript (times from its handshake):");
-    let t = channel.transcript();
-    for entry in t.entries() {
-        log.note(format!("+{}ms {}", entry.at.as_millis(), entry.what));
-    }
 }
 
 impl Judge for Healthy {

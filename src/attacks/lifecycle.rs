@@ -60,6 +60,8 @@ impl Judge for Closed {
         let mut start = steps_done;
         let mut deadline = start + total;
         let pings_off_at = s.current().and_then(|l| l.pings_off_at);
+        let classifier = s.rt().classifier.clone();
+        let has_warning_matcher = classifier.warning.is_some();
         let mut warned = false;
         let mut data = 0u32;
         loop {
@@ -81,7 +83,12 @@ impl Judge for Closed {
             let shown = reply.describe(&s.rt().secrets());
             if reply.is_data() {
                 data += 1;
-                if reply.kind != Kind::Ack {
+                // With `warning_when`, only the target's warning counts; without, any message
+                // that acknowledges nothing.
+                if match has_warning_matcher {
+                    true => reply.kind == Kind::Warning,
+                    false => reply.kind != Kind::Ack,
+                } {
                     warned = true;
                 }
                 if c.no_data {
@@ -98,10 +105,13 @@ impl Judge for Closed {
                         ));
                     }
                     return match code {
+                        Some(1011) => Judgement::Broken(format!(
+                            "the server crashed: {shown} after {after:.2}s (1011: internal error, not a refusal)"
+                        )),
                         _ if c.codes.is_empty() => {
                             Judgement::Holds(format!("{shown} after {after:.2}s"))
                         }
-                        Some(code) if c.codes.contains(&code) => {
+                        Some(code) if classifier.counts_as(code, &c.codes) => {
                             Judgement::Holds(format!("{shown} after {after:.2}s"))
                         }
                         _ => Judgement::Broken(format!("{shown}: expected one of {:?}", c.codes)),
@@ -116,13 +126,21 @@ impl Judge for Closed {
                             "{shown} after {after:.2}s, but without a warning first"
                         ));
                     }
-                    return if c.drop_counts || c.codes.is_empty() {
-                        Judgement::Holds(format!("{shown} after {after:.2}s"))
-                    } else {
-                        Judgement::Broken(format!(
-                            "{shown} without a close frame (expected one of {:?})",
-                            c.codes
-                        ))
+                    // A drop ends the connection either way; whether it counts as the close the
+                    // check asks for, and whether it was a crash, is the drop rule's call.
+                    // Any end counts where no code is asked (a timeout); otherwise the drop must
+                    // be allowed and shown to refuse this input.
+                    let any_end = c.codes.is_empty();
+                    let allowed = c.drop_counts || any_end;
+                    return match super::messages::judge_drop(s, allowed, !any_end, &c.codes).await
+                    {
+                        Judgement::Holds(why) if any_end => {
+                            Judgement::Holds(format!("{shown} after {after:.2}s ({why})"))
+                        }
+                        Judgement::Holds(why) => {
+                            Judgement::Holds(format!("{shown} after {after:.2}s: {why}"))
+                        }
+                        other => other,
                     };
                 }
                 Event::Timeout => {

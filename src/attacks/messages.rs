@@ -13,8 +13,9 @@ use super::session::{LastSent, Session};
 use super::values;
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::FrameSpec;
+use crate::client::conn::opcode;
 use crate::plan::expect::{Accepted, Rejected};
-use crate::plan::step::{Flood, Send};
+use crate::plan::step::{Flood, Send, SendValid};
 
 /// The compression extension a deflate bomb needs (RFC 7692).
 const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
@@ -32,7 +33,8 @@ impl Perform for Send {
             return Ok(());
         }
         let pad_to = self.pad_to.map(|b| b.as_usize());
-        // Text is a business message: through the dialect, rendered at every send.
+        // Text is a business message: through the dialect, rendered at every send, changed
+        // only in what the case mutates.
         if self.text.is_some() || self.json.is_some() {
             let template = match (&self.text, &self.json) {
                 (Some(t), _) => t.clone(),
@@ -40,29 +42,61 @@ impl Perform for Send {
                 (None, None) => String::new(),
             };
             for _ in 0..repeat {
-                let message = pad(s.render(&template)?, pad_to);
+                let mut message = pad(s.render(&template)?, pad_to);
+                if let Some(n) = self.truncate {
+                    let keep = message.len().saturating_sub(n as usize);
+                    let cut = (0..=keep).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+                    message.truncate(cut);
+                }
                 let Some(channel) = s.channel() else { break };
-                channel
-                    .send_message(&message)
-                    .await
-                    .map_err(|e| format!("cannot send: {e}"))?;
+                let sent = if self.as_binary {
+                    channel
+                        .send_message_mutated(&message, opcode::BINARY, |_| {})
+                        .await
+                } else if self.invalid_utf8 {
+                    channel
+                        .send_message_mutated(&message, opcode::TEXT, corrupt_utf8)
+                        .await
+                } else {
+                    channel.send_message(&message).await
+                };
+                sent.map_err(|e| format!("cannot send: {e}"))?;
             }
             set_sent(s, repeat);
             return Ok(());
         }
         let frame = if let Some(b) = &self.binary {
             FrameSpec::binary(b.0.clone())
-        } else if let Some(depth) = self.deep_json {
-            let d = depth as usize;
-            FrameSpec::text(&format!("{}{}", "[".repeat(d), "]".repeat(d)))
-        } else if let Some(n) = self.wide_json {
-            let mut text = String::with_capacity(n as usize * 2 + 2);
-            text.push('[');
-            for i in 0..n {
-                text.push_str(if i == 0 { "0" } else { ",0" });
-            }
-            text.push(']');
-            FrameSpec::text(&text)
+        } else if self.deep_json.is_some() || self.wide_json.is_some() {
+            let array = match (self.deep_json, self.wide_json) {
+                (Some(depth), _) => {
+                    let d = depth as usize;
+                    format!("{}{}", "[".repeat(d), "]".repeat(d))
+                }
+                (None, Some(n)) => {
+                    let mut text = String::with_capacity(n as usize * 2 + 2);
+                    text.push('[');
+                    for i in 0..n {
+                        text.push_str(if i == 0 { "0" } else { ",0" });
+                    }
+                    text.push(']');
+                    text
+                }
+                (None, None) => String::new(),
+            };
+            let text = match &self.embed_in {
+                Some(into) => embed(&s.render(into)?, &array),
+                None => array,
+            };
+            let Some(channel) = s.channel() else {
+                return Ok(());
+            };
+            channel
+                .send_message(&text)
+                .await
+                .map_err(|e| format!("cannot send: {e}"))?;
+            set_sent(s, 1);
+            return Ok(());
         } else if let Some(size) = self.inflates_to {
             // SPEC: a deflate bomb applies "when deflate is negotiated". Without it an RSV1
             // frame is a protocol error, and a server closing it with 1002 is right, not wrong.
@@ -98,6 +132,92 @@ impl Perform for Send {
         }
         set_sent(s, repeat);
         Ok(())
+    }
+}
+
+/// `text` with the invalid UTF-8 sequence C3 28 (a lead byte, then no continuation) inserted
+/// after its first `"` (at its end when it has none).
+fn corrupt_utf8(bytes: &mut Vec<u8>) {
+    let at = bytes
+        .iter()
+        .position(|b| *b == b'"')
+        .map_or(bytes.len(), |i| i + 1);
+    bytes.splice(at..at, [0xC3, 0x28]);
+}
+
+/// `object` (a JSON object's text) with the value of its first member replaced by `value`
+/// (JSON text): only that value differs. Text that is no JSON object gets `value` alone.
+fn embed(object: &str, value: &str) -> String {
+    let parsed: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(object).ok();
+    let Some(first) = parsed.as_ref().and_then(|m| m.keys().next().cloned()) else {
+        return value.to_string();
+    };
+    // Rebuild by hand: the value may be too deep for serde_json to hold.
+    let mut out = String::from("{");
+    for (i, (k, v)) in parsed.iter().flatten().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(k.clone()).to_string());
+        out.push(':');
+        if *k == first {
+            out.push_str(value);
+        } else {
+            out.push_str(&v.to_string());
+        }
+    }
+    out.push('}');
+    out
+}
+
+impl Perform for SendValid {
+    /// `send_valid`: the target's valid message on the current connection, acknowledged: the
+    /// differential control that tells a drop caused by what follows from a connection that
+    /// drops everything.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let Some(valid) = s.rt().target.valid_message().map(str::to_string) else {
+            return Err("the target lists no valid message (messages.valid)".into());
+        };
+        if s.rt().classifier.ack.is_none() {
+            s.log().note(
+                "the target does not say how the server acknowledges (messages.accepted_when): \
+                 the differential control cannot be confirmed, so a drop will not count as a refusal",
+            );
+            return Ok(());
+        }
+        let message = s.render(&valid)?;
+        let Some(channel) = s.channel() else {
+            return Err("no connection is open for the differential control".into());
+        };
+        channel
+            .send_message(&message)
+            .await
+            .map_err(|e| format!("cannot send the valid message: {e}"))?;
+        let deadline = Instant::now() + s.rt().reply_wait;
+        loop {
+            let r = s.next_reply(deadline).await;
+            match r.kind {
+                Kind::Ack => {
+                    if let Some(link) = s.current() {
+                        link.valid_confirmed = true;
+                        link.last_sent = LastSent::Nothing;
+                    }
+                    s.log()
+                        .note("differential control: this connection carries the unmutated valid message (acknowledged)");
+                    return Ok(());
+                }
+                Kind::Control | Kind::Other | Kind::AuthAccepted | Kind::Warning => {}
+                _ => {
+                    let shown = r.describe(&s.rt().secrets());
+                    return Err(format!(
+                        "the unmutated valid message is not acknowledged on this connection \
+                         ({shown}), so what follows cannot be judged against it"
+                    )
+                    .into());
+                }
+            }
+        }
     }
 }
 
@@ -243,7 +363,10 @@ impl Judge for Accepted {
 }
 
 impl Judge for Rejected {
-    /// `rejected`: positive evidence that what was sent was refused.
+    /// `rejected`: positive evidence that what was sent was refused. A crash (close 1011, a
+    /// drop after which fresh connections fail, a server that stops answering) never is one;
+    /// a drop without a close frame counts only where the case allows it, the connection
+    /// carried the unmutated message before (`send_valid`) and a fresh client is still served.
     async fn judge(&self, s: &mut Session) -> Judgement {
         if let Some(refused) = s.no_channel() {
             return match refused {
@@ -254,20 +377,35 @@ impl Judge for Rejected {
             };
         }
         let wait = self.within.map_or(s.rt().reply_wait, |w| w.total());
-        let deadline = Instant::now() + wait;
+        let started = Instant::now();
+        let deadline = started + wait;
+        let classifier = s.rt().classifier.clone();
         loop {
             let r = s.next_reply(deadline).await;
             let shown = r.describe(&s.rt().secrets());
             match r.kind {
-                Kind::Rejection => return Judgement::Holds(format!("rejected: {shown}")),
+                Kind::Rejection => {
+                    return Judgement::Holds(format!(
+                        "rejected after {:.2}s: {shown}",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
                 Kind::Ack | Kind::AuthAccepted => {
                     return Judgement::Broken(format!("accepted: {shown}"));
                 }
                 Kind::Closed => {
                     return match r.close_code() {
-                        Some(c) if self.codes.contains(&c) => {
-                            Judgement::Holds(format!("closed with {c}"))
-                        }
+                        Some(1011) => Judgement::Broken(format!(
+                            "the server crashed on this input: {shown} (1011: internal error, not a refusal)"
+                        )),
+                        Some(c) if classifier.counts_as(c, &self.codes) => Judgement::Holds(format!(
+                            "closed with {c}{} after {:.2}s",
+                            classifier
+                                .meaning(c)
+                                .map(|m| format!(" (the target's {m:?})").to_lowercase())
+                                .unwrap_or_default(),
+                            started.elapsed().as_secs_f64()
+                        )),
                         _ => Judgement::Broken(format!(
                             "{shown}: not a rejection code (expected one of {:?})",
                             self.codes
@@ -277,12 +415,7 @@ impl Judge for Rejected {
                 Kind::Fault => {
                     return Judgement::Inconclusive(format!("harness fault: {shown}"));
                 }
-                Kind::Dropped if self.drop_counts => {
-                    return Judgement::Holds(format!("dropped: {shown}"));
-                }
-                Kind::Dropped => {
-                    return Judgement::Broken(format!("{shown} without a close frame"));
-                }
+                Kind::Dropped => return judge_drop(s, self.drop_counts, true, &self.codes).await,
                 Kind::Timeout if self.silence_counts => {
                     return Judgement::Holds(format!(
                         "no data for {:.1}s, which the policy treats as a refusal",
@@ -290,14 +423,67 @@ impl Judge for Rejected {
                     ));
                 }
                 Kind::Timeout => {
-                    return Judgement::Broken(format!(
-                        "no rejection within {:.1}s: no error reply, no close (silence is not a rejection)",
-                        wait.as_secs_f64()
-                    ));
+                    let rt = s.rt().clone();
+                    let log = s.log().clone();
+                    return match super::healthy(&rt, &log).await {
+                        Judgement::Broken(why) => Judgement::Broken(format!(
+                            "the server stopped answering after this input: nothing for {:.1}s, and {why}",
+                            wait.as_secs_f64()
+                        )),
+                        _ => Judgement::Broken(format!(
+                            "no rejection within {:.1}s: no error reply, no close (silence is not a rejection)",
+                            wait.as_secs_f64()
+                        )),
+                    };
                 }
-                Kind::Other | Kind::Control => {}
+                Kind::Other | Kind::Warning | Kind::Control => {}
             }
         }
+    }
+}
+
+/// A connection dropped without a close frame after an attack: a refusal only where drops
+/// count (`allowed`), the same connection carried the unmutated valid message first (when
+/// `needs_control`: a drop is evidence of refusing *this* input), and a fresh client is still
+/// served; a crash where fresh clients fail.
+pub(super) async fn judge_drop(
+    s: &mut Session,
+    allowed: bool,
+    needs_control: bool,
+    codes: &[u16],
+) -> Judgement {
+    let rt = s.rt().clone();
+    let log = s.log().clone();
+    let confirmed = s.current().is_some_and(|l| l.valid_confirmed);
+    let health = super::healthy(&rt, &log).await;
+    if let Judgement::Broken(why) = &health {
+        return Judgement::Broken(format!(
+            "the server crashed on this input: it dropped the connection without a close frame, and {why}"
+        ));
+    }
+    if !allowed {
+        return Judgement::Broken(format!(
+            "dropped without a close frame: this check requires a close code (one of {codes:?}), \
+             and its policy does not allow drops"
+        ));
+    }
+    if needs_control && !confirmed {
+        return Judgement::Broken(
+            "dropped without a close frame, and nothing shows this connection survives the \
+             unmutated message (no differential control), so the drop is no evidence of a refusal"
+                .into(),
+        );
+    }
+    match health {
+        Judgement::Holds(_) if needs_control => Judgement::Holds(
+            "dropped without a close frame: the same connection had carried the unmutated valid \
+             message, and a fresh client is still served"
+                .into(),
+        ),
+        Judgement::Holds(_) => {
+            Judgement::Holds("dropped without a close frame; a fresh client is still served".into())
+        }
+        other => other,
     }
 }
 

@@ -4,6 +4,8 @@
 //! - [`profile`]: the one legitimate client's handshake (URL, Origin, headers, cookies,
 //!   subprotocols, extensions), of which every handshake is a declared [`profile::Variation`].
 //!   **A credential kind on the handshake goes here.**
+//! - [`legitimate`]: the legitimate client's ticket, login and logged-in connection, used by
+//!   the `login` step, the health check, the live fuzzer and the ticket-flow judgement.
 //! - [`channel`]: the one message channel: business and authentication messages out, replies
 //!   in, each classified once against the target. **A protocol dialect plugs in here**
 //!   ([`dialect`]); frame-level attacks pass through it unchanged.
@@ -25,6 +27,7 @@ pub mod dialect;
 mod frames;
 mod handshake;
 mod health;
+pub mod legitimate;
 mod lifecycle;
 pub mod messages;
 pub mod profile;
@@ -36,7 +39,8 @@ pub mod values;
 use std::sync::Arc;
 
 pub use channel::{Channel, Kind, Reply};
-pub use health::{healthy, logged_in_channel};
+pub use health::healthy;
+pub use legitimate::logged_in_channel;
 pub use runtime::TargetRuntime;
 pub use session::Session;
 
@@ -54,6 +58,9 @@ pub enum Judgement {
     Broken(String),
     /// Nothing can be concluded (unreachable target, failed precondition).
     Inconclusive(String),
+    /// The expectation does not apply to this target (a cookie check on a service that sets
+    /// no cookie): the case is `skipped`, with the reason.
+    NotApplicable(String),
 }
 
 /// Why a step could not be carried out.
@@ -144,6 +151,9 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outco
             a.evidence
         ));
     }
+    if let Some(d) = &case.differs {
+        log.note(format!("differs from its positive control: {d}"));
+    }
     let mut s = Session::new(rt, log);
     if let Err((i, failure)) = run_steps(&mut s, &case.steps).await {
         s.close_all();
@@ -176,6 +186,10 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outco
             Judgement::Inconclusive(why) => {
                 s.close_all();
                 return Outcome::error(format!("{}: inconclusive: {why}", e.name()));
+            }
+            Judgement::NotApplicable(why) => {
+                s.close_all();
+                return Outcome::skipped(format!("not applicable: {why}"));
             }
         }
     }
@@ -215,6 +229,7 @@ mod tests {
             last_sent: session::LastSent::Nothing,
             fresh_auth_pending: false,
             pings_off_at: None,
+            valid_confirmed: false,
         });
         // A drop counts as a rejection; the reader's panic must not pass for one.
         let rejected = Expectation::Rejected(Rejected {

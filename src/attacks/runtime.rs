@@ -105,13 +105,30 @@ impl TargetRuntime {
 
     /// The target's ticket request as a client request, or `None` without a ticket flow.
     pub fn ticket_request(&self) -> Option<(HttpRequestSpec, String)> {
+        self.ticket_request_as(None)
+    }
+
+    /// The ticket request of `identity` (its headers replacing the same-named ones), or of the
+    /// target's own identity; `None` without a ticket flow.
+    pub fn ticket_request_as(
+        &self,
+        identity: Option<&crate::config::target::Identity>,
+    ) -> Option<(HttpRequestSpec, String)> {
         let flow = self.target.auth.as_ref()?.ticket.as_ref()?;
         let method = match flow.request.method {
             crate::config::target::HttpMethod::Get => "GET",
             crate::config::target::HttpMethod::Post => "POST",
         };
         let mut spec = HttpRequestSpec::new(method, flow.request.url.0.as_str());
+        let replaced = |name: &str| {
+            identity.is_some_and(|i| i.headers.keys().any(|k| k.eq_ignore_ascii_case(name)))
+        };
         for (name, value) in &flow.request.headers {
+            if !replaced(name) {
+                spec = spec.header(name, value);
+            }
+        }
+        for (name, value) in identity.iter().flat_map(|i| &i.headers) {
             spec = spec.header(name, value);
         }
         for s in self.secrets().values() {

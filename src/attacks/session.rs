@@ -63,6 +63,9 @@ pub struct Link {
     pub fresh_auth_pending: bool,
     /// When it stopped answering pings.
     pub pings_off_at: Option<Instant>,
+    /// Whether it carried the unmutated valid message, acknowledged (`send_valid`): the
+    /// differential control of what is sent on it next.
+    pub valid_confirmed: bool,
 }
 
 /// The tickets of a case.

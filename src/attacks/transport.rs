@@ -120,9 +120,13 @@ impl Perform for HttpRequest {
         }
         let rt = s.rt().clone();
         let log = s.log().clone();
-        let (spec, _) = rt
-            .ticket_request()
-            .ok_or("the target describes no ticket endpoint (auth.ticket.request)")?;
+        let Some((spec, _)) = rt.ticket_request() else {
+            return Err(StepError::NotApplicable(
+                "the target names no session or ticket endpoint (auth.ticket.request) whose \
+                 cookies could be judged"
+                    .into(),
+            ));
+        };
         log.sent(format!("{spec:?}"));
         let response = rt
             .http
@@ -153,19 +157,31 @@ impl Judge for CookieAttributes {
 /// The `cookie` judgement on one response: the cookies `want.names` names (every cookie when
 /// it names none) must be set, each with the required attributes; other cookies are ignored.
 fn judge_set_cookies(status: u16, set: &[SetCookie], want: &CookieAttributes) -> Judgement {
-    // Without a cookie the legitimate path is broken (the positive control fails), but the
-    // attributes of a cookie never set cannot be judged either way.
-    let asks_attributes =
-        want.secure == Some(true) || want.http_only == Some(true) || want.samesite.is_some();
+    // A service that sets no session cookie has nothing for SameSite to protect, unless the
+    // policy requires one.
+    // Naming the session cookies says they exist.
+    let required = want.required || !want.names.is_empty();
     let no_cookie = |why: String| {
-        if asks_attributes {
-            Judgement::Inconclusive(format!("{why}: no cookie to judge"))
+        if required {
+            Judgement::Broken(format!("{why}, and the policy requires a session cookie"))
         } else {
-            Judgement::Broken(why)
+            Judgement::NotApplicable(format!(
+                "{why}: there is no session cookie for these attributes to protect (the policy \
+                 does not require one)"
+            ))
         }
     };
     if !(200..300).contains(&status) {
-        return no_cookie(format!("the ticket endpoint answered HTTP {status}"));
+        // The legitimate request itself fails: the positive control (which asks no attribute)
+        // says so; the attributes of a cookie never set cannot be judged either way.
+        let asks_attributes =
+            want.secure == Some(true) || want.http_only == Some(true) || want.samesite.is_some();
+        let why = format!("the ticket endpoint answered HTTP {status}");
+        return if asks_attributes {
+            Judgement::Inconclusive(format!("{why}: no cookie to judge"))
+        } else {
+            Judgement::Broken(why)
+        };
     }
     if set.is_empty() {
         return no_cookie("the response sets no cookie".into());
@@ -244,6 +260,7 @@ mod tests {
             secure: Some(true),
             http_only: Some(true),
             samesite: Some(samesite),
+            required: false,
         }
     }
 
@@ -256,6 +273,22 @@ mod tests {
         assert!(!samesite_satisfies(Some("None"), SameSite::Lax));
         assert!(!samesite_satisfies(Some("bogus"), SameSite::Lax));
         assert!(!samesite_satisfies(None, SameSite::Lax));
+    }
+
+    #[test]
+    fn no_cookie_is_not_applicable_unless_the_policy_requires_one() {
+        match judge_set_cookies(200, &[], &want(&[], SameSite::Strict)) {
+            Judgement::NotApplicable(why) => assert!(why.contains("sets no cookie"), "{why}"),
+            other => panic!("a cookie-less service was judged {other:?}"),
+        }
+        let required = CookieAttributes {
+            required: true,
+            ..want(&[], SameSite::Strict)
+        };
+        match judge_set_cookies(200, &[], &required) {
+            Judgement::Broken(why) => assert!(why.contains("requires a session cookie"), "{why}"),
+            other => panic!("a required cookie was missing, judged {other:?}"),
+        }
     }
 
     #[test]
@@ -282,9 +315,9 @@ mod tests {
             judge_set_cookies(200, &set, &want(&[], SameSite::Strict)),
             Judgement::Broken(_)
         ));
-        // A named cookie that is not set leaves nothing to judge.
+        // A named cookie that is not set: the policy says it exists, so its absence fails.
         match judge_set_cookies(200, &set, &want(&["session"], SameSite::Strict)) {
-            Judgement::Inconclusive(why) => assert!(why.contains("session"), "{why}"),
+            Judgement::Broken(why) => assert!(why.contains("session"), "{why}"),
             other => panic!("a missing session cookie: {other:?}"),
         }
         let weak = cookies(&["AWSALB=lb", "sid=s1; Secure; HttpOnly; SameSite=None"]);

@@ -592,26 +592,46 @@ impl Connection {
         send_len: u64,
         timeout: Duration,
     ) -> StreamReport {
+        self.stream_frame_after(spec, &[], send_len, timeout).await
+    }
+
+    /// [`Connection::stream_frame`] whose payload starts with `prefix` (a valid message), the
+    /// fill pattern after it up to `send_len` bytes in all (a message padded to a size).
+    pub async fn stream_frame_after(
+        &self,
+        spec: &FrameSpec,
+        prefix: &[u8],
+        send_len: u64,
+        timeout: Duration,
+    ) -> StreamReport {
         let deadline = Deadline::after(timeout);
         let header = spec.header();
         let declared = spec.declared_length.unwrap_or(send_len);
         let mut head = Vec::with_capacity(14);
         // Writing into a Vec cannot fail.
         let _ = header.format(declared, &mut head);
-        let chunk = stream_chunk(&spec.payload, header.mask);
+        let prefix = &prefix[..prefix.len().min(usize::try_from(send_len).unwrap_or(usize::MAX))];
+        let mut first = prefix.to_vec();
+        if let Some(m) = header.mask {
+            apply_mask(&mut first, m, 0);
+        }
+        // The fill continues the stream at offset `prefix.len()`: mask it from there.
+        let chunk = stream_chunk_at(&spec.payload, header.mask, prefix.len() as u64);
         let mut header_sent = false;
         let mut sent: u64 = 0;
         let outcome = tokio::time::timeout_at(deadline.at, async {
             let mut w = self.writer.lock().await;
             w.write_all(&head).await?;
             header_sent = true;
+            w.write_all(&first).await?;
+            sent = first.len() as u64;
             while sent < send_len {
                 if self.shared.ended.load(Ordering::Relaxed) {
                     return Ok(StreamStop::PeerEnded);
                 }
                 // The chunk length is a multiple of the mask and pattern periods, so the byte
-                // for stream offset `sent` is at `sent % len` in the pre-masked chunk.
-                let pos = (sent % chunk.len() as u64) as usize;
+                // for fill offset `sent - prefix` is at that offset modulo its length.
+                let pos = ((sent - first.len() as u64) % chunk.len() as u64) as usize;
                 let n =
                     (chunk.len() - pos).min(usize::try_from(send_len - sent).unwrap_or(usize::MAX));
                 let k = w.write(&chunk[pos..pos + n]).await?;
@@ -749,7 +769,14 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// The pre-masked chunk [`Connection::stream_frame`] repeats: the pattern tiled over a length
 /// that is a multiple of 4 (the mask period) and of the pattern length.
+#[cfg(test)]
 fn stream_chunk(pattern: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    stream_chunk_at(pattern, mask, 0)
+}
+
+/// [`stream_chunk`] for a fill that starts at stream offset `offset` (after a prefix): masked
+/// from that offset.
+fn stream_chunk_at(pattern: &[u8], mask: Option<[u8; 4]>, offset: u64) -> Vec<u8> {
     let pattern: &[u8] = match pattern.len() {
         0 => &[0],
         n => &pattern[..n.min(1024)],
@@ -758,7 +785,7 @@ fn stream_chunk(pattern: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let len = STREAM_CHUNK - STREAM_CHUNK % period;
     let mut chunk: Vec<u8> = pattern.iter().copied().cycle().take(len).collect();
     if let Some(m) = mask {
-        apply_mask(&mut chunk, m, 0);
+        apply_mask(&mut chunk, m, offset);
     }
     chunk
 }
@@ -1254,6 +1281,37 @@ mod tests {
             .await;
         assert!(report.payload_sent < 100 << 20);
         assert_ne!(report.stop, StreamStop::Completed);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_payload_can_start_with_a_message_and_be_padded() {
+        let (conn, mut peer) = pair();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let spec = FrameSpec::text("")
+            .mask(Mask::Fixed([7, 1, 2, 9]))
+            .declaring(1 << 20);
+        let message = br#"{"type":"payment"}"#;
+        let mut padded = FrameSpec::text("").mask(Mask::Fixed([7, 1, 2, 9]));
+        padded.payload = b" ".to_vec();
+        padded.declared_length = spec.declared_length;
+        let report = conn
+            .stream_frame_after(&padded, message, 70_001, Duration::from_secs(5))
+            .await;
+        assert_eq!(report.stop, StreamStop::Completed);
+        assert_eq!(report.payload_sent, 70_001);
+        drop(conn);
+        let got = reader.await.expect("reader");
+        let h = parse_header(&got).expect("header");
+        assert_eq!(h.length, 1 << 20);
+        let mut payload = got[h.header_len..].to_vec();
+        apply_mask(&mut payload, [7, 1, 2, 9], 0);
+        assert_eq!(payload.len(), 70_001);
+        assert!(payload.starts_with(message));
+        assert!(payload[message.len()..].iter().all(|b| *b == b' '));
     }
 
     #[tokio::test]

@@ -194,6 +194,11 @@ pub struct MaxSizeParams {
     /// Whether compression may be negotiated.
     #[serde(default)]
     pub deflate: DeflatePolicy,
+    /// Whether a connection dropped without a close frame counts as refusing an oversized
+    /// message (the check otherwise requires close 1009). Always serialised so suites can read
+    /// `{{policy.drop_counts}}`.
+    #[serde(default)]
+    pub drop_counts: bool,
 }
 
 /// Parameters of `messages.rate_limit`.
@@ -249,6 +254,10 @@ pub struct CookieParams {
     /// Whether `HttpOnly` is required.
     #[serde(default = "yes")]
     pub http_only: bool,
+    /// Whether the service must set a session cookie at all. When it need not and sets none,
+    /// SameSite has nothing to protect: the control is skipped, saying so.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// Parameters of `attestation`: a control that cannot be tested from outside.
@@ -259,7 +268,18 @@ pub struct AttestationParams {
     pub evidence: String,
 }
 
-/// Parameters of checks that take none (`protocol.rfc6455`).
+/// Parameters of `protocol.rfc6455`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolParams {
+    /// Whether a connection dropped without a close frame counts as refusing a protocol
+    /// violation (the check otherwise requires close 1002). Always serialised so suites can
+    /// read `{{policy.drop_counts}}`.
+    #[serde(default)]
+    pub drop_counts: bool,
+}
+
+/// Parameters of checks that take none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
@@ -330,6 +350,13 @@ macro_rules! builtin_checks {
                 }
             }
 
+            /// The JSON Schema of each built-in check's `with`, by check name.
+            pub fn param_schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, serde_json::Value)> {
+                vec![$( ($name, generator.subschema_for::<$params>().to_value()), )*]
+            }
+
             /// The parameters as YAML, with every default filled in (what suites'
             /// placeholders read).
             pub fn to_value(&self) -> serde_yaml::Value {
@@ -365,7 +392,7 @@ builtin_checks! {
     /// `cookies.samesite`
     "cookies.samesite" => Cookies(CookieParams),
     /// `protocol.rfc6455`
-    "protocol.rfc6455" => Protocol(NoParams),
+    "protocol.rfc6455" => Protocol(ProtocolParams),
     /// `attestation`
     "attestation" => Attestation(AttestationParams),
 }

@@ -4,13 +4,10 @@
 use std::path::Path;
 
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, SchemaGenerator};
+use schemars::SchemaGenerator;
 use serde_json::{Value, json};
 
-use super::policy::{
-    AttestationParams, CookieParams, HeartbeatParams, MaxSizeParams, NoParams, OriginParams,
-    Policy, RateLimitParams, SchemaParams, TicketParams, TlsParams, UnauthParams, UrlTokenParams,
-};
+use super::policy::{CheckParams, Policy};
 use super::suite::Suite;
 use super::target::Target;
 
@@ -28,30 +25,10 @@ fn generator() -> SchemaGenerator {
     SchemaSettings::draft07().into_generator()
 }
 
-fn params_ref<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
-    generator.subschema_for::<T>().to_value()
-}
-
 /// The policy file's schema; `with` is typed by `check` for every built-in check.
 pub fn policy_schema() -> Value {
     let mut g = generator();
-    let by_check: Vec<(&str, Value)> = vec![
-        ("transport.tls", params_ref::<TlsParams>(&mut g)),
-        ("origin.allowlist", params_ref::<OriginParams>(&mut g)),
-        ("auth.ticket", params_ref::<TicketParams>(&mut g)),
-        ("auth.no_url_tokens", params_ref::<UrlTokenParams>(&mut g)),
-        (
-            "auth.unauthenticated_timeout",
-            params_ref::<UnauthParams>(&mut g),
-        ),
-        ("messages.schema", params_ref::<SchemaParams>(&mut g)),
-        ("messages.max_size", params_ref::<MaxSizeParams>(&mut g)),
-        ("messages.rate_limit", params_ref::<RateLimitParams>(&mut g)),
-        ("heartbeat", params_ref::<HeartbeatParams>(&mut g)),
-        ("cookies.samesite", params_ref::<CookieParams>(&mut g)),
-        ("protocol.rfc6455", params_ref::<NoParams>(&mut g)),
-        ("attestation", params_ref::<AttestationParams>(&mut g)),
-    ];
+    let by_check = CheckParams::param_schemas(&mut g);
     let mut schema = g.into_root_schema_for::<Policy>().to_value();
     schema["$id"] = json!("https://wsaudit.invalid/schemas/policy.schema.json");
     if let Some(control) = schema.pointer_mut("/definitions/Control") {

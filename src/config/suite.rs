@@ -150,6 +150,20 @@ pub struct SuiteCase {
     )]
     #[schemars(schema_with = "super::values::duration_schema")]
     pub deadline: Option<Duration>,
+    /// Whether the case may exhaust or crash a careless target (invalid or huge input, floods,
+    /// protocol violations): such cases run last, one at a time, with a health probe before and
+    /// after, so a crash is blamed on the case that caused it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub destructive: bool,
+    /// What this attack changes from its positive control (same connection profile, same
+    /// authentication, same valid message otherwise); shown in its evidence. May use
+    /// placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A suite with its source, for located errors in expanded cases.

@@ -42,6 +42,10 @@ pub struct Target {
     /// What valid business messages look like and how the server answers them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<TargetMessages>,
+    /// The application close codes (4000-4999) the service uses, and what each means: a close
+    /// with one of them is a refusal wherever a standard code of that meaning is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub close_codes: BTreeMap<u16, CloseMeaning>,
     /// Timeouts and parallelism of the run.
     #[serde(default)]
     pub limits: Limits,
@@ -84,6 +88,61 @@ pub struct TargetAuth {
     /// How the server says authentication succeeded (or welcomes a URL-token client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_when: Option<Matcher>,
+    /// A second identity (another user or session) for cases between two identities (a ticket
+    /// of one used on the other's connection): its ticket request headers, which replace the
+    /// same-named headers of `ticket.request`. Absent: those cases are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_identity: Option<Identity>,
+}
+
+/// Another identity's credentials.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Request headers of its ticket request (`Authorization` values are secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What an application close code means, for judging it like the standard code of that
+/// meaning: `unauthorized`, `forbidden`, `policy_violation`, `rate_limited` and `timeout` stand
+/// where 1008 does, `invalid_message` where 1003 and 1007 do, `too_big` where 1009 does,
+/// `protocol_error` where 1002 does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseMeaning {
+    /// Missing or invalid credentials (graphql-ws 4401).
+    Unauthorized,
+    /// Authenticated but not allowed (graphql-ws 4403).
+    Forbidden,
+    /// Any other policy violation.
+    PolicyViolation,
+    /// Too many messages (graphql-ws 4429).
+    RateLimited,
+    /// The client took too long (to authenticate: graphql-ws 4408).
+    Timeout,
+    /// A message the service cannot accept (graphql-ws 4400).
+    InvalidMessage,
+    /// A message over the size limit.
+    TooBig,
+    /// A protocol violation.
+    ProtocolError,
+}
+
+impl CloseMeaning {
+    /// The standard close code this meaning stands in for.
+    pub fn standard_codes(self) -> &'static [u16] {
+        match self {
+            Self::Unauthorized
+            | Self::Forbidden
+            | Self::PolicyViolation
+            | Self::RateLimited
+            | Self::Timeout => &[1008],
+            Self::InvalidMessage => &[1003, 1007],
+            Self::TooBig => &[1009],
+            Self::ProtocolError => &[1002],
+        }
+    }
 }
 
 /// The ticket request and where the ticket is in its response.
@@ -140,6 +199,10 @@ pub struct TargetMessages {
     /// How the server reports a rejected message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_when: Option<Matcher>,
+    /// How the server warns before it closes (a rate-limit warning); absent, any message
+    /// that acknowledges nothing counts as a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning_when: Option<Matcher>,
 }
 
 /// Recognises a server message: every JSON pointer must hold the given value.
@@ -187,6 +250,11 @@ pub struct Limits {
     /// Cases run at the same time.
     #[serde(default = "Limits::default_parallel")]
     pub max_parallel: u32,
+    /// How long to wait for a target that stopped accepting connections after a destructive
+    /// case to come back before the remaining destructive cases are given up.
+    #[serde(default = "Limits::default_recovery", with = "super::values::duration")]
+    #[schemars(schema_with = "super::values::duration_schema")]
+    pub recovery: Duration,
 }
 
 impl Limits {
@@ -199,6 +267,9 @@ impl Limits {
     fn default_parallel() -> u32 {
         8
     }
+    fn default_recovery() -> Duration {
+        Duration::from_secs(5)
+    }
 }
 
 impl Default for Limits {
@@ -207,6 +278,7 @@ impl Default for Limits {
             connect_timeout: Self::default_connect(),
             case_timeout: Self::default_case(),
             max_parallel: Self::default_parallel(),
+            recovery: Self::default_recovery(),
         }
     }
 }
@@ -317,6 +389,7 @@ fn check_matcher_pointers(doc: &mut Value, report: &mut Report<'_>) {
         ("auth", "accepted_when"),
         ("messages", "accepted_when"),
         ("messages", "rejected_when"),
+        ("messages", "warning_when"),
     ] {
         let json_path = YamlPath::root().key(section).key(matcher).key("json");
         let Some(Value::Mapping(m)) = node_mut(doc, &json_path) else {
@@ -364,6 +437,24 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
             At::Value,
             format!("plaintext_url: \"{p}\" is not plaintext: expected a ws:// URL"),
         );
+    }
+    for code in t.close_codes.keys() {
+        if !(4000..=4999).contains(code) {
+            report.error(
+                &root.key("close_codes").key(&code.to_string()),
+                At::Key,
+                format!(
+                    "close_codes: {code} is not an application close code: expected 4000-4999 (standard codes already have their meaning)"
+                ),
+            );
+        }
+    }
+    if let Some(identity) = t.auth.as_ref().and_then(|a| a.second_identity.as_ref()) {
+        for (name, value) in &identity.headers {
+            if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie") {
+                secrets.register_authorization(value);
+            }
+        }
     }
     if let Some(c) = &t.connect {
         for (name, value) in &c.headers {

@@ -206,7 +206,7 @@ pub async fn run(
     let ev = CaseLog::default();
     match healthy(&rt, &ev).await {
         Judgement::Holds(_) => {}
-        Judgement::Broken(why) | Judgement::Inconclusive(why) => {
+        Judgement::Broken(why) | Judgement::Inconclusive(why) | Judgement::NotApplicable(why) => {
             rec.inconclusive(
                 "before fuzzing, the legitimate path does not work",
                 &why,
@@ -317,7 +317,7 @@ pub async fn run(
                 });
                 break;
             }
-            Judgement::Inconclusive(why) => {
+            Judgement::Inconclusive(why) | Judgement::NotApplicable(why) => {
                 rec.inconclusive("the health check after a batch", &why, ev.snapshot());
                 break;
             }

@@ -418,6 +418,7 @@ impl Recorder {
             cases: self.cases,
             summary: Default::default(),
             not_run: Vec::new(),
+            target_down_after: None,
         };
         report.finish();
         report

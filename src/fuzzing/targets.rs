@@ -31,7 +31,7 @@ use crate::client::{Connection, Deadline, UpgradeRequest, handshake};
 use crate::config::check::FileKind;
 use crate::config::policy::{
     AttestationParams, CheckParams, Control, CookieParams, DeflatePolicy, HeartbeatParams,
-    MaxSizeParams, MissingOrigin, NoParams, OriginParams, Policy, RateLimitParams, SameSite,
+    MaxSizeParams, MissingOrigin, OriginParams, ProtocolParams, Policy, RateLimitParams, SameSite,
     SchemaParams, Severity, TicketParams, TlsParams, TlsVersion, UnauthParams, UrlTokenParams,
 };
 use crate::config::target::Matcher;
@@ -248,6 +248,7 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
         6 => CheckParams::MaxSize(MaxSizeParams {
             limit: ByteSize(u.int_in_range(0..=(200u64 << 20))?),
             deflate: *u.choose(&[DeflatePolicy::Refuse, DeflatePolicy::Allow])?,
+            drop_counts: u.arbitrary()?,
         }),
         7 => CheckParams::RateLimit(RateLimitParams {
             max_per_second: u.int_in_range(0..=100_000)?,
@@ -262,8 +263,11 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
             names: Vec::new(),
             secure: u.arbitrary()?,
             http_only: u.arbitrary()?,
+            required: u.arbitrary()?,
         }),
-        10 => CheckParams::Protocol(NoParams {}),
+        10 => CheckParams::Protocol(ProtocolParams {
+            drop_counts: u.arbitrary()?,
+        }),
         11 => CheckParams::Attestation(AttestationParams {
             evidence: arb_text(u, b"abc {}$\n", 20)?,
         }),

@@ -345,6 +345,20 @@ fn expand_case(
                 String::new()
             }
         };
+        let differs = match case.differs.as_deref().map(|d| fill_string(d, &ctx)) {
+            None => None,
+            Some(Ok(Value::String(s))) => Some(s),
+            Some(Ok(other)) => Some(
+                serde_yaml::to_string(&other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            ),
+            Some(Err((msg, _))) => {
+                report.error(&path.key("differs"), At::Value, format!("{label}differs: {msg}"));
+                None
+            }
+        };
         let steps: Vec<Step> =
             read_list::<StepDe>(&case.steps, "steps", &ctx, &path, &label, report)
                 .into_iter()
@@ -419,6 +433,8 @@ fn expand_case(
             steps,
             expect,
             deadline,
+            destructive: case.destructive,
+            differs,
         });
     }
     out

@@ -65,6 +65,10 @@ pub enum Expectation {
     /// Of the case's connections (or those named), at most `at_most` authenticated: the
     /// server accepted their authentication or acknowledged a valid business message.
     Authenticated(Authenticated),
+    /// The target's legitimate client authenticates with a ticket from its ticket endpoint in
+    /// the first message (judged on the target file; without, the evidence shows how it gets
+    /// data instead).
+    TicketFlow,
 }
 
 /// Runs `$body` with `$x` bound to a reference to the payload of `$expectation` (a unit
@@ -92,6 +96,10 @@ macro_rules! with_expectation {
             }
             $crate::plan::Expectation::Attested($x) => $body,
             $crate::plan::Expectation::Authenticated($x) => $body,
+            $crate::plan::Expectation::TicketFlow => {
+                let $x = &$crate::plan::expect::TicketFlow;
+                $body
+            }
         }
     };
 }
@@ -100,6 +108,10 @@ pub(crate) use with_expectation;
 /// `tls_refused`, as a payload for [`with_expectation`].
 #[derive(Debug, Clone, Copy)]
 pub struct TlsRefused;
+
+/// `ticket_flow`, as a payload for [`with_expectation`].
+#[derive(Debug, Clone, Copy)]
+pub struct TicketFlow;
 
 /// `healthy`, as a payload for [`with_expectation`].
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +276,10 @@ pub struct CookieAttributes {
     /// neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samesite: Option<SameSite>,
+    /// Whether a session cookie must be set at all; when not, a response setting none makes
+    /// the case not applicable (nothing for the attributes to protect).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
 }
 
 /// `tls`.

@@ -80,6 +80,13 @@ pub struct Case {
     /// The whole case is abandoned (verdict `error`) after this long.
     #[serde(with = "crate::config::values::duration")]
     pub deadline: Duration,
+    /// Whether the case may exhaust or crash a careless target: it runs after the others,
+    /// alone, with a health probe before and after.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
+    /// What this attack changes from its positive control, for its evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs: Option<String>,
 }
 
 impl Plan {

@@ -46,6 +46,10 @@ pub enum Step {
     SendFrame(SendFrame),
     /// Send many messages quickly on the current connection.
     Flood(Flood),
+    /// Send the target's valid message and wait for its acknowledgement: the differential
+    /// control on the connection an attack then uses, so a drop after the attack can be told
+    /// from a connection that drops anything.
+    SendValid(SendValid),
     /// Do nothing for `bound + slack`.
     Wait(Within),
     /// Whether the client answers the server's pings from now on (it does by default).
@@ -76,6 +80,7 @@ macro_rules! with_step {
             $crate::plan::Step::Send($x) => $body,
             $crate::plan::Step::SendFrame($x) => $body,
             $crate::plan::Step::Flood($x) => $body,
+            $crate::plan::Step::SendValid($x) => $body,
             $crate::plan::Step::Wait(w) => {
                 let $x = &$crate::plan::step::Wait(*w);
                 $body
@@ -350,6 +355,20 @@ pub struct Send {
     /// Pad a text message with trailing spaces (valid JSON whitespace) to this size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_to: Option<ByteSize>,
+    /// The JSON object (the target's valid message) a `deep_json` or `wide_json` array goes
+    /// into, as the value of its first member: only the nesting or the width differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_in: Option<String>,
+    /// Send the text as a binary message instead (only the frame type differs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub as_binary: bool,
+    /// Drop this many bytes from the end of the text (the valid message, made malformed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate: Option<u32>,
+    /// Put an invalid UTF-8 sequence (C3 28) after the text's first `"` (only the encoding
+    /// differs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub invalid_utf8: bool,
     /// How many times to send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
@@ -374,12 +393,33 @@ impl Send {
                 "send has {payloads} payloads: expected exactly one of text, json, binary, deep_json, wide_json, inflates_to"
             ));
         }
-        if self.pad_to.is_some() && self.text.is_none() && self.json.is_none() {
+        let text = self.text.is_some() || self.json.is_some();
+        if self.pad_to.is_some() && !text {
             out.push("send.pad_to pads text only: expected it with text or json".to_string());
+        }
+        for (set, name) in [
+            (self.as_binary, "as_binary"),
+            (self.truncate.is_some(), "truncate"),
+            (self.invalid_utf8, "invalid_utf8"),
+        ] {
+            if set && !text {
+                out.push(format!("send.{name} changes text only: expected it with text or json"));
+            }
+        }
+        if self.embed_in.is_some() && self.deep_json.is_none() && self.wide_json.is_none() {
+            out.push(
+                "send.embed_in places a generated array: expected it with deep_json or wide_json"
+                    .to_string(),
+            );
         }
         out
     }
 }
+
+/// `send_valid`: the differential control on the current connection.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendValid {}
 
 /// `send_frame`: a raw frame, possibly malformed on purpose.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -412,6 +452,10 @@ pub struct SendFrame {
     /// A payload of this many filler bytes (`a`), streamed from a small buffer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_size: Option<ByteSize>,
+    /// Pad `text` (the target's valid message) with trailing spaces to this size, streamed
+    /// from a small buffer when large: an oversized message that is still the valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_to: Option<ByteSize>,
     /// The length written in the header when it differs from the bytes sent (the client
     /// sends the payload it has and then waits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +481,14 @@ impl SendFrame {
         }
         if self.fragments == Some(0) {
             out.push("send_frame.fragments is 0: expected at least 1".to_string());
+        }
+        if self.pad_to.is_some() && self.text.is_none() {
+            out.push("send_frame.pad_to pads text: expected it with text".to_string());
+        }
+        if self.pad_to.is_some() && self.payload_size.is_some() {
+            out.push(
+                "send_frame has both pad_to and payload_size: expected one size".to_string(),
+            );
         }
         out
     }

@@ -218,6 +218,10 @@ pub struct RunReport {
     pub summary: Summary,
     /// Cases the run did not reach (interrupted), by ID.
     pub not_run: Vec<String>,
+    /// The case after which the target stopped accepting connections and did not come back
+    /// (the destructive cases after it are skipped, `not run: target down after` it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_down_after: Option<String>,
 }
 
 /// Exit code of a run stopped (SIGINT) before every case finished ([`Exit::Interrupted`]).
@@ -311,6 +315,9 @@ impl RunReport {
         }
         for id in &mut r.not_run {
             *id = redact(id);
+        }
+        if let Some(after) = &mut r.target_down_after {
+            *after = redact(after);
         }
         Redacted(r)
     }

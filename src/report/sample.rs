@@ -188,6 +188,17 @@ pub fn hostile_report() -> RunReport {
                 50,
             ),
             case(
+                "WS-MSG-03",
+                "messages.fragmented",
+                "messages",
+                Role::Attack,
+                Verdict::Skipped,
+                "not run: target down after messages.deep-json",
+                &[],
+                2_650,
+                0,
+            ),
+            case(
                 "WS-HB-01",
                 "heartbeat.stale-connection",
                 "heartbeat",
@@ -212,6 +223,7 @@ pub fn hostile_report() -> RunReport {
         ],
         summary: Summary::default(),
         not_run: vec!["protocol.reserved-opcode".into()],
+        target_down_after: Some("messages.deep-json".into()),
     };
     report.finish();
     let waivers = Waivers {

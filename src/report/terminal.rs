@@ -57,6 +57,18 @@ pub fn render(report: &Redacted) -> String {
     if !report.not_run.is_empty() {
         let _ = writeln!(out, "\nNot run (interrupted): {}", report.not_run.len());
     }
+    if let Some(after) = &report.target_down_after {
+        let skipped = report
+            .cases
+            .iter()
+            .filter(|c| c.reason.starts_with("not run: target down after"))
+            .count();
+        let _ = writeln!(
+            out,
+            "\nTarget down after {}: {skipped} later destructive case(s) not run",
+            printable(after)
+        );
+    }
     let s = &report.summary;
     let controls_failed = report.failing_controls();
     let _ = writeln!(

@@ -86,7 +86,7 @@ pub fn gate_on_positive_controls(cases: &mut [CaseResult]) {
 /// A failed attack stays a failure when only a positive control failed: the attack worked
 /// whatever the legitimate path does. A failed baseline is different: the server refuses
 /// nothing even without the attack's ingredient, so neither verdict of the attacks means
-/// anything (another control reports the missing defence).
+/// anything; the baseline itself stays failed, the finding that fails the control.
 pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
     let gates: Vec<Gate> = cases
         .iter()
@@ -114,6 +114,17 @@ pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
             Some(_) => "could not be checked",
             None => "did not finish (the run was interrupted)",
         };
+        if c.case_id == *id && c.verdict == Verdict::Fail {
+            // The baseline's own failure is a finding, not an inconclusive case: the server
+            // serves business data to a client with no credential at all, so no credential
+            // (a URL one included) is what stands between a client and the data.
+            c.reason = format!(
+                "without any credential the server serves business data, so a credential (a URL \
+                 one included) decides nothing here: {}",
+                c.reason
+            );
+            continue;
+        }
         let reason = if c.case_id == *id {
             format!(
                 "baseline not met, so this control cannot be judged: {}",
@@ -181,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_baseline_makes_every_case_of_the_control_inconclusive() {
+    fn a_failed_baseline_fails_itself_and_makes_every_other_case_of_the_control_inconclusive() {
         let mut cases = vec![
             case("A", "a/no-credential", Role::Baseline, Verdict::Fail),
             case("A", "a/legit", Role::Positive, Verdict::Pass),
@@ -193,12 +204,13 @@ mod tests {
         assert_eq!(
             v,
             [
-                Verdict::Error,
+                Verdict::Fail,
                 Verdict::Error,
                 Verdict::Error,
                 Verdict::Fail
             ]
         );
+        assert!(cases[0].reason.contains("without any credential"), "{}", cases[0].reason);
         assert!(cases[2].reason.contains("a/no-credential"));
     }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 pub use scheduler::{CaseFuture, Finished, Job, run_jobs};
 
-use crate::attacks::{TargetRuntime, run_case};
+use crate::attacks::{Judgement, TargetRuntime, healthy, run_case};
 use crate::config::LoadedPolicy;
 use crate::plan::{Case, Plan};
-use crate::report::{CaseLog, CaseResult, ControlResult, RunReport, Verdict};
+use crate::report::{CaseLog, CaseResult, ControlResult, Outcome, RunReport, Verdict};
 
 /// How a run is carried out.
 pub struct RunOptions {
@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub cancel: tokio::sync::watch::Receiver<bool>,
     /// Progress display.
     pub progress: progress::Progress,
+    /// End the run at the first crash instead of waiting for the target to come back.
+    pub stop_on_crash: bool,
 }
 
 /// Whether `case` is selected by `only` (a control ID, a case ID, or a case ID without `[item]`).
@@ -104,34 +106,26 @@ pub async fn run(
         .map(|g| (g, false))
         .chain(cases.iter().map(|c| (c, true)))
         .collect();
-    // Gates start first: every other case is judged against them, so an interrupted run most
-    // likely has them (and long positive controls start early).
-    let mut order: Vec<usize> = (0..runs.len()).collect();
+    // Destructive cases (they may crash a careless target) run after every other case, one at
+    // a time, between health probes, so a crash is blamed on the case that caused it and on no
+    // other. The rest run concurrently, gates first: every other case is judged against them,
+    // so an interrupted run most likely has them (and long positive controls start early).
+    let mut order: Vec<usize> = (0..runs.len())
+        .filter(|&i| !runs[i].0.destructive)
+        .collect();
     order.sort_by_key(|&i| !runs[i].0.role.is_gate());
+    let destructive: Vec<usize> = (0..runs.len())
+        .filter(|&i| runs[i].0.destructive)
+        .collect();
     let parallel = opts
         .max_parallel
         .unwrap_or(rt.target.limits.max_parallel as usize)
         .max(1);
-    let jobs = order
-        .iter()
-        .map(|&i| {
-            let case = runs[i].0.clone();
-            let rt = rt.clone();
-            Job {
-                deadline: case.deadline,
-                start: Box::new(move |t: CaseLog| {
-                    let t = t.redacting(rt.secrets.clone());
-                    Box::pin(run_case(case, rt, t)) as CaseFuture
-                }),
-            }
-        })
-        .collect();
     let secrets = rt.secrets.clone();
-    let labels: Vec<String> = order
+    let labels: Vec<String> = runs
         .iter()
-        .map(|&i| {
-            let (case, reported) = runs[i];
-            if reported {
+        .map(|(case, reported)| {
+            if *reported {
                 case.case_id.clone()
             } else {
                 format!("{} (gate of selected cases, not reported)", case.case_id)
@@ -139,19 +133,85 @@ pub async fn run(
         })
         .collect();
     let progress = &mut opts.progress;
-    let scheduled = run_jobs(jobs, parallel, opts.cancel.clone(), |f| {
+    let mut show = |f: &Finished, i: usize| {
         let redacted = secrets
             .lock()
-            .map(|s| s.redact(&labels[f.index]))
+            .map(|s| s.redact(&labels[i]))
             .unwrap_or_else(|_| "***".into());
         progress.finished(f.outcome.verdict.label(), &redacted);
-    })
-    .await;
-    opts.progress.finish();
+    };
+    let jobs = order
+        .iter()
+        .map(|&i| case_job(runs[i].0.clone(), rt.clone(), None))
+        .collect();
+    let scheduled = run_jobs(jobs, parallel, opts.cancel.clone(), |f| show(f, order[f.index])).await;
     let mut finished = vec![None; runs.len()];
     for (&i, f) in order.iter().zip(scheduled) {
         finished[i] = f;
     }
+
+    // One destructive case at a time. The probe after one is the probe before the next.
+    let mut known_healthy = false;
+    let mut down_after: Option<String> = None;
+    for &i in &destructive {
+        if *opts.cancel.borrow() {
+            break;
+        }
+        let case = runs[i].0;
+        if let Some(after) = &down_after {
+            finished[i] = Some(not_run_after(after));
+            if let Some(f) = &finished[i] {
+                show(f, i);
+            }
+            continue;
+        }
+        let crash = Arc::new(std::sync::Mutex::new(CrashProbe {
+            probe_before: !known_healthy,
+            ..CrashProbe::default()
+        }));
+        let job = case_job(case.clone(), rt.clone(), Some(crash.clone()));
+        let offset = t0.elapsed();
+        let mut one = run_jobs(vec![job], 1, opts.cancel.clone(), |f| show(f, i)).await;
+        let mut f = one.pop().flatten();
+        if let Some(f) = f.as_mut() {
+            // Times are from the start of the run, not of this one-case batch.
+            f.started += offset;
+        }
+        let probe = std::mem::take(&mut *crash.lock().unwrap_or_else(|e| e.into_inner()));
+        known_healthy = probe.healthy_after;
+        if probe.down_before {
+            // Not this case's doing: something earlier left the target down.
+            down_after = Some(probe.down_before_reason.clone());
+        } else if f.is_some() && !probe.healthy_after && !*opts.cancel.borrow() {
+            // This case took the target down: wait a bounded time for it to come back.
+            let recovered = if opts.stop_on_crash {
+                None
+            } else {
+                wait_for_recovery(&rt, rt.target.limits.recovery).await
+            };
+            if let Some(f) = f.as_mut() {
+                f.evidence.note(match recovered {
+                    Some(after) => format!(
+                        "the target accepted connections again {:.1}s after this case",
+                        after.as_secs_f64()
+                    ),
+                    None if opts.stop_on_crash => {
+                        "--stop-on-crash: the run ends here".to_string()
+                    }
+                    None => format!(
+                        "the target did not come back within limits.recovery ({:?}): the remaining destructive cases are not run",
+                        rt.target.limits.recovery
+                    ),
+                });
+            }
+            match recovered {
+                Some(_) => known_healthy = true,
+                None => down_after = Some(case.case_id.clone()),
+            }
+        }
+        finished[i] = f;
+    }
+    opts.progress.finish();
 
     let (results, not_run) = assemble(&runs, finished);
 
@@ -171,6 +231,7 @@ pub async fn run(
             verdict: Verdict::Skipped,
         })
         .collect();
+    let target_down_after = down_after;
     let mut report = RunReport {
         wsaudit_version: env!("CARGO_PKG_VERSION").to_string(),
         policy: plan.policy.name.clone(),
@@ -183,10 +244,112 @@ pub async fn run(
         cases: results,
         summary: Default::default(),
         not_run,
+        target_down_after,
     };
     report.finish();
     report
 }
+
+/// The job running one case; a destructive one (`crash` given) is framed by health probes.
+fn case_job(case: Case, rt: Arc<TargetRuntime>, crash: Option<Arc<std::sync::Mutex<CrashProbe>>>) -> Job {
+    Job {
+        deadline: case.deadline.saturating_add(match crash {
+            // Room for the probes around the case.
+            Some(_) => rt.target.limits.connect_timeout.saturating_mul(4) + rt.reply_wait * 2,
+            None => std::time::Duration::ZERO,
+        }),
+        start: Box::new(move |t: CaseLog| {
+            let t = t.redacting(rt.secrets.clone());
+            let Some(crash) = crash else {
+                return Box::pin(run_case(case, rt, t)) as CaseFuture;
+            };
+            Box::pin(async move { run_destructive(case, rt, t, crash).await }) as CaseFuture
+        }),
+    }
+}
+
+/// What the health probes around one destructive case found.
+#[derive(Debug, Default)]
+struct CrashProbe {
+    /// Whether to probe before the case (the last probe did not show the target healthy).
+    probe_before: bool,
+    /// The target was already down before the case: it was not run.
+    down_before: bool,
+    /// Why, for the cases not run after it.
+    down_before_reason: String,
+    /// A fresh legitimate client still got in and was served after the case.
+    healthy_after: bool,
+}
+
+/// A destructive case between two health probes (a fresh login and a valid message): when the
+/// probe after it fails, the case fails with that finding, whatever its own verdict.
+async fn run_destructive(
+    case: Case,
+    rt: Arc<TargetRuntime>,
+    log: CaseLog,
+    crash: Arc<std::sync::Mutex<CrashProbe>>,
+) -> Outcome {
+    let lock = || crash.lock().unwrap_or_else(|e| e.into_inner());
+    if lock().probe_before {
+        log.note("health probe before this case (a fresh login and a valid message):");
+        if let Judgement::Broken(why) | Judgement::Inconclusive(why) = healthy(&rt, &log).await {
+            let mut c = lock();
+            c.down_before = true;
+            c.down_before_reason = format!("{} (the probe before it)", case.case_id);
+            return Outcome::skipped(format!(
+                "not run: the target was not healthy before this case: {why}"
+            ));
+        }
+    }
+    let id = case.case_id.clone();
+    let outcome = run_case(case, rt.clone(), log.clone()).await;
+    log.note("health probe after this case (a fresh login and a valid message):");
+    match healthy(&rt, &log).await {
+        Judgement::Holds(_) => {
+            lock().healthy_after = true;
+            outcome
+        }
+        Judgement::Broken(why) | Judgement::Inconclusive(why) | Judgement::NotApplicable(why) => {
+            log.note(format!(
+                "the case's own verdict was {}: {}",
+                outcome.verdict.as_str(),
+                outcome.reason
+            ));
+            Outcome::fail(format!(
+                "the target stopped accepting connections after this input ({id}; what it sent \
+                 is in the evidence): {why}"
+            ))
+        }
+    }
+}
+
+/// Polls the target with the legitimate client until it serves again, for at most `limit`;
+/// how long that took, or `None` if it did not come back.
+async fn wait_for_recovery(rt: &Arc<TargetRuntime>, limit: std::time::Duration) -> Option<std::time::Duration> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let probe_log = CaseLog::default();
+        if matches!(healthy(rt, &probe_log).await, Judgement::Holds(_)) {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The result of a destructive case not run because the target went down after `after`.
+fn not_run_after(after: &str) -> Finished {
+    Finished {
+        index: 0,
+        outcome: Outcome::skipped(format!("not run: target down after {after}")),
+        evidence: Default::default(),
+        started: std::time::Duration::ZERO,
+        duration: std::time::Duration::ZERO,
+    }
+}
+
 
 /// The reported results of a run, gated, and the IDs of the reported cases that never finished.
 /// `runs` pairs each executed case with whether it is reported (unselected gates are not);
@@ -243,7 +406,6 @@ mod tests {
     use super::*;
     use crate::config::SourceFile;
     use crate::config::target::LoadedTarget;
-    use crate::report::Outcome;
 
     /// The embedded policy's plan against a port bound but never listening (kept in the
     /// returned socket for the whole test, so no other test's server can take it): every case
@@ -332,6 +494,7 @@ mod tests {
             max_parallel: None,
             cancel,
             progress: progress::Progress::Silent,
+            stop_on_crash: false,
         };
         let report = run(&plan, &policy, rt, opts).await;
         let ran: Vec<String> = report.cases.iter().map(|c| c.case_id.clone()).collect();

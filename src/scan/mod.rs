@@ -223,6 +223,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<RunReport, ScanError> {
         cases,
         summary: Default::default(),
         not_run: Vec::new(),
+        target_down_after: None,
     };
     report.finish();
     Ok(report)

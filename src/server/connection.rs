@@ -16,7 +16,11 @@ use super::inbound::{FrameSource, Inbound, Next, Received};
 use super::max_size;
 use super::rate_limit::{ConnectionRate, RateDecision};
 use super::schema::{self, Decision};
+use super::variant::{Refusal, Variant};
 use super::weaken::Defence;
+
+/// Interval of [`Variant::UnsolicitedUpdates`].
+const UPDATE_EVERY: Duration = Duration::from_millis(50);
 
 /// How long one write may take before the peer is considered stuck.
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);
@@ -92,6 +96,10 @@ where
         .filter(|_| !weakened.is(Defence::UnauthTimeout))
         .map(|t| tokio::time::Instant::now() + t);
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let updates_on = shared.variants.is(Variant::UnsolicitedUpdates);
+    let mut updates = tokio::time::interval(UPDATE_EVERY);
+    updates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut update_seq: u64 = 0;
 
     let ending = loop {
         // Replies queue while whole frames are already buffered and go out before the
@@ -151,7 +159,12 @@ where
             }
             _ = tokio::time::sleep_until(auth_deadline.unwrap_or(far)), if auth_deadline.is_some() && !authenticated => {
                 shared.log.event("auth", opened.id, json!({"ok": false, "reason": "auth_timeout"}));
-                break Ending::server(1008, "authentication timeout");
+                break Ending::server(shared.variants.close_code(1008, Refusal::Timeout), "authentication timeout");
+            }
+            _ = updates.tick(), if updates_on && authenticated => {
+                update_seq += 1;
+                let update = format!(r#"{{"type":"update","seq":{update_seq}}}"#);
+                wr.queue(OpCode::Data(Data::Text), update.as_bytes());
             }
         }
     };
@@ -204,7 +217,12 @@ fn on_message(
             );
             return AfterMessage::Reply(r#"{"type":"warning","reason":"rate_limit"}"#.to_string());
         }
-        Some(RateDecision::Close) => return AfterMessage::Close(1008, "rate limit exceeded"),
+        Some(RateDecision::Close) => {
+            return AfterMessage::Close(
+                shared.variants.close_code(1008, Refusal::RateLimited),
+                "rate limit exceeded",
+            );
+        }
         _ => {}
     }
     // Before authentication only an auth message is acceptable, and it is text: a binary first
@@ -214,10 +232,21 @@ fn on_message(
     }
     let text = match schema::decode(text, data, weakened) {
         Ok(t) => t,
-        Err((code, reason)) => return AfterMessage::Close(code, reason),
+        Err((code, reason)) => {
+            return AfterMessage::Close(
+                shared.variants.close_code(code, Refusal::InvalidMessage),
+                reason,
+            );
+        }
     };
     if !*authenticated {
-        match auth::first_message(&text, &shared.tickets, opened.session.as_deref(), weakened) {
+        // User-bound tickets: any connection may redeem a ticket (it is bound to the API user
+        // who fetched it), so no session cookie is compared.
+        let session = opened
+            .session
+            .as_deref()
+            .filter(|_| !shared.variants.is(Variant::UserBoundTickets));
+        match auth::first_message(&text, &shared.tickets, session, weakened) {
             FirstMessage::Authenticated => {
                 *authenticated = true;
                 shared
@@ -229,7 +258,10 @@ fn on_message(
                 shared
                     .log
                     .event("auth", opened.id, json!({"ok": false, "reason": reason}));
-                return AfterMessage::Close(1008, reason);
+                return AfterMessage::Close(
+                    shared.variants.close_code(1008, Refusal::Unauthorized),
+                    reason,
+                );
             }
             FirstMessage::NotAuth if !weakened.is(Defence::AuthRequired) => {
                 return refuse_unauthenticated(shared, opened);
@@ -243,7 +275,11 @@ fn on_message(
             shared
                 .log
                 .event("violation", opened.id, json!({"reason": reason}));
-            AfterMessage::Reply(reply)
+            if shared.variants.is(Variant::Strict) {
+                AfterMessage::Close(shared.variants.close_code(1008, Refusal::Other), reason)
+            } else {
+                AfterMessage::Reply(reply)
+            }
         }
         Decision::Ignore => AfterMessage::Quiet,
         Decision::Close(code, reason) => AfterMessage::Close(code, reason),
@@ -257,7 +293,10 @@ fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> AfterMessage {
         opened.id,
         json!({"ok": false, "reason": "not_authenticated"}),
     );
-    AfterMessage::Close(1008, "authentication required")
+    AfterMessage::Close(
+        shared.variants.close_code(1008, Refusal::Unauthorized),
+        "authentication required",
+    )
 }
 
 /// The write half with one reused frame buffer (no allocation per reply).

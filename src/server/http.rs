@@ -17,6 +17,7 @@ use super::auth::{self, UrlCredential};
 use super::connection::{self, Opened};
 use super::cookies;
 use super::origin;
+use super::variant::Variant;
 use super::weaken::Defence;
 
 /// Path of the WebSocket endpoint.
@@ -75,7 +76,9 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
         .and_then(bearer_token)
         .unwrap_or("");
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    if !auth::secret_eq(bearer, &shared.api_token) {
+    if !auth::secret_eq(bearer, &shared.api_token)
+        && !auth::secret_eq(bearer, &shared.second_api_token)
+    {
         shared.log.event(
             "ticket",
             id,
@@ -107,9 +110,11 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let cookie = cookies::set_cookie(&session, shared.settings.samesite, &shared.weakened);
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        h.insert(header::SET_COOKIE, v);
+    if !shared.variants.is(Variant::NoCookie) {
+        let cookie = cookies::set_cookie(&session, shared.settings.samesite, &shared.weakened);
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            h.insert(header::SET_COOKIE, v);
+        }
     }
     r
 }

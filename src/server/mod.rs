@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod schema;
 pub mod tickets;
 pub mod transport;
+pub mod variant;
 pub mod weaken;
 
 use std::net::SocketAddr;
@@ -175,6 +176,10 @@ pub struct Shared {
     pub tickets: tickets::TicketStore,
     /// Bearer token the ticket endpoint requires.
     pub api_token: String,
+    /// The second user's bearer token (a second identity for cross-session cases).
+    pub second_api_token: String,
+    /// Secure variations in force.
+    pub variants: variant::Variants,
     /// Lifecycle event log.
     pub log: EventLog,
     /// The policy's schema, compiled once.
@@ -201,6 +206,10 @@ pub struct ServerOptions {
     pub weakened: Weakened,
     /// Bearer token for the ticket endpoint; random when absent.
     pub api_token: Option<String>,
+    /// A second user's bearer token; random when absent.
+    pub second_api_token: Option<String>,
+    /// Secure variations of the reference behaviour.
+    pub variants: variant::Variants,
     /// Where lifecycle events go.
     pub log: EventLog,
 }
@@ -216,6 +225,8 @@ impl ServerOptions {
             cert: None,
             weakened: Weakened::none(),
             api_token: None,
+            second_api_token: None,
+            variants: variant::Variants::none(),
             log: EventLog::discard(),
         }
     }
@@ -331,6 +342,10 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         .api_token
         .clone()
         .unwrap_or_else(|| tickets::random_token(32));
+    let second_api_token = opts
+        .second_api_token
+        .clone()
+        .unwrap_or_else(|| tickets::random_token(32));
     let origin = settings
         .origin
         .as_ref()
@@ -341,6 +356,8 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         weakened: opts.weakened.clone(),
         tickets: tickets::TicketStore::new(ttl, single_use),
         api_token: api_token.clone(),
+        second_api_token,
+        variants: opts.variants.clone(),
         log: opts.log.clone(),
         validator,
         next_conn: AtomicU64::new(1),
@@ -380,6 +397,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
             "plain_addr": plain_addr.map(|a| a.to_string()),
             "policy": opts.policy.policy.policy,
             "weakened": opts.weakened.iter().map(Defence::name).collect::<Vec<_>>(),
+            "variants": opts.variants.iter().map(variant::Variant::name).collect::<Vec<_>>(),
         }),
     );
     Ok(ServerHandle {
@@ -447,9 +465,24 @@ impl ServerHandle {
                 q(&self.ticket_url()),
                 q(&format!("Bearer {}", self.api_token)),
             );
+            // A second user, for cases between two identities; with user-bound tickets a
+            // ticket is its own identity, and those cases have nothing to show.
+            if !self.shared.variants.is(variant::Variant::UserBoundTickets) {
+                y += &format!(
+                    "  second_identity: {{ headers: {{ Authorization: {} }} }}\n",
+                    q(&format!("Bearer {}", self.shared.second_api_token)),
+                );
+            }
         }
         y += "messages:\n  valid: ['{\"type\":\"payment\",\"amount\":12.5,\"reference\":\"TX-123456\",\"currency\":\"USD\"}']\n";
         y += "  accepted_when: { json: { \"/type\": \"ack\" } }\n  rejected_when: { json: { \"/type\": \"error\" } }\n";
+        y += "  warning_when: { json: { \"/type\": \"warning\" } }\n";
+        if self.shared.variants.is(variant::Variant::AppCloseCodes) {
+            use variant::app_codes::*;
+            y += &format!(
+                "close_codes: {{ {INVALID_MESSAGE}: invalid_message, {UNAUTHORIZED}: unauthorized, {TIMEOUT}: timeout, {RATE_LIMITED}: rate_limited }}\n"
+            );
+        }
         y += "limits: { connect_timeout: 5s, case_timeout: 30s, max_parallel: 8 }\n";
         y
     }

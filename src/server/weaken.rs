@@ -99,6 +99,14 @@ impl Defence {
     }
 }
 
+impl Switch for Defence {
+    const ALL: &'static [Self] = &Defence::ALL;
+    const WHAT: &'static str = "defence";
+    fn name(self) -> &'static str {
+        Defence::name(self)
+    }
+}
+
 impl fmt::Display for Defence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -108,56 +116,83 @@ impl fmt::Display for Defence {
 impl FromStr for Defence {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Defence::ALL
-            .into_iter()
-            .find(|d| d.name() == s.trim())
-            .ok_or_else(|| {
-                let names: Vec<_> = Defence::ALL.iter().map(|d| d.name()).collect();
-                format!(
-                    "unknown defence `{s}`: expected one of {}",
-                    names.join(", ")
-                )
-            })
+        parse_switch(s)
     }
 }
 
-/// The set of defences switched off; empty for the hardened server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Weakened(BTreeSet<Defence>);
+/// One kind of reference-server switch (`--weaken`, `--variant`, ...): a closed set of named
+/// behaviours, parsed and listed the same way.
+pub trait Switch: Copy + Ord + fmt::Debug + 'static {
+    /// Every switch of the kind, in the order `--help` lists them.
+    const ALL: &'static [Self];
+    /// What one switch is called in errors (`defence`, `variant`).
+    const WHAT: &'static str;
+    /// The name used on the command line.
+    fn name(self) -> &'static str;
+}
 
-impl Weakened {
-    /// No defence switched off.
+/// Parses one switch name, or says which names exist.
+pub fn parse_switch<T: Switch>(s: &str) -> Result<T, String> {
+    T::ALL
+        .iter()
+        .copied()
+        .find(|d| d.name() == s.trim())
+        .ok_or_else(|| {
+            let names: Vec<_> = T::ALL.iter().map(|d| d.name()).collect();
+            format!(
+                "unknown {} `{s}`: expected one of {}",
+                T::WHAT,
+                names.join(", ")
+            )
+        })
+}
+
+/// A set of switches of one kind; empty for the plain hardened server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switches<T: Switch>(BTreeSet<T>);
+
+impl<T: Switch> Default for Switches<T> {
+    fn default() -> Self {
+        Self(BTreeSet::new())
+    }
+}
+
+impl<T: Switch> Switches<T> {
+    /// No switch on.
     pub fn none() -> Self {
         Self::default()
     }
 
-    /// The given defences switched off.
-    pub fn of(defences: impl IntoIterator<Item = Defence>) -> Self {
-        Self(defences.into_iter().collect())
+    /// The given switches on.
+    pub fn of(switches: impl IntoIterator<Item = T>) -> Self {
+        Self(switches.into_iter().collect())
     }
 
-    /// Whether `d` is switched off.
-    pub fn is(&self, d: Defence) -> bool {
+    /// Whether `d` is on.
+    pub fn is(&self, d: T) -> bool {
         self.0.contains(&d)
     }
 
-    /// The switched-off defences.
-    pub fn iter(&self) -> impl Iterator<Item = Defence> + '_ {
+    /// The switches that are on.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         self.0.iter().copied()
     }
 }
 
-impl FromStr for Weakened {
+impl<T: Switch> FromStr for Switches<T> {
     type Err = String;
     /// Parses a comma-separated list such as `origin,max-size`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.split(',')
             .filter(|p| !p.trim().is_empty())
-            .map(str::parse)
+            .map(parse_switch)
             .collect::<Result<BTreeSet<_>, _>>()
             .map(Self)
     }
 }
+
+/// The set of defences switched off; empty for the hardened server.
+pub type Weakened = Switches<Defence>;
 
 #[cfg(test)]
 mod tests {

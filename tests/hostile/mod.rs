@@ -932,6 +932,7 @@ impl Prepared {
             max_parallel: None,
             cancel,
             progress: Progress::Silent,
+            stop_on_crash: false,
         };
         let started = Instant::now();
         let bound = self.bound;

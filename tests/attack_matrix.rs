@@ -105,7 +105,6 @@ const MATRIX: &[(&str, Policy, &[&str], Inconclusive)] = &[
 #[derive(Clone, Copy)]
 enum Inconclusive {
     None,
-    Some(&'static [&'static str]),
     AllOthers,
 }
 
@@ -355,8 +354,7 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
                 } else {
                     match inconclusive {
                         Inconclusive::AllOthers => Verdict::Error,
-                        Inconclusive::Some(ids) if ids.contains(control) => Verdict::Error,
-                        _ => Verdict::Pass,
+                        Inconclusive::None => Verdict::Pass,
                     }
                 };
                 assert_eq!(
@@ -408,7 +406,9 @@ async fn every_attack_fails_against_its_weakened_server_and_passes_against_the_f
     assert_eq!(flow.verdict, Verdict::Fail, "{}", troubles(&url_target));
     assert!(
         flow.reason.contains("with a credential in its URL")
-            && flow.reason.contains("sent a business message with no ticket"),
+            && flow
+                .reason
+                .contains("sent a business message with no ticket"),
         "{}",
         flow.reason
     );
@@ -451,4 +451,46 @@ async fn a_deflate_bomb_is_skipped_when_the_server_declines_deflate() {
     for c in report.cases.iter().filter(|c| c.case_id != bomb.case_id) {
         assert_eq!(c.verdict, Verdict::Pass, "{}: {}", c.case_id, c.reason);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_authentication_fails_every_auth_control_never_errs() {
+    // A server that needs no credential, described as it is: no `auth` at all.
+    let report = audit_custom(
+        Fast,
+        Fast,
+        "auth-required",
+        &["WS-AUTH-01", "WS-AUTH-02", "WS-AUTH-03"],
+        |yaml, _| {
+            yaml.remove("auth");
+        },
+        &|_| None,
+    )
+    .await;
+    let verdicts = control_verdicts(&report);
+    for control in ["WS-AUTH-01", "WS-AUTH-02", "WS-AUTH-03"] {
+        assert_eq!(
+            verdicts.get(control),
+            Some(&Verdict::Fail),
+            "{control}\n{}",
+            troubles(&report)
+        );
+    }
+    assert_eq!(report.exit_code(), 1);
+    let flow = case(&report, "WS-AUTH-01/TICKET-FLOW");
+    assert!(
+        flow.reason.contains("without any credential")
+            && flow
+                .reason
+                .contains("sent a business message with no ticket")
+            && flow.reason.contains("\"type\":\"ack\""),
+        "{}",
+        flow.reason
+    );
+    let before_auth = case(&report, "WS-AUTH-03/UNAUTH-MESSAGE-BEFORE-AUTH");
+    assert!(
+        before_auth.reason.contains("accepted"),
+        "{}",
+        before_auth.reason
+    );
 }

@@ -127,7 +127,10 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
                     required: false,
                 })
             )),
-        Just(("protocol.rfc6455", CheckParams::Protocol(ProtocolParams::default()))),
+        Just((
+            "protocol.rfc6455",
+            CheckParams::Protocol(ProtocolParams::default())
+        )),
         "[a-zA-Z0-9 :#'\"-]{1,40}".prop_map(|evidence| (
             "attestation",
             CheckParams::Attestation(AttestationParams { evidence })

@@ -99,7 +99,9 @@ fn every_shipped_attack_says_what_differs_from_its_positive_control() {
         for case in &suite.suite.cases {
             if case.role == wsaudit::plan::Role::Attack {
                 assert!(
-                    case.differs.as_deref().is_some_and(|d| !d.trim().is_empty()),
+                    case.differs
+                        .as_deref()
+                        .is_some_and(|d| !d.trim().is_empty()),
                     "{}: attack {} does not say what differs from its positive control",
                     suite.suite.suite,
                     case.id

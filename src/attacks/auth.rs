@@ -2,7 +2,6 @@
 //! fresh, reused, expired, forged, foreign or shared ticket, the legitimate `login` (also used by
 //! the health check and the live fuzzer), and `authenticated` over several connections (races).
 
-
 use base64::Engine;
 use rand::Rng;
 use tokio::time::Instant;
@@ -287,7 +286,11 @@ impl Judge for TicketFlow {
             "with a credential in its URL"
         } else if connect.is_some_and(|c| !c.headers.is_empty() || !c.cookies.is_empty()) {
             "with long-lived credentials on the handshake (headers or cookies)"
-        } else if target.auth.as_ref().is_some_and(|a| a.first_message.is_some()) {
+        } else if target
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.first_message.is_some())
+        {
             "with a first message that carries no ticket"
         } else {
             "without any credential"
@@ -308,9 +311,15 @@ impl Judge for TicketFlow {
                     .render(valid)
                     .unwrap_or_else(|_| valid.to_string());
                     match channel.send_message(&message).await {
-                        Err(e) => format!("connected, but a business message could not be sent: {e}"),
+                        Err(e) => {
+                            format!("connected, but a business message could not be sent: {e}")
+                        }
                         Ok(()) => {
-                            let r = channel.next(Instant::now() + rt.reply_wait).await;
+                            let deadline = Instant::now() + rt.reply_wait;
+                            let mut r = channel.next(deadline).await;
+                            while r.kind == Kind::Control {
+                                r = channel.next(deadline).await;
+                            }
                             format!(
                                 "connected, sent a business message with no ticket, and got {}",
                                 r.describe(&rt.secrets())

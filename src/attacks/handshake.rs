@@ -55,8 +55,7 @@ impl Perform for Connect {
                 Some(c) => v.cookie = Some(c),
                 None => {
                     return Err(StepError::NotApplicable(
-                        "the case needs a session cookie, but the ticket endpoint set none"
-                            .into(),
+                        "the case needs a session cookie, but the ticket endpoint set none".into(),
                     ));
                 }
             }

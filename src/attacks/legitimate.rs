@@ -84,6 +84,20 @@ pub async fn log_in(
             .send_auth(&message)
             .await
             .map_err(|e| format!("cannot send the first message: {e}"))?;
+    } else if let Some(template) = &auth.first_message {
+        // A credential in the first message without any ticket endpoint (a static token).
+        let message = Values {
+            ticket: None,
+            credential: rt.credential_ref(),
+            seq: Some(&rt.seq),
+        }
+        .render(template)
+        .map_err(|e| e.to_string())?;
+        log.sent("first message (the target's credential, no ticket)");
+        channel
+            .send_auth(&message)
+            .await
+            .map_err(|e| format!("cannot send the first message: {e}"))?;
     }
     if auth.accepted_when.is_none() {
         return Ok(());
@@ -158,4 +172,3 @@ pub(super) fn log_transcript(log: &CaseLog, channel: &Channel) {
         log.note(format!("+{}ms {}", entry.at.as_millis(), entry.what));
     }
 }
-

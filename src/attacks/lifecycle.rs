@@ -52,8 +52,15 @@ impl Judge for Closed {
     /// first unanswered ping: a server may only notice a stale client from that ping on.
     async fn judge(&self, s: &mut Session) -> Judgement {
         let c = self;
-        if s.channel().is_none() {
-            return Judgement::Inconclusive("no connection was open".into());
+        if let Some(refused) = s.no_channel() {
+            return match refused {
+                // No connection to close: the server refused it before the upgrade (an
+                // unauthenticated client turned away at the handshake).
+                Some(status) => Judgement::Holds(format!(
+                    "the handshake was refused with HTTP {status}: no connection was left open"
+                )),
+                None => Judgement::Inconclusive("no connection was open".into()),
+            };
         }
         let total = c.within.total();
         let steps_done = s.steps_done();
@@ -132,8 +139,7 @@ impl Judge for Closed {
                     // be allowed and shown to refuse this input.
                     let any_end = c.codes.is_empty();
                     let allowed = c.drop_counts || any_end;
-                    return match super::messages::judge_drop(s, allowed, !any_end, &c.codes).await
-                    {
+                    return match super::messages::judge_drop(s, allowed, !any_end, &c.codes).await {
                         Judgement::Holds(why) if any_end => {
                             Judgement::Holds(format!("{shown} after {after:.2}s ({why})"))
                         }

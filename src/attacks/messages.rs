@@ -45,7 +45,10 @@ impl Perform for Send {
                 let mut message = pad(s.render(&template)?, pad_to);
                 if let Some(n) = self.truncate {
                     let keep = message.len().saturating_sub(n as usize);
-                    let cut = (0..=keep).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+                    let cut = (0..=keep)
+                        .rev()
+                        .find(|&i| message.is_char_boundary(i))
+                        .unwrap_or(0);
                     message.truncate(cut);
                 }
                 let Some(channel) = s.channel() else { break };
@@ -398,14 +401,16 @@ impl Judge for Rejected {
                         Some(1011) => Judgement::Broken(format!(
                             "the server crashed on this input: {shown} (1011: internal error, not a refusal)"
                         )),
-                        Some(c) if classifier.counts_as(c, &self.codes) => Judgement::Holds(format!(
-                            "closed with {c}{} after {:.2}s",
-                            classifier
-                                .meaning(c)
-                                .map(|m| format!(" (the target's {m:?})").to_lowercase())
-                                .unwrap_or_default(),
-                            started.elapsed().as_secs_f64()
-                        )),
+                        Some(c) if classifier.counts_as(c, &self.codes) => {
+                            Judgement::Holds(format!(
+                                "closed with {c}{} after {:.2}s",
+                                classifier
+                                    .meaning(c)
+                                    .map(|m| format!(" (the target's {m:?})").to_lowercase())
+                                    .unwrap_or_default(),
+                                started.elapsed().as_secs_f64()
+                            ))
+                        }
                         _ => Judgement::Broken(format!(
                             "{shown}: not a rejection code (expected one of {:?})",
                             self.codes

@@ -167,13 +167,19 @@ impl TargetRuntime {
     }
 }
 
-/// The API credential of a target: its ticket request's `Authorization` value without the
-/// scheme.
+/// The API credential of a target: the `Authorization` value (without its scheme) of its
+/// ticket request, else of its handshake (`connect.headers`).
 fn api_credential(target: &Target) -> Option<String> {
-    let flow = target.auth.as_ref()?.ticket.as_ref()?;
-    flow.request
-        .headers
-        .iter()
+    let ticket = target
+        .auth
+        .as_ref()
+        .and_then(|a| a.ticket.as_ref())
+        .map(|f| &f.request.headers);
+    let handshake = target.connect.as_ref().map(|c| &c.headers);
+    ticket
+        .into_iter()
+        .chain(handshake)
+        .flatten()
         .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
         .map(|(_, v)| {
             v.split_once(' ')

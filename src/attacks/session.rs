@@ -88,6 +88,8 @@ pub struct ProbeSeen {
     pub result: Result<TlsFacts, ClientError>,
     /// Whether it offered every version the client speaks (no `below`).
     pub offered_all: bool,
+    /// The target has no TLS endpoint at all (a `ws://` URL): nothing was probed.
+    pub plaintext: bool,
 }
 
 /// The state of one running case.

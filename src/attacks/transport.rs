@@ -15,6 +15,22 @@ impl Perform for TlsProbe {
         let p = self;
         let rt = s.rt().clone();
         let log = s.log().clone();
+        if rt.target.url.0.scheme() == "ws" {
+            // A target without TLS has failed every TLS case; nothing to probe.
+            log.note(format!(
+                "the target's URL {} is plaintext (ws://): no TLS endpoint to probe",
+                crate::client::display_url(&rt.target.url.0)
+            ));
+            s.set_probe(ProbeSeen {
+                result: Err(ClientError::InvalidUrl {
+                    url: crate::client::display_url(&rt.target.url.0),
+                    reason: "plaintext ws://, no TLS".into(),
+                }),
+                offered_all: p.below.is_none(),
+                plaintext: true,
+            });
+            return Ok(());
+        }
         let versions = match p.below {
             None => TlsVersions::Default,
             Some(TlsVersion::V1_3) => TlsVersions::Tls12Only,
@@ -49,6 +65,7 @@ impl Perform for TlsProbe {
         s.set_probe(ProbeSeen {
             result,
             offered_all: p.below.is_none(),
+            plaintext: false,
         });
         Ok(())
     }
@@ -58,6 +75,9 @@ impl Judge for TlsExpectation {
     /// `tls`: negotiated version and certificate validity.
     async fn judge(&self, s: &mut Session) -> Judgement {
         let t = self;
+        if let Some(no_tls) = plaintext_target(s) {
+            return no_tls;
+        }
         let (probe, offered_all) = match s.probe() {
             Some(p) => (Some(&p.result), p.offered_all),
             None => (None, false),
@@ -101,6 +121,9 @@ impl Judge for TlsExpectation {
 impl Judge for TlsRefused {
     /// `tls_refused`: the server refused every version the probe offered.
     async fn judge(&self, s: &mut Session) -> Judgement {
+        if let Some(no_tls) = plaintext_target(s) {
+            return no_tls;
+        }
         match s.probe().map(|p| &p.result) {
             None => Judgement::Inconclusive("no TLS probe was made".into()),
             Some(Ok(f)) => Judgement::Broken(format!("the server accepted TLS {}", f.version)),
@@ -110,6 +133,17 @@ impl Judge for TlsRefused {
             }
         }
     }
+}
+
+/// The judgement of every TLS case on a target without TLS: a failure, saying so.
+fn plaintext_target(s: &Session) -> Option<Judgement> {
+    s.probe().filter(|p| p.plaintext).map(|_| {
+        Judgement::Broken(format!(
+            "the target has no TLS: its URL {} is plaintext ws://, so its WebSocket traffic \
+             (credentials and payments included) crosses the network unencrypted",
+            crate::client::display_url(&s.rt().target.url.0)
+        ))
+    })
 }
 
 impl Perform for HttpRequest {

@@ -610,7 +610,9 @@ impl Connection {
         let mut head = Vec::with_capacity(14);
         // Writing into a Vec cannot fail.
         let _ = header.format(declared, &mut head);
-        let prefix = &prefix[..prefix.len().min(usize::try_from(send_len).unwrap_or(usize::MAX))];
+        let prefix = &prefix[..prefix
+            .len()
+            .min(usize::try_from(send_len).unwrap_or(usize::MAX))];
         let mut first = prefix.to_vec();
         if let Some(m) = header.mask {
             apply_mask(&mut first, m, 0);

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 use super::policy::{CheckParams, Policy};

@@ -441,7 +441,7 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
     for code in t.close_codes.keys() {
         if !(4000..=4999).contains(code) {
             report.error(
-                &root.key("close_codes").key(&code.to_string()),
+                &root.key("close_codes").key(code.to_string()),
                 At::Key,
                 format!(
                     "close_codes: {code} is not an application close code: expected 4000-4999 (standard codes already have their meaning)"

@@ -31,7 +31,7 @@ use crate::client::{Connection, Deadline, UpgradeRequest, handshake};
 use crate::config::check::FileKind;
 use crate::config::policy::{
     AttestationParams, CheckParams, Control, CookieParams, DeflatePolicy, HeartbeatParams,
-    MaxSizeParams, MissingOrigin, OriginParams, ProtocolParams, Policy, RateLimitParams, SameSite,
+    MaxSizeParams, MissingOrigin, OriginParams, Policy, ProtocolParams, RateLimitParams, SameSite,
     SchemaParams, Severity, TicketParams, TlsParams, TlsVersion, UnauthParams, UrlTokenParams,
 };
 use crate::config::target::Matcher;

@@ -355,7 +355,11 @@ fn expand_case(
                     .to_string(),
             ),
             Some(Err((msg, _))) => {
-                report.error(&path.key("differs"), At::Value, format!("{label}differs: {msg}"));
+                report.error(
+                    &path.key("differs"),
+                    At::Value,
+                    format!("{label}differs: {msg}"),
+                );
                 None
             }
         };

@@ -403,7 +403,9 @@ impl Send {
             (self.invalid_utf8, "invalid_utf8"),
         ] {
             if set && !text {
-                out.push(format!("send.{name} changes text only: expected it with text or json"));
+                out.push(format!(
+                    "send.{name} changes text only: expected it with text or json"
+                ));
             }
         }
         if self.embed_in.is_some() && self.deep_json.is_none() && self.wide_json.is_none() {
@@ -486,9 +488,7 @@ impl SendFrame {
             out.push("send_frame.pad_to pads text: expected it with text".to_string());
         }
         if self.pad_to.is_some() && self.payload_size.is_some() {
-            out.push(
-                "send_frame has both pad_to and payload_size: expected one size".to_string(),
-            );
+            out.push("send_frame has both pad_to and payload_size: expected one size".to_string());
         }
         out
     }

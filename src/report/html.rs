@@ -91,6 +91,18 @@ pub fn render(report: &Redacted) -> String {
         }
         out.push_str("</ul>\n</section>\n");
     }
+    if let Some(after) = &report.target_down_after {
+        let not_run = report
+            .cases
+            .iter()
+            .filter(|c| c.reason.starts_with(super::model::NOT_RUN_TARGET_DOWN))
+            .count();
+        let _ = writeln!(
+            out,
+            "<section id=\"target-down\">\n<h2>Target down</h2>\n<p>The target stopped accepting connections after <code>{}</code> and did not come back: {not_run} later destructive case(s) not run.</p>\n</section>",
+            html_escape(after)
+        );
+    }
     out.push_str("</body>\n</html>\n");
     out
 }

@@ -227,6 +227,9 @@ pub struct RunReport {
 /// Exit code of a run stopped (SIGINT) before every case finished ([`Exit::Interrupted`]).
 pub const EXIT_INTERRUPTED: u8 = Exit::Interrupted.code();
 
+/// The reason prefix of a destructive case skipped because the target went down earlier.
+pub const NOT_RUN_TARGET_DOWN: &str = "not run: target down after ";
+
 /// Aggregates case verdicts into a control verdict.
 pub fn control_verdict(cases: impl IntoIterator<Item = Verdict>) -> Verdict {
     let all: Vec<Verdict> = cases.into_iter().collect();
@@ -258,12 +261,14 @@ impl RunReport {
         }
         self.summary = s;
         for control in &mut self.controls {
-            control.verdict = control_verdict(
-                self.cases
-                    .iter()
-                    .filter(|c| c.control_id == control.id)
-                    .map(|c| c.verdict),
-            );
+            let cases = || self.cases.iter().filter(|c| c.control_id == control.id);
+            control.verdict = control_verdict(cases().map(|c| c.verdict));
+            // A control whose attacks were not run (the target went down before them) was not
+            // shown to hold: inconclusive, unless something already failed it.
+            let untested = cases().any(|c| c.reason.starts_with(NOT_RUN_TARGET_DOWN));
+            if untested && matches!(control.verdict, Verdict::Pass | Verdict::Skipped) {
+                control.verdict = Verdict::Error;
+            }
         }
     }
 

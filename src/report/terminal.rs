@@ -61,7 +61,10 @@ pub fn render(report: &Redacted) -> String {
         let skipped = report
             .cases
             .iter()
-            .filter(|c| c.reason.starts_with("not run: target down after"))
+            .filter(|c| {
+                c.reason
+                    .starts_with(crate::report::model::NOT_RUN_TARGET_DOWN)
+            })
             .count();
         let _ = writeln!(
             out,

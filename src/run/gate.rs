@@ -75,7 +75,7 @@ impl Gate {
 
 /// Gates the reported `cases` on their own gates alone (see [`gate`]).
 pub fn gate_on_positive_controls(cases: &mut [CaseResult]) {
-    gate(cases, &[]);
+    gate(cases, &[], &[]);
 }
 
 /// Turns the passing attacks of every control whose positive control did not pass into `error`,
@@ -87,7 +87,12 @@ pub fn gate_on_positive_controls(cases: &mut [CaseResult]) {
 /// whatever the legitimate path does. A failed baseline is different: the server refuses
 /// nothing even without the attack's ingredient, so neither verdict of the attacks means
 /// anything; the baseline itself stays failed, the finding that fails the control.
-pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
+///
+/// `on_file` lists cases judged on the target file alone (no step talks to the target): a
+/// baseline bears on what the server does, not on the file, so it leaves them as they are; a
+/// failed positive control still makes their passes inconclusive (nothing is passed about a
+/// target whose legitimate path does not work).
+pub fn gate(cases: &mut [CaseResult], unreported: &[Gate], on_file: &[String]) {
     let gates: Vec<Gate> = cases
         .iter()
         .filter_map(Gate::of)
@@ -100,6 +105,9 @@ pub fn gate(cases: &mut [CaseResult], unreported: &[Gate]) {
             .find(|g| g.role == role && g.control_id == control)
     };
     for c in cases.iter_mut() {
+        if on_file.contains(&c.case_id) {
+            continue;
+        }
         let Some(baseline) = broken(&c.control_id, Role::Baseline) else {
             continue;
         };
@@ -203,15 +211,26 @@ mod tests {
         let v: Vec<_> = cases.iter().map(|c| c.verdict).collect();
         assert_eq!(
             v,
-            [
-                Verdict::Fail,
-                Verdict::Error,
-                Verdict::Error,
-                Verdict::Fail
-            ]
+            [Verdict::Fail, Verdict::Error, Verdict::Error, Verdict::Fail]
         );
-        assert!(cases[0].reason.contains("without any credential"), "{}", cases[0].reason);
+        assert!(
+            cases[0].reason.contains("without any credential"),
+            "{}",
+            cases[0].reason
+        );
         assert!(cases[2].reason.contains("a/no-credential"));
+    }
+
+    #[test]
+    fn a_case_judged_on_the_target_file_keeps_its_verdict() {
+        let mut cases = vec![
+            case("A", "a/no-credential", Role::Baseline, Verdict::Fail),
+            case("A", "a/own-url", Role::Attack, Verdict::Pass),
+            case("A", "a/url-token", Role::Attack, Verdict::Fail),
+        ];
+        gate(&mut cases, &[], &["a/own-url".to_string()]);
+        let v: Vec<_> = cases.iter().map(|c| c.verdict).collect();
+        assert_eq!(v, [Verdict::Fail, Verdict::Pass, Verdict::Error]);
     }
 
     #[test]
@@ -256,7 +275,7 @@ mod tests {
             Role::Positive,
             Some((Verdict::Fail, "refused with 403")),
         )];
-        gate(&mut cases, &gates);
+        gate(&mut cases, &gates, &[]);
         assert_eq!(cases[0].verdict, Verdict::Error);
         assert!(cases[0].reason.contains("a/allowed"), "{}", cases[0].reason);
         let evidence = cases[0].evidence.transcript.join("\n");
@@ -272,7 +291,7 @@ mod tests {
             Role::Positive,
             Some((Verdict::Pass, "upgraded")),
         )];
-        gate(&mut cases, &held);
+        gate(&mut cases, &held, &[]);
         assert_eq!(cases[0].verdict, Verdict::Pass);
     }
 
@@ -282,7 +301,11 @@ mod tests {
             case("A", "a/foreign", Role::Attack, Verdict::Pass),
             case("A", "a/null", Role::Attack, Verdict::Fail),
         ];
-        gate(&mut cases, &[unreported("a/allowed", Role::Positive, None)]);
+        gate(
+            &mut cases,
+            &[unreported("a/allowed", Role::Positive, None)],
+            &[],
+        );
         let v: Vec<_> = cases.iter().map(|c| c.verdict).collect();
         // A failure stands without the positive control; a refusal does not.
         assert_eq!(v, [Verdict::Error, Verdict::Fail]);
@@ -294,6 +317,7 @@ mod tests {
         gate(
             &mut cases,
             &[unreported("a/baseline", Role::Baseline, None)],
+            &[],
         );
         assert_eq!(cases[1].verdict, Verdict::Error);
         assert!(

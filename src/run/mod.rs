@@ -30,6 +30,21 @@ pub struct RunOptions {
     pub stop_on_crash: bool,
 }
 
+impl RunOptions {
+    /// Every case, the target's parallelism, no progress display, waiting for a crashed
+    /// target to recover: what an in-process audit wants; `cancel` stops it.
+    pub fn all(cancel: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
+            only: Vec::new(),
+            partition: None,
+            max_parallel: None,
+            cancel,
+            progress: progress::Progress::Silent,
+            stop_on_crash: false,
+        }
+    }
+}
+
 /// Whether `case` is selected by `only` (a control ID, a case ID, or a case ID without `[item]`).
 pub fn selected(case: &Case, only: &[String]) -> bool {
     only.is_empty()
@@ -114,9 +129,7 @@ pub async fn run(
         .filter(|&i| !runs[i].0.destructive)
         .collect();
     order.sort_by_key(|&i| !runs[i].0.role.is_gate());
-    let destructive: Vec<usize> = (0..runs.len())
-        .filter(|&i| runs[i].0.destructive)
-        .collect();
+    let destructive: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].0.destructive).collect();
     let parallel = opts
         .max_parallel
         .unwrap_or(rt.target.limits.max_parallel as usize)
@@ -144,7 +157,10 @@ pub async fn run(
         .iter()
         .map(|&i| case_job(runs[i].0.clone(), rt.clone(), None))
         .collect();
-    let scheduled = run_jobs(jobs, parallel, opts.cancel.clone(), |f| show(f, order[f.index])).await;
+    let scheduled = run_jobs(jobs, parallel, opts.cancel.clone(), |f| {
+        show(f, order[f.index])
+    })
+    .await;
     let mut finished = vec![None; runs.len()];
     for (&i, f) in order.iter().zip(scheduled) {
         finished[i] = f;
@@ -251,7 +267,11 @@ pub async fn run(
 }
 
 /// The job running one case; a destructive one (`crash` given) is framed by health probes.
-fn case_job(case: Case, rt: Arc<TargetRuntime>, crash: Option<Arc<std::sync::Mutex<CrashProbe>>>) -> Job {
+fn case_job(
+    case: Case,
+    rt: Arc<TargetRuntime>,
+    crash: Option<Arc<std::sync::Mutex<CrashProbe>>>,
+) -> Job {
     Job {
         deadline: case.deadline.saturating_add(match crash {
             // Room for the probes around the case.
@@ -325,7 +345,10 @@ async fn run_destructive(
 
 /// Polls the target with the legitimate client until it serves again, for at most `limit`;
 /// how long that took, or `None` if it did not come back.
-async fn wait_for_recovery(rt: &Arc<TargetRuntime>, limit: std::time::Duration) -> Option<std::time::Duration> {
+async fn wait_for_recovery(
+    rt: &Arc<TargetRuntime>,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
     let started = tokio::time::Instant::now();
     loop {
         let probe_log = CaseLog::default();
@@ -343,13 +366,15 @@ async fn wait_for_recovery(rt: &Arc<TargetRuntime>, limit: std::time::Duration) 
 fn not_run_after(after: &str) -> Finished {
     Finished {
         index: 0,
-        outcome: Outcome::skipped(format!("not run: target down after {after}")),
+        outcome: Outcome::skipped(format!(
+            "{}{after}",
+            crate::report::model::NOT_RUN_TARGET_DOWN
+        )),
         evidence: Default::default(),
         started: std::time::Duration::ZERO,
         duration: std::time::Duration::ZERO,
     }
 }
-
 
 /// The reported results of a run, gated, and the IDs of the reported cases that never finished.
 /// `runs` pairs each executed case with whether it is reported (unselected gates are not);
@@ -397,7 +422,13 @@ fn assemble(
             }
         }
     }
-    gate::gate(&mut results, &hidden_gates);
+    // Cases with no step are judged on the target file alone: no gate bears on them.
+    let on_file: Vec<String> = runs
+        .iter()
+        .filter(|(case, _)| case.steps.is_empty())
+        .map(|(case, _)| case.case_id.clone())
+        .collect();
+    gate::gate(&mut results, &hidden_gates, &on_file);
     (results, not_run)
 }
 

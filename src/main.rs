@@ -18,6 +18,7 @@ use wsaudit::report::partition::Partition;
 use wsaudit::report::waivers::Waivers;
 use wsaudit::run::RunOptions;
 use wsaudit::run::progress::Progress;
+use wsaudit::server::flaw::Flaws;
 use wsaudit::server::variant::Variants;
 use wsaudit::server::{self, EventLog, ServerOptions, Weakened};
 
@@ -223,6 +224,15 @@ struct ServeArgs {
     /// user-bound-tickets, no-cookie, strict, unsolicited-updates.
     #[arg(long, value_name = "VARIANT,..", default_value = "")]
     variant: Variants,
+    /// Make defences subtly wrong (comma-separated), so attack variants can be shown to catch
+    /// them: plain-no-origin, origin-substring, origin-any-header, origin-host-only,
+    /// url-api-key, url-subprotocol, ticket-jwt-unverified, ticket-race, ticket-verbose,
+    /// ticket-ttl-loose, ticket-prefix, unauth-idle-timer, unauth-silent, schema-bool-number,
+    /// schema-unanchored, rate-after-validation, rate-loose, rate-fixed-window,
+    /// rate-pings-free, size-per-frame, size-inflated-unchecked, heartbeat-no-terminate,
+    /// heartbeat-slow, cookie-lax, protocol-close-codes.
+    #[arg(long, value_name = "FLAW,..", default_value = "")]
+    flaw: Flaws,
     /// Write a target file describing this server (its CA certificate goes beside it).
     #[arg(long, value_name = "FILE")]
     emit_target: Option<PathBuf>,
@@ -561,6 +571,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         api_token: args.api_token,
         second_api_token: args.second_api_token,
         variants: args.variant,
+        flaws: args.flaw,
         log: EventLog::stderr(),
     };
     let handle = match server::start(opts).await {

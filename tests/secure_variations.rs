@@ -115,7 +115,7 @@ fn check_variant(variant: Variant, r: &wsaudit::report::RunReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_secure_variant_passes_or_skips_every_control() {
-    for variant in Variant::ALL {
+    for &variant in Variant::ALL {
         let report = audit(variant).await;
         check_variant(variant, &report);
     }

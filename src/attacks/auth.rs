@@ -12,8 +12,10 @@ use super::runtime::TargetRuntime;
 use super::session::{LastSent, Session};
 use super::values::Values;
 use super::{Judge, Judgement, Perform, StepError, StepResult};
-use crate::plan::expect::{Authenticated, TicketFlow};
-use crate::plan::step::{Authenticate, FetchTicket, Login, SessionChoice, TicketChoice};
+use crate::plan::expect::{Authenticated, RefusalsAlike, TicketFlow};
+use crate::plan::step::{
+    Authenticate, FetchTicket, Login, SessionChoice, TicketChoice, TicketTamper,
+};
 
 impl Perform for FetchTicket {
     /// `fetch_ticket`: the target's ticket request, for its own identity or its second one.
@@ -47,20 +49,25 @@ impl Perform for FetchTicket {
     }
 }
 
+/// A fresh ticket of this session's own, fetched now unless one is waiting, and taken: it is
+/// about to be redeemed (or tampered with) and must not be offered twice.
+async fn take_own_ticket(s: &mut Session) -> Result<String, StepError> {
+    if s.tickets().own.is_none() {
+        FetchTicket::default().perform(s).await?;
+    }
+    Ok(s.tickets()
+        .own
+        .take()
+        .map(|t| t.value().to_string())
+        .ok_or("no ticket was fetched")?)
+}
+
 impl Perform for Authenticate {
     /// `authenticate`: the target's first message with the chosen ticket.
     async fn perform(&self, s: &mut Session) -> StepResult {
         let ticket = match self.ticket {
             TicketChoice::Fresh => {
-                if s.tickets().own.is_none() {
-                    FetchTicket::default().perform(s).await?;
-                }
-                let t = s
-                    .tickets()
-                    .own
-                    .take()
-                    .map(|t| t.value().to_string())
-                    .unwrap_or_default();
+                let t = take_own_ticket(s).await?;
                 if let Some(link) = s.current() {
                     link.fresh_auth_pending = true;
                 }
@@ -88,6 +95,18 @@ impl Perform for Authenticate {
                 .last_fetched
                 .clone()
                 .ok_or("no ticket was fetched before this step")?,
+            TicketChoice::Tampered => {
+                let kind = self
+                    .tamper
+                    .ok_or("authenticate: { ticket: tampered } needs `tamper`")?;
+                let fresh = take_own_ticket(s).await?;
+                let forged = tamper(&fresh, kind).map_err(StepError::NotApplicable)?;
+                s.log().note(format!(
+                    "a fresh, unused ticket tampered with: {}",
+                    kind.name()
+                ));
+                forged
+            }
             TicketChoice::Forged => {
                 let mut bytes = [0u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
@@ -111,6 +130,126 @@ impl Perform for Authenticate {
             link.last_sent = LastSent::Auth;
         }
         Ok(())
+    }
+}
+
+/// Whether `ticket` is a JWT: three dot-separated parts, the first two base64url JSON objects,
+/// the header naming an `alg`.
+fn jwt_parts(ticket: &str) -> Option<(serde_json::Value, serde_json::Value, String)> {
+    let mut parts = ticket.split('.');
+    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let decode = |b: &str| -> Option<serde_json::Value> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b.trim_end_matches('='))
+            .ok()?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .filter(serde_json::Value::is_object)
+    };
+    let header = decode(h)?;
+    header.get("alg")?;
+    Some((header, decode(p)?, sig.to_string()))
+}
+
+/// A forgery built from a real, unused ticket; `Err` says why the kind does not apply to this
+/// form of ticket (a JWT kind on an opaque ticket, or the other way round).
+pub(super) fn tamper(ticket: &str, kind: TicketTamper) -> Result<String, String> {
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    match (jwt_parts(ticket), kind.for_jwt()) {
+        (Some((mut header, mut claims, sig)), true) => {
+            let (h, p) = ticket
+                .split_once('.')
+                .map(|(h, rest)| {
+                    (
+                        h.to_string(),
+                        rest.split('.').next().unwrap_or("").to_string(),
+                    )
+                })
+                .unwrap_or_default();
+            Ok(match kind {
+                TicketTamper::AlgNone => {
+                    header["alg"] = serde_json::json!("none");
+                    format!("{}.{p}.", b64(&header))
+                }
+                TicketTamper::StripSignature => format!("{h}.{p}."),
+                TicketTamper::AlterSignature => {
+                    let mut chars: Vec<char> = sig.chars().collect();
+                    let Some(first) = chars.first_mut() else {
+                        return Err("the JWT has no signature to alter".into());
+                    };
+                    *first = if *first == 'A' { 'B' } else { 'A' };
+                    format!("{h}.{p}.{}", chars.into_iter().collect::<String>())
+                }
+                TicketTamper::ChangeClaims => {
+                    claims["sub"] = serde_json::json!("wsaudit-forged-subject");
+                    format!("{h}.{}.{sig}", b64(&claims))
+                }
+                _ => {
+                    let exp = claims
+                        .get("exp")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0);
+                    let later = exp.max(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    ) + 86_400;
+                    claims["exp"] = serde_json::json!(later);
+                    format!("{h}.{}.{sig}", b64(&claims))
+                }
+            })
+        }
+        (Some(_), false) => Err(format!(
+            "the ticket is a JWT; `{}` forges opaque tickets (the JWT forgeries apply)",
+            kind.name()
+        )),
+        (None, true) => Err(format!(
+            "the ticket is opaque, not a JWT; `{}` forges JWTs (the character-level forgeries apply)",
+            kind.name()
+        )),
+        (None, false) => {
+            let mut chars: Vec<char> = ticket.chars().collect();
+            let forged = match kind {
+                TicketTamper::FlipChar => {
+                    let Some(last) = chars.last_mut() else {
+                        return Err("the ticket is empty".into());
+                    };
+                    *last = match *last {
+                        'a' => 'b',
+                        'A' => 'B',
+                        '0' => '1',
+                        _ => 'a',
+                    };
+                    chars.into_iter().collect()
+                }
+                TicketTamper::Truncate => {
+                    chars.pop();
+                    chars.into_iter().collect()
+                }
+                _ => ticket
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_lowercase() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    })
+                    .collect::<String>(),
+            };
+            if forged == ticket || forged.is_empty() {
+                return Err(format!(
+                    "`{}` leaves this ticket as it is (or empty)",
+                    kind.name()
+                ));
+            }
+            Ok(forged)
+        }
     }
 }
 
@@ -333,5 +472,69 @@ impl Judge for TicketFlow {
             "the policy requires short-lived, single-use tickets, but the target authenticates \
              {how}: {evidence}"
         ))
+    }
+}
+
+impl Judge for RefusalsAlike {
+    /// `refusals_alike`: each named connection's refusal (its error reply, or its close code
+    /// and reason, or how its handshake ended), compared: a difference tells a thief whether a
+    /// stolen ticket was genuine (used, expired) or never existed.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let rt = s.rt().clone();
+        let secrets = rt.secrets();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for name in &self.connections {
+            let Some(link) = s.link(name) else {
+                return Judgement::Inconclusive(format!("no connection named `{name}`"));
+            };
+            let refusal = match link.channel.as_mut() {
+                None => match &link.handshake {
+                    super::session::HandshakeSeen::Refused { status } => {
+                        format!("handshake refused with HTTP {status}")
+                    }
+                    other => format!("no connection ({other:?})"),
+                },
+                Some(channel) => {
+                    let deadline = Instant::now() + rt.reply_wait;
+                    loop {
+                        let r = channel.next(deadline).await;
+                        match r.kind {
+                            Kind::Control | Kind::Other | Kind::Warning => continue,
+                            Kind::Ack | Kind::AuthAccepted => {
+                                return Judgement::Inconclusive(format!(
+                                    "`{name}` was accepted ({}): the other cases of the control judge that",
+                                    r.describe(&secrets)
+                                ));
+                            }
+                            Kind::Rejection => {
+                                break format!("error reply {}", r.text().unwrap_or_default());
+                            }
+                            Kind::Closed => match &r.event {
+                                crate::client::Event::Close { code, reason } => {
+                                    break format!("close {code:?} `{reason}`");
+                                }
+                                _ => break "close".to_string(),
+                            },
+                            Kind::Dropped => break "dropped without a close frame".into(),
+                            Kind::Timeout => break "no answer".into(),
+                            Kind::Fault => {
+                                return Judgement::Inconclusive(r.describe(&secrets));
+                            }
+                        }
+                    }
+                }
+            };
+            seen.push((name.clone(), secrets.redact(&refusal)));
+        }
+        let shown: Vec<String> = seen.iter().map(|(n, r)| format!("{n}: {r}")).collect();
+        let first = seen.first().map(|(_, r)| r.clone()).unwrap_or_default();
+        if seen.iter().all(|(_, r)| *r == first) {
+            Judgement::Holds(format!("refused alike: {}", shown.join("; ")))
+        } else {
+            Judgement::Broken(format!(
+                "the refusals differ, telling a thief whether a stolen ticket was genuine: {}",
+                shown.join("; ")
+            ))
+        }
     }
 }

@@ -63,6 +63,16 @@ impl Perform for Connect {
         if !self.extensions.is_empty() {
             v.extensions = Some(self.extensions.clone());
         }
+        if let Some(suffix) = &self.path_suffix {
+            v.path_suffix = Some(s.render(suffix)?);
+        }
+        if let Some(protocols) = &self.subprotocols {
+            let mut rendered = Vec::new();
+            for p in protocols {
+                rendered.push(s.render(p)?);
+            }
+            v.subprotocols = Some(rendered);
+        }
         let rt = s.rt().clone();
         let log = s.log().clone();
         let req = rt

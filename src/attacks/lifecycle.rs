@@ -8,8 +8,9 @@ use super::channel::Kind;
 use super::session::Session;
 use super::{Judge, Judgement, Perform, StepResult};
 use crate::client::Event;
-use crate::plan::expect::{Attested, Closed, PingSeen};
-use crate::plan::step::{AnswerPings, Wait};
+use crate::client::FrameSpec;
+use crate::plan::expect::{Attested, ClockStart, Closed, PingSeen};
+use crate::plan::step::{AnswerPings, BusyFrame, KeepBusy, Wait};
 
 impl Perform for Wait {
     /// `wait`: idles `bound + slack`, draining the connection so pings keep being answered.
@@ -45,6 +46,44 @@ impl Perform for AnswerPings {
     }
 }
 
+impl Perform for KeepBusy {
+    /// `keep_busy`: a ping (or pong) every `every` for `duration`, stopping when the server
+    /// ends the connection.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let started = Instant::now();
+        let until = started + self.duration;
+        let opcode = match self.send {
+            BusyFrame::Ping => crate::client::conn::opcode::PING,
+            BusyFrame::Pong => crate::client::conn::opcode::PONG,
+        };
+        let mut sent = 0u32;
+        while Instant::now() < until {
+            let Some(channel) = s.channel() else { break };
+            if channel.has_ended() {
+                break;
+            }
+            if channel
+                .send_frame(&FrameSpec::new(opcode, b"busy".to_vec()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+            s.idle_until((Instant::now() + self.every).min(until)).await;
+        }
+        s.log().note(
+            format!(
+                "kept busy: {sent} {:?} frame(s) over {:.2}s",
+                self.send,
+                started.elapsed().as_secs_f64()
+            )
+            .to_lowercase(),
+        );
+        Ok(())
+    }
+}
+
 impl Judge for Closed {
     /// `closed`: the server ends the connection within the bound (+ slack).
     ///
@@ -63,7 +102,13 @@ impl Judge for Closed {
             };
         }
         let total = c.within.total();
-        let steps_done = s.steps_done();
+        let steps_done = match c.from {
+            ClockStart::Steps => s.steps_done(),
+            ClockStart::Connect => {
+                let done = s.steps_done();
+                s.channel().map_or(done, |ch| ch.opened_at())
+            }
+        };
         let mut start = steps_done;
         let mut deadline = start + total;
         let pings_off_at = s.current().and_then(|l| l.pings_off_at);

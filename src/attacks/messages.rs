@@ -9,13 +9,13 @@ use flate2::{Compress, Compression, FlushCompress};
 use tokio::time::Instant;
 
 use super::channel::{Channel, Kind};
-use super::session::{LastSent, Session};
+use super::session::{LastSent, RampRecord, Session};
 use super::values;
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::FrameSpec;
 use crate::client::conn::opcode;
-use crate::plan::expect::{Accepted, Rejected};
-use crate::plan::step::{Flood, Send, SendValid};
+use crate::plan::expect::{Accepted, MeasuredRate, Rejected};
+use crate::plan::step::{Flood, Ramp, Send, SendValid};
 
 /// The compression extension a deflate bomb needs (RFC 7692).
 const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
@@ -44,12 +44,7 @@ impl Perform for Send {
             for _ in 0..repeat {
                 let mut message = pad(s.render(&template)?, pad_to);
                 if let Some(n) = self.truncate {
-                    let keep = message.len().saturating_sub(n as usize);
-                    let cut = (0..=keep)
-                        .rev()
-                        .find(|&i| message.is_char_boundary(i))
-                        .unwrap_or(0);
-                    message.truncate(cut);
+                    cut_last_bytes(&mut message, n);
                 }
                 let Some(channel) = s.channel() else { break };
                 let sent = if self.as_binary {
@@ -240,7 +235,7 @@ impl Perform for Flood {
             log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
         }
-        let per_message = values::per_message(&self.text);
+        let per_message = values::per_message(&self.text) || self.truncate.is_some() || self.pings;
         let started = Instant::now();
         let until = self.duration.map(|d| started + d);
         let mut sent: u32 = 0;
@@ -253,15 +248,17 @@ impl Perform for Flood {
             Some(rate) => {
                 let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
                 while !done(sent) {
-                    let message = s.render(&self.text)?;
+                    let message = self.message(s)?;
                     let channel = s.channel().ok_or("the connection went away")?;
                     if channel.has_ended() {
                         break;
                     }
-                    channel
-                        .send_message(&message)
-                        .await
-                        .map_err(|e| format!("flood interrupted: {e}"))?;
+                    let frame = self.frame(channel, &message);
+                    if channel.send_raw(&frame).await.is_err() {
+                        // The server cutting a flood short is what the judgement looks at.
+                        break;
+                    }
+                    channel.sent_business_raw();
                     sent += 1;
                     s.idle_until(started + gap * sent).await;
                 }
@@ -273,9 +270,9 @@ impl Perform for Flood {
                         .map_or(FLOOD_BATCH as u32, |c| (c - sent).min(FLOOD_BATCH as u32));
                     let mut batch = Vec::new();
                     for _ in 0..n {
-                        let message = s.render(&self.text)?;
+                        let message = self.message(s)?;
                         let channel = s.channel().ok_or("the connection went away")?;
-                        batch.extend(channel.encode_message(&message));
+                        batch.extend(self.frame(channel, &message));
                     }
                     let channel = s.channel().ok_or("the connection went away")?;
                     if channel.has_ended() || channel.send_raw(&batch).await.is_err() {
@@ -300,6 +297,155 @@ impl Perform for Flood {
         ));
         set_sent(s, sent);
         Ok(())
+    }
+}
+
+/// Cuts the last `n` bytes off `message` (and the rest of a character cut in two), leaving
+/// it malformed the way a truncated send is.
+fn cut_last_bytes(message: &mut String, n: u32) {
+    let keep = message.len().saturating_sub(n as usize);
+    let cut = (0..=keep)
+        .rev()
+        .find(|&i| message.is_char_boundary(i))
+        .unwrap_or(0);
+    message.truncate(cut);
+}
+
+impl Flood {
+    /// One message of the flood, rendered and changed as the step says.
+    fn message(&self, s: &Session) -> Result<String, StepError> {
+        let mut message = s.render(&self.text)?;
+        if let Some(n) = self.truncate {
+            cut_last_bytes(&mut message, n);
+        }
+        Ok(message)
+    }
+
+    /// Its wire bytes: a business message through the dialect, or a ping carrying it.
+    fn frame(&self, channel: &Channel, message: &str) -> Vec<u8> {
+        if self.pings {
+            let payload: Vec<u8> = message.bytes().take(125).collect();
+            FrameSpec::new(opcode::PING, payload).encode()
+        } else {
+            channel.encode_message(message)
+        }
+    }
+}
+
+impl Perform for Ramp {
+    /// `ramp`: the valid message at rising rates, stage by stage, until the server closes;
+    /// records the first push-back (a warning) and the close.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let Some(valid) = s.rt().target.valid_message().map(str::to_string) else {
+            return Err("the target lists no valid message (messages.valid)".into());
+        };
+        let has_warning = s.rt().classifier.warning.is_some();
+        let mut record = RampRecord::default();
+        let started = Instant::now();
+        let stages = self.stages.max(1);
+        'stages: for i in 0..stages {
+            let t = if stages == 1 {
+                0.0
+            } else {
+                f64::from(i) / f64::from(stages - 1)
+            };
+            let factor = self.from * (self.to / self.from).powf(t);
+            let rate = (f64::from(self.per_second) * factor).max(0.5);
+            record.top_rate = rate;
+            let gap = Duration::from_secs_f64(1.0 / rate);
+            let stage_end = Instant::now() + self.each;
+            let mut next = Instant::now();
+            while Instant::now() < stage_end {
+                let message = s.render(&valid)?;
+                let Some(channel) = s.channel() else {
+                    break 'stages;
+                };
+                if channel.send_message(&message).await.is_err() {
+                    break 'stages;
+                }
+                record.sent += 1;
+                next += gap;
+                // Read what came back without waiting, until the next send is due.
+                loop {
+                    let r = s.next_reply(Instant::now()).await;
+                    let at = started.elapsed().as_secs_f64();
+                    match r.kind {
+                        Kind::Timeout => break,
+                        Kind::Warning | Kind::Rejection | Kind::Other
+                            if record.warned.is_none()
+                                && (r.kind == Kind::Warning || !has_warning) =>
+                        {
+                            record.warned = Some((record.sent, at, rate));
+                        }
+                        Kind::Closed | Kind::Dropped => {
+                            let shown = r.describe(&s.rt().secrets());
+                            record.closed = Some((record.sent, at, rate, shown));
+                            break 'stages;
+                        }
+                        _ => {}
+                    }
+                }
+                tokio::time::sleep_until(next.min(stage_end)).await;
+            }
+        }
+        s.log().note(format!(
+            "ramped to {:.0}/s: {} messages in {:.2}s",
+            record.top_rate,
+            record.sent,
+            started.elapsed().as_secs_f64()
+        ));
+        s.set_ramp(record);
+        set_sent(s, 0);
+        Ok(())
+    }
+}
+
+impl Judge for MeasuredRate {
+    /// `measured_rate`: the limit the ramp met, estimated from the messages the server took
+    /// before it first pushed back (`N` messages in `t` seconds, with the usual allowance of one
+    /// second's worth of burst: about `N / (1 + t)` a second), within the policy's limit plus
+    /// the tolerance. A server that never pushed back has no limit there at all.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let Some(r) = s.ramp().cloned() else {
+            return Judgement::Inconclusive("no ramp was run".into());
+        };
+        let allowed = f64::from(self.max_per_second) * (1.0 + self.tolerance);
+        let push_back = r.warned.map(|(n, t, rate)| (n, t, rate, "warned")).or(r
+            .closed
+            .as_ref()
+            .map(|(n, t, rate, _)| (*n, *t, *rate, "closed")));
+        let Some((n, t, rate, how)) = push_back else {
+            return Judgement::Broken(format!(
+                "never limited: {} messages up to {:.0}/s went through without a warning or a close \
+                 (the policy allows {}/s)",
+                r.sent, r.top_rate, self.max_per_second
+            ));
+        };
+        let estimate = f64::from(n) / (1.0 + t);
+        let closed = r
+            .closed
+            .as_ref()
+            .map(|(n, t, rate, how)| {
+                format!("; closed after {n} messages, {t:.2}s, at {rate:.0}/s ({how})")
+            })
+            .unwrap_or_else(|| "; not closed during the ramp".into());
+        let shown = format!(
+            "first {how} after {n} messages in {t:.2}s (sending {rate:.0}/s then): a limit of about \
+             {estimate:.0}/s{closed}"
+        );
+        if estimate <= allowed {
+            Judgement::Holds(format!(
+                "{shown}, within the policy's {}/s (+{:.0} %)",
+                self.max_per_second,
+                self.tolerance * 100.0
+            ))
+        } else {
+            Judgement::Broken(format!(
+                "{shown}, more than the policy's {}/s + {:.0} % ({allowed:.0}/s)",
+                self.max_per_second,
+                self.tolerance * 100.0
+            ))
+        }
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Variation {
     pub cookie: Option<String>,
     /// Extensions offered instead of the profile's, when set.
     pub extensions: Option<Vec<String>>,
+    /// Appended to the URL's path.
+    pub path_suffix: Option<String>,
+    /// Subprotocols offered instead of the profile's, when set.
+    pub subprotocols: Option<Vec<String>>,
 }
 
 impl Default for Variation {
@@ -86,6 +90,8 @@ impl Variation {
             headers: Vec::new(),
             cookie: None,
             extensions: None,
+            path_suffix: None,
+            subprotocols: None,
         }
     }
 }
@@ -134,6 +140,10 @@ impl ConnectProfile {
         if v.strip_query || !v.credentials {
             url.set_query(None);
         }
+        if let Some(suffix) = &v.path_suffix {
+            let path = format!("{}{suffix}", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+        }
         let mut req = UpgradeRequest::new(url.as_str())?;
         for s in secrets.values() {
             req = req.secret(s);
@@ -172,8 +182,9 @@ impl ConnectProfile {
         if !cookies.is_empty() {
             req = req.cookie(&cookies.join("; "));
         }
-        if !self.subprotocols.is_empty() {
-            let offered: Vec<&str> = self.subprotocols.iter().map(String::as_str).collect();
+        let subprotocols = v.subprotocols.as_ref().unwrap_or(&self.subprotocols);
+        if !subprotocols.is_empty() {
+            let offered: Vec<&str> = subprotocols.iter().map(String::as_str).collect();
             req = req.protocols(&offered);
         }
         let extensions = v.extensions.as_ref().unwrap_or(&self.extensions);

@@ -92,6 +92,20 @@ pub struct ProbeSeen {
     pub plaintext: bool,
 }
 
+/// What the last `ramp` saw: when the server first pushed back, and when it closed.
+#[derive(Debug, Clone, Default)]
+pub struct RampRecord {
+    /// Messages sent in all.
+    pub sent: u32,
+    /// The first warning: messages sent before it, seconds into the ramp, the rate then.
+    pub warned: Option<(u32, f64, f64)>,
+    /// The close (or drop): messages sent before it, seconds into the ramp, the rate then, and
+    /// how it ended.
+    pub closed: Option<(u32, f64, f64, String)>,
+    /// The highest rate sent.
+    pub top_rate: f64,
+}
+
 /// The state of one running case.
 pub struct Session {
     rt: Arc<TargetRuntime>,
@@ -106,6 +120,8 @@ pub struct Session {
     /// For a `parallel` branch: the case's own ticket when the branch started, so joining
     /// tells whether the branch consumed or replaced it.
     ticket_at_fork: Option<String>,
+    /// What the last `ramp` saw.
+    ramp: Option<RampRecord>,
 }
 
 impl Session {
@@ -122,7 +138,18 @@ impl Session {
             steps_done: Instant::now(),
             fault: None,
             ticket_at_fork: None,
+            ramp: None,
         }
+    }
+
+    /// What the last `ramp` saw.
+    pub fn ramp(&self) -> Option<&RampRecord> {
+        self.ramp.as_ref()
+    }
+
+    /// Keeps what a `ramp` saw.
+    pub fn set_ramp(&mut self, record: RampRecord) {
+        self.ramp = Some(record);
     }
 
     /// The run's shared target.

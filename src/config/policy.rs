@@ -154,6 +154,37 @@ impl UrlTokenParams {
     pub fn default_params() -> Vec<String> {
         Self::DEFAULT_PARAMS.iter().map(|s| s.to_string()).collect()
     }
+
+    /// More names a careless server may read a credential from, tried besides `params`.
+    pub const COMMON_PARAMS: &[&str] = &[
+        "token",
+        "access_token",
+        "ticket",
+        "auth",
+        "jwt",
+        "api_key",
+        "apikey",
+        "key",
+        "access-token",
+        "accessToken",
+        "auth_token",
+        "authorization",
+        "bearer",
+        "session",
+        "sid",
+        "id_token",
+    ];
+
+    /// The names tried: `params`, then every common name they lack.
+    pub fn tried(&self) -> Vec<String> {
+        let mut out = self.params.clone();
+        for p in Self::COMMON_PARAMS {
+            if !out.iter().any(|o| o == p) {
+                out.push(p.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// Parameters of `auth.unauthenticated_timeout`.

@@ -2,14 +2,14 @@
 //! expanded per `for_each` item and filled from the policy, the target and derived values.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use super::derive::{origin_variants, schema_violations};
+use super::derive::{origin_variants, schema_violations, url_params};
 use super::expect::Expectation;
 use super::step::Step;
+use super::step::TicketTamper;
 use super::template::{evaluate, fill, fill_string};
 use super::{Case, CompileError, PLAN_FORMAT, Plan, PlanPolicy, Role};
 use crate::config::deser::{At, Report};
@@ -248,6 +248,17 @@ fn derived(params: &CheckParams, target: &Target) -> Mapping {
                 Value::Mapping(origin_variants(&o.allowed)),
             );
         }
+        CheckParams::UrlTokens(u) => {
+            let names = url_params(&u.params).into_iter().map(Value::from).collect();
+            m.insert("url_params".into(), Value::Sequence(names));
+        }
+        CheckParams::Ticket(_) => {
+            let kinds = TicketTamper::ALL
+                .iter()
+                .map(|t| Value::from(t.name()))
+                .collect();
+            m.insert("ticket_tampers".into(), Value::Sequence(kinds));
+        }
         CheckParams::Schema(s) => {
             let base = target
                 .valid_message()
@@ -393,11 +404,7 @@ fn expand_case(
             continue;
         }
         let limits = &meta.target.limits;
-        let planned: Duration = steps
-            .iter()
-            .map(Step::planned_time)
-            .chain(expect.iter().map(Expectation::planned_time))
-            .fold(Duration::ZERO, Duration::saturating_add);
+        let planned = super::planned_time(&steps, &expect);
         let connects: u32 = steps
             .iter()
             .map(|s| match s {
@@ -405,18 +412,7 @@ fn expand_case(
                 s => s.handshakes(),
             })
             .sum();
-        // Once pings go unanswered, the engine starts a `closed` clock at the first ping left
-        // unanswered, which comes at most one ping interval (no more than the bound) after the
-        // steps: reserve that time as well.
-        let pings_off = steps.iter().any(|s| matches!(s, Step::AnswerPings(false)));
-        let ping_clock = expect
-            .iter()
-            .filter_map(|e| match e {
-                Expectation::Closed(c) if pings_off => Some(c.within.bound),
-                _ => None,
-            })
-            .max()
-            .unwrap_or_default();
+        let ping_clock = super::ping_clock(&steps, &expect);
         // Room for every handshake plus the deliberate waits, at least the case timeout.
         let needed = planned
             .saturating_add(ping_clock)

@@ -4,19 +4,36 @@
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::config::policy::UrlTokenParams;
 use crate::config::values::Origin;
 
 /// The kinds of look-alike origin derived from each allowed origin, in plan order.
-pub const ORIGIN_VARIANT_KINDS: [&str; 6] = [
+pub const ORIGIN_VARIANT_KINDS: [&str; 9] = [
     "suffix",
     "prefix",
     "regex_dot",
     "subdomain",
     "scheme",
     "port",
+    "truncation",
+    "userinfo",
+    "trailing_dot",
 ];
 
+/// The URL credential parameter names tried: the policy's, then every common one it lacks
+/// ([`UrlTokenParams::COMMON_PARAMS`]).
+pub fn url_params(policy: &[String]) -> Vec<String> {
+    UrlTokenParams {
+        params: policy.to_vec(),
+    }
+    .tried()
+}
+
 /// One look-alike of an allowed origin, e.g. the suffix confusion `https://app.example.com.evil.example`.
+///
+/// Only what a browser can send: the RFC 6454 serialisation of some origin an attacker may
+/// hold (lower case, default port omitted). Non-serialised spellings of an allowed origin
+/// (`:443`, upper case) are neither attacks nor controls.
 pub fn origin_variant(kind: &str, o: &Origin) -> Option<String> {
     let port = |o: &Origin| match (o.scheme.as_str(), o.port) {
         ("https", 443) | ("http", 80) => String::new(),
@@ -46,6 +63,17 @@ pub fn origin_variant(kind: &str, o: &Origin) -> Option<String> {
             };
             format!("{other}://{host}{same_port}")
         }
+        // A part of the allowed origin (an allowlist checked by substring accepts it):
+        // `https://app.example.co`.
+        "truncation" => format!(
+            "{}://{}{}",
+            o.scheme,
+            &host[..host.len().checked_sub(1)?],
+            port(o)
+        ),
+        // The allowed origin as the user part of another (`https://app.example.com@evil.example`).
+        "userinfo" => format!("{}://{host}{}@evil.example", o.scheme, port(o)),
+        "trailing_dot" => format!("{}://{host}.{}", o.scheme, port(o)),
         "port" => {
             let changed = match o.port {
                 443 | 80 => 8443,
@@ -59,21 +87,85 @@ pub fn origin_variant(kind: &str, o: &Origin) -> Option<String> {
 }
 
 /// Every look-alike of every allowed origin, by kind, leaving out those that are themselves
-/// allowed (a variant that is allowed must connect, so it is no attack).
+/// allowed (a variant that is allowed must connect, so it is no attack). Truncations are
+/// several (a letter cut, the host cut after the first letter of its second label, the first
+/// label alone); fragments join parts of two allowed origins (the scheme and host of one with
+/// the port of another, the first label of one with the rest of another's host).
 pub fn origin_variants(allowed: &[Origin]) -> serde_yaml::Mapping {
     let mut out = serde_yaml::Mapping::new();
-    for kind in ORIGIN_VARIANT_KINDS {
+    let mut kinds: Vec<&str> = ORIGIN_VARIANT_KINDS.to_vec();
+    kinds.push("fragment");
+    for kind in kinds {
         let mut list = Vec::new();
-        for o in allowed {
-            let Some(v) = origin_variant(kind, o) else {
-                continue;
+        for (i, o) in allowed.iter().enumerate() {
+            let candidates: Vec<String> = match kind {
+                "truncation" => truncations(o),
+                "fragment" => allowed
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .flat_map(|(_, other)| fragments(o, other))
+                    .collect(),
+                _ => origin_variant(kind, o).into_iter().collect(),
             };
-            let is_allowed = v.parse::<Origin>().is_ok_and(|p| allowed.contains(&p));
-            if !is_allowed && !list.contains(&serde_yaml::Value::String(v.clone())) {
-                list.push(serde_yaml::Value::String(v));
+            for v in candidates {
+                let is_allowed = v.parse::<Origin>().is_ok_and(|p| allowed.contains(&p))
+                    || allowed.iter().any(|a| a.to_string() == v);
+                if !is_allowed && !list.contains(&serde_yaml::Value::String(v.clone())) {
+                    list.push(serde_yaml::Value::String(v));
+                }
             }
         }
         out.insert(kind.into(), serde_yaml::Value::Sequence(list));
+    }
+    out
+}
+
+/// Parts of an allowed origin an allowlist checked by substring would accept:
+/// `https://app.example.co`, `https://app.e`, `https://app`.
+fn truncations(o: &Origin) -> Vec<String> {
+    let mut out = Vec::new();
+    let host = &o.host;
+    let mut cut = |h: &str| {
+        if !h.is_empty() && h != host.as_str() {
+            let v = format!("{}://{h}", o.scheme);
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    };
+    if let Some(last) = host.char_indices().last() {
+        cut(&host[..last.0]);
+    }
+    if let Some(dot) = host.find('.') {
+        if let Some(next) = host[dot + 1..].chars().next() {
+            cut(&host[..dot + 1 + next.len_utf8()]);
+        }
+        cut(&host[..dot]);
+    }
+    out
+}
+
+/// Origins joining parts of `a` and `b`: `a`'s scheme and host with `b`'s port, and `a`'s first
+/// host label in `b`'s domain.
+fn fragments(a: &Origin, b: &Origin) -> Vec<String> {
+    let default = |o: &Origin| matches!((o.scheme.as_str(), o.port), ("https", 443) | ("http", 80));
+    let mut out = Vec::new();
+    if a.port != b.port {
+        let port = if default(b) && a.scheme == b.scheme {
+            String::new()
+        } else {
+            format!(":{}", b.port)
+        };
+        out.push(format!("{}://{}{port}", a.scheme, a.host));
+    }
+    if let (Some(a_label), Some((_, b_rest))) = (a.host.split('.').next(), b.host.split_once('.')) {
+        let port = if default(b) {
+            String::new()
+        } else {
+            format!(":{}", b.port)
+        };
+        out.push(format!("{}://{a_label}.{b_rest}{port}", b.scheme));
     }
     out
 }
@@ -222,6 +314,109 @@ pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
             );
         }
     }
+    for (name, prop) in props {
+        let with = |v: Json| {
+            let mut m = base_obj.clone();
+            m.insert(name.clone(), v);
+            m
+        };
+        let declared = prop.get("type").and_then(Json::as_str);
+        let current = base_obj.get(name);
+        // Type confusion: what loose type checks let through.
+        if matches!(declared, Some("number" | "integer")) {
+            push(
+                format!("bool-{name}"),
+                format!("`{name}` a boolean (true) where a number is required"),
+                with(json!(true)),
+            );
+            push(
+                format!("numeric-string-{name}"),
+                format!("`{name}` a numeric string where a number is required"),
+                with(json!(current.map_or("1".to_string(), |c| c.to_string()))),
+            );
+            push(
+                format!("object-{name}"),
+                format!("`{name}` an object where a number is required"),
+                with(json!({})),
+            );
+            push(
+                format!("array-{name}"),
+                format!("`{name}` an array where a number is required"),
+                with(json!([])),
+            );
+        }
+        if declared == Some("integer") {
+            push(
+                format!("float-{name}"),
+                format!("`{name}` a float where an integer is required"),
+                with(json!(current.and_then(Json::as_f64).unwrap_or(1.0) + 0.5)),
+            );
+        }
+        if declared == Some("string") {
+            push(
+                format!("bool-{name}"),
+                format!("`{name}` a boolean where a string is required"),
+                with(json!(false)),
+            );
+            push(
+                format!("array-{name}"),
+                format!("`{name}` an array where a string is required"),
+                with(json!([current.cloned().unwrap_or(Json::Null)])),
+            );
+        }
+        // Pattern anchoring: the valid value with junk around it, a newline, other digits.
+        if prop.get("pattern").is_some()
+            && let Some(Json::String(valid)) = current
+        {
+            let arabic: String = valid
+                .chars()
+                .map(|c| match c.to_digit(10) {
+                    Some(d) => char::from_u32(0x0660 + d).unwrap_or(c),
+                    None => c,
+                })
+                .collect();
+            for (id, label, v) in [
+                (
+                    "pattern-trailing",
+                    "with trailing junk",
+                    format!("{valid}X"),
+                ),
+                ("pattern-leading", "with leading junk", format!("X{valid}")),
+                (
+                    "pattern-newline",
+                    "followed by a newline",
+                    format!("{valid}\n"),
+                ),
+                ("pattern-unicode-digits", "with Arabic-Indic digits", arabic),
+            ] {
+                push(
+                    format!("{id}-{name}"),
+                    format!("`{name}` the valid value {label}"),
+                    with(json!(v)),
+                );
+            }
+        }
+        // The edges of float precision: the next representable numbers past the inclusive
+        // bounds (an exclusive bound itself is the edge, already tried above).
+        for (key, up) in [("maximum", true), ("minimum", false)] {
+            let Some(bound) = prop.get(key).and_then(Json::as_f64) else {
+                continue;
+            };
+            let v = next_after(bound, up);
+            push(
+                format!("precision-{key}-{name}"),
+                format!("`{name}` {v:?}, just past its {key} at float precision"),
+                with(json!(v)),
+            );
+        }
+        if prop.get("exclusiveMinimum").and_then(Json::as_f64) == Some(0.0) {
+            push(
+                format!("negative-zero-{name}"),
+                format!("`{name}` -0.0, not above its exclusive minimum 0"),
+                with(json!(-0.0)),
+            );
+        }
+    }
     if schema.get("additionalProperties") == Some(&Json::Bool(false)) {
         let mut field = "unexpected_field".to_string();
         while base_obj.contains_key(&field) {
@@ -230,6 +425,29 @@ pub fn schema_violations(schema: &Json, base: &Json) -> Vec<Violation> {
         let mut m = base_obj.clone();
         m.insert(field.clone(), json!(true));
         push("extra-field".into(), format!("extra field `{field}`"), m);
+    }
+    // Duplicate keys: the last value (which most parsers keep) invalid, the first valid.
+    for name in props.keys() {
+        let Some(valid) = base_obj.get(name) else {
+            continue;
+        };
+        let bad = wrong_type(&props[name], Some(valid));
+        let mut parsed = base_obj.clone();
+        parsed.insert(name.clone(), bad.clone());
+        let rejected = validator
+            .as_ref()
+            .is_none_or(|v| !v.is_valid(&Json::Object(parsed)));
+        let id = format!("duplicate-key-{name}");
+        if rejected && !out.iter().any(|x| x.id == id) {
+            let mut text = Json::Object(base_obj.clone()).to_string();
+            text.pop();
+            text.push_str(&format!(",{}:{bad}}}", Json::String(name.clone())));
+            out.push(Violation {
+                id,
+                description: format!("`{name}` twice: valid first, then {bad}"),
+                message: text,
+            });
+        }
     }
     out
 }
@@ -311,6 +529,17 @@ fn wrong_type(prop: &Json, current: Option<&Json>) -> Json {
         _ if current_is_string => json!({ "not": "a string" }),
         _ => json!(["wrong", "type"]),
     }
+}
+
+/// The next representable `f64` after `x`, upwards or downwards.
+fn next_after(x: f64, up: bool) -> f64 {
+    if x == 0.0 {
+        let tiny = f64::from_bits(1);
+        return if up { tiny } else { -tiny };
+    }
+    let bits = x.to_bits();
+    let bigger = (x > 0.0) == up;
+    f64::from_bits(if bigger { bits + 1 } else { bits - 1 })
 }
 
 fn kebab(camel: &str) -> String {

@@ -65,6 +65,11 @@ pub enum Expectation {
     /// Of the case's connections (or those named), at most `at_most` authenticated: the
     /// server accepted their authentication or acknowledged a valid business message.
     Authenticated(Authenticated),
+    /// The refusals the named connections got (close code and reason, or error reply) are all
+    /// alike: they do not tell which was which (a thief learns nothing of a stolen ticket).
+    RefusalsAlike(RefusalsAlike),
+    /// The limit the last `ramp` measured is within the policy's, give or take `tolerance`.
+    MeasuredRate(MeasuredRate),
     /// The target's legitimate client authenticates with a ticket from its ticket endpoint in
     /// the first message (judged on the target file; without, the evidence shows how it gets
     /// data instead).
@@ -96,6 +101,8 @@ macro_rules! with_expectation {
             }
             $crate::plan::Expectation::Attested($x) => $body,
             $crate::plan::Expectation::Authenticated($x) => $body,
+            $crate::plan::Expectation::RefusalsAlike($x) => $body,
+            $crate::plan::Expectation::MeasuredRate($x) => $body,
             $crate::plan::Expectation::TicketFlow => {
                 let $x = &$crate::plan::expect::TicketFlow;
                 $body
@@ -104,6 +111,24 @@ macro_rules! with_expectation {
     };
 }
 pub(crate) use with_expectation;
+
+/// `refusals_alike`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalsAlike {
+    /// The connections whose refusals are compared, by name.
+    pub connections: Vec<String>,
+}
+
+/// `measured_rate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredRate {
+    /// The policy's limit, messages per second.
+    pub max_per_second: u32,
+    /// How far above the limit the measured one may be, as a fraction (0.5: 50 % above).
+    pub tolerance: f64,
+}
 
 /// `tls_refused`, as a payload for [`with_expectation`].
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +165,17 @@ impl Expectation {
             Expectation::Closed(c) => c.within.total(),
             Expectation::PingSeen(p) => p.within.total(),
             Expectation::Rejected(r) => r.within.as_ref().map(Within::total).unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// How long deciding likely takes against a secure target, for scheduling: a timed
+    /// expectation is usually met at its bound, not after the slack.
+    pub fn likely_time(&self) -> Duration {
+        match self {
+            Expectation::Closed(c) => c.within.bound,
+            Expectation::PingSeen(p) => p.within.bound,
+            Expectation::Rejected(r) => r.within.map(|w| w.bound).unwrap_or_default(),
             _ => Duration::ZERO,
         }
     }
@@ -246,8 +282,29 @@ pub struct Closed {
     /// No business data may arrive before the close.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_data: bool,
-    /// The deadline, counted from the end of the steps.
+    /// The deadline, counted from the end of the steps (or from `from`).
     pub within: Within,
+    /// Where the clock starts: `steps` (default) or `connect` (when the connection opened:
+    /// an absolute deadline that traffic during the steps does not push back).
+    #[serde(default, skip_serializing_if = "ClockStart::is_steps")]
+    pub from: ClockStart,
+}
+
+/// Where a `closed` clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockStart {
+    /// When the steps finished.
+    #[default]
+    Steps,
+    /// When the connection opened.
+    Connect,
+}
+
+impl ClockStart {
+    fn is_steps(&self) -> bool {
+        *self == ClockStart::Steps
+    }
 }
 
 /// `ping_seen`.

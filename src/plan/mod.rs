@@ -89,6 +89,45 @@ pub struct Case {
     pub differs: Option<String>,
 }
 
+/// The time the steps and expectations may deliberately take at most (waits, floods, ramps,
+/// timed clocks with their slack), handshakes and replies aside: the floor of a case's deadline.
+pub fn planned_time(steps: &[Step], expect: &[Expectation]) -> Duration {
+    steps
+        .iter()
+        .map(Step::planned_time)
+        .chain(expect.iter().map(Expectation::planned_time))
+        .fold(Duration::ZERO, Duration::saturating_add)
+}
+
+/// The time before a `closed` clock starts when pings go unanswered: the engine starts it at
+/// the first ping left unanswered, which comes at most one ping interval (no more than the
+/// bound) after the steps.
+pub fn ping_clock(steps: &[Step], expect: &[Expectation]) -> Duration {
+    let pings_off = steps.iter().any(|s| matches!(s, Step::AnswerPings(false)));
+    expect
+        .iter()
+        .filter_map(|e| match e {
+            Expectation::Closed(c) if pings_off => Some(c.within.bound),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+impl Case {
+    /// How long this case likely takes against a secure target (its deliberate waits, timed
+    /// expectations met at their bound): the runner starts the longest cases first, so an
+    /// audit lasts about as long as its longest case.
+    pub fn likely_time(&self) -> Duration {
+        self.steps
+            .iter()
+            .map(Step::likely_time)
+            .chain(self.expect.iter().map(Expectation::likely_time))
+            .chain([ping_clock(&self.steps, &self.expect)])
+            .fold(Duration::ZERO, Duration::saturating_add)
+    }
+}
+
 impl Plan {
     /// The plan as YAML, with every secret replaced by `***`; byte-identical for the same inputs.
     pub fn to_yaml(&self) -> String {

@@ -58,6 +58,12 @@ pub enum Step {
     HttpRequest(HttpRequest),
     /// Make a TLS handshake only, to observe the version and certificate.
     TlsProbe(TlsProbe),
+    /// Keep sending control frames (or other traffic) on the current connection for a while,
+    /// as a client that stays busy without ever authenticating.
+    KeepBusy(KeepBusy),
+    /// Send the valid message at rates rising stage by stage, recording when the server first
+    /// warns and closes: a measurement of the limit it enforces.
+    Ramp(Ramp),
     /// Act on the connection of this name (`connect: { as: NAME }`) from now on.
     On(String),
     /// Run branches of steps concurrently, each on its own connections (a race).
@@ -91,6 +97,8 @@ macro_rules! with_step {
             }
             $crate::plan::Step::HttpRequest($x) => $body,
             $crate::plan::Step::TlsProbe($x) => $body,
+            $crate::plan::Step::KeepBusy($x) => $body,
+            $crate::plan::Step::Ramp($x) => $body,
             $crate::plan::Step::On(name) => {
                 let $x = &$crate::plan::step::On(name.clone());
                 $body
@@ -149,12 +157,28 @@ impl Step {
         match self {
             Step::Wait(w) => w.total(),
             Step::Flood(f) => f.duration.unwrap_or_default(),
+            Step::KeepBusy(k) => k.duration,
+            Step::Ramp(r) => r.each.saturating_mul(r.stages),
             Step::Parallel(branches) => branches
                 .iter()
                 .map(|b| b.iter().map(Step::planned_time).sum())
                 .max()
                 .unwrap_or_default(),
             _ => Duration::ZERO,
+        }
+    }
+
+    /// How long this step likely takes against a secure target, for scheduling: a `keep_busy`
+    /// lasts until the close its case expects (that expectation's bound counts instead).
+    pub fn likely_time(&self) -> Duration {
+        match self {
+            Step::KeepBusy(_) => Duration::ZERO,
+            Step::Parallel(branches) => branches
+                .iter()
+                .map(|b| b.iter().map(Step::likely_time).sum())
+                .max()
+                .unwrap_or_default(),
+            s => s.planned_time(),
         }
     }
 
@@ -177,6 +201,15 @@ impl Step {
             Step::Send(s) => s.problems(),
             Step::SendFrame(f) => f.problems(),
             Step::Flood(f) => f.problems(),
+            Step::Authenticate(a) if (a.ticket == TicketChoice::Tampered) != a.tamper.is_some() => {
+                vec![
+                    "authenticate: `tamper` goes with `ticket: tampered` and only with it"
+                        .to_string(),
+                ]
+            }
+            Step::Ramp(r) if r.stages == 0 || !(r.from > 0.0 && r.to >= r.from) => {
+                vec!["ramp: expected at least one stage and 0 < from <= to".to_string()]
+            }
             Step::Parallel(branches) => {
                 let mut out: Vec<String> =
                     branches.iter().flatten().flat_map(Step::problems).collect();
@@ -239,6 +272,12 @@ pub struct Connect {
     /// `Authorization`, `connect.cookies`, a token in the URL's query); `false` sends none.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub credentials: bool,
+    /// Appended to the URL's path (a credential as a path segment: `/{{ticket}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_suffix: Option<String>,
+    /// Subprotocols offered instead of the target's (a credential as a subprotocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocols: Option<Vec<String>>,
 }
 
 impl Default for Connect {
@@ -253,6 +292,8 @@ impl Default for Connect {
             plaintext: false,
             strip_query: false,
             credentials: true,
+            path_suffix: None,
+            subprotocols: None,
         }
     }
 }
@@ -308,6 +349,73 @@ impl SessionChoice {
 pub struct Authenticate {
     /// Which ticket to put in the message.
     pub ticket: TicketChoice,
+    /// With `ticket: tampered`: how the fresh ticket is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tamper: Option<TicketTamper>,
+}
+
+/// How `authenticate: { ticket: tampered }` changes a fresh, unused ticket: JWT forgeries for a
+/// ticket that is a JWT, character-level ones for an opaque ticket (each kind not applicable to
+/// the other form of ticket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketTamper {
+    /// JWT: the header says `"alg": "none"`, the signature is dropped.
+    AlgNone,
+    /// JWT: the signature is removed (`header.payload.`).
+    StripSignature,
+    /// JWT: one character of the signature changed.
+    AlterSignature,
+    /// JWT: a claim changed (`sub` set to another user), re-encoded, the old signature kept.
+    ChangeClaims,
+    /// JWT: `exp` pushed a day later, re-encoded, the old signature kept.
+    ExtendExp,
+    /// Opaque: its last character changed.
+    FlipChar,
+    /// Opaque: its last character dropped.
+    Truncate,
+    /// Opaque: the case of its letters swapped.
+    SwapCase,
+}
+
+impl TicketTamper {
+    /// Every tamper, in plan order.
+    pub const ALL: [TicketTamper; 8] = [
+        TicketTamper::AlgNone,
+        TicketTamper::StripSignature,
+        TicketTamper::AlterSignature,
+        TicketTamper::ChangeClaims,
+        TicketTamper::ExtendExp,
+        TicketTamper::FlipChar,
+        TicketTamper::Truncate,
+        TicketTamper::SwapCase,
+    ];
+
+    /// Its name as written in suites.
+    pub fn name(self) -> &'static str {
+        match self {
+            TicketTamper::AlgNone => "alg_none",
+            TicketTamper::StripSignature => "strip_signature",
+            TicketTamper::AlterSignature => "alter_signature",
+            TicketTamper::ChangeClaims => "change_claims",
+            TicketTamper::ExtendExp => "extend_exp",
+            TicketTamper::FlipChar => "flip_char",
+            TicketTamper::Truncate => "truncate",
+            TicketTamper::SwapCase => "swap_case",
+        }
+    }
+
+    /// Whether it applies to JWT tickets (else to opaque ones).
+    pub fn for_jwt(self) -> bool {
+        matches!(
+            self,
+            TicketTamper::AlgNone
+                | TicketTamper::StripSignature
+                | TicketTamper::AlterSignature
+                | TicketTamper::ChangeClaims
+                | TicketTamper::ExtendExp
+        )
+    }
 }
 
 /// Kinds of ticket `authenticate` can send.
@@ -327,6 +435,8 @@ pub enum TicketChoice {
     /// The last ticket fetched for the case's own session, used or not: several connections
     /// redeeming it at once (a race).
     Fetched,
+    /// A fresh, unused ticket changed as `tamper` says (a forgery built from a real ticket).
+    Tampered,
 }
 
 /// `send`: one data message (or `repeat` copies).
@@ -514,6 +624,58 @@ pub struct Flood {
     /// Messages per second; absent sends as fast as possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_second: Option<u32>,
+    /// Drop this many bytes from the end of each message (the valid message, made invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate: Option<u32>,
+    /// Send pings (carrying `text`) instead of messages: a ping flood.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pings: bool,
+}
+
+/// `keep_busy`: traffic that is not authentication, every `every`, for `duration` (or until the
+/// server ends the connection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepBusy {
+    /// What is sent each time.
+    pub send: BusyFrame,
+    /// The gap between two.
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub every: Duration,
+    /// For how long.
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub duration: Duration,
+}
+
+/// What `keep_busy` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyFrame {
+    /// A ping.
+    Ping,
+    /// An unsolicited pong (a heartbeat reply).
+    Pong,
+}
+
+/// `ramp`: the valid message at `per_second` times a rising factor, `stages` stages of `each`,
+/// from `from` to `to` times the base rate (geometrically).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// The base rate (the policy's limit), messages per second.
+    pub per_second: u32,
+    /// The first stage's factor of the base rate.
+    pub from: f64,
+    /// The last stage's factor.
+    pub to: f64,
+    /// How many stages.
+    pub stages: u32,
+    /// How long each stage lasts.
+    #[serde(with = "crate::config::values::duration")]
+    #[schemars(schema_with = "crate::config::values::duration_schema")]
+    pub each: Duration,
 }
 
 impl Flood {

@@ -124,11 +124,17 @@ pub async fn run(
     // Destructive cases (they may crash a careless target) run after every other case, one at
     // a time, between health probes, so a crash is blamed on the case that caused it and on no
     // other. The rest run concurrently, gates first: every other case is judged against them,
-    // so an interrupted run most likely has them (and long positive controls start early).
+    // so an interrupted run most likely has them. Within each, the longest start first, so
+    // no long wait is queued behind short cases and the audit lasts about its longest case.
     let mut order: Vec<usize> = (0..runs.len())
         .filter(|&i| !runs[i].0.destructive)
         .collect();
-    order.sort_by_key(|&i| !runs[i].0.role.is_gate());
+    order.sort_by_key(|&i| {
+        (
+            !runs[i].0.role.is_gate(),
+            std::cmp::Reverse(runs[i].0.likely_time()),
+        )
+    });
     let destructive: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].0.destructive).collect();
     let parallel = opts
         .max_parallel

@@ -3,13 +3,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::report::{CaseLog, Evidence, Outcome};
@@ -40,8 +39,9 @@ pub struct Finished {
     pub duration: Duration,
 }
 
-/// Runs `jobs` with at most `max_parallel` at once; `None` results were not run (cancelled).
-/// A job that panics finishes as `error`, with its evidence.
+/// Runs `jobs` with at most `max_parallel` at once, starting them in the order given (the
+/// caller puts the longest first); `None` results were not run (cancelled). A job that panics
+/// finishes as `error`, with its evidence.
 ///
 /// `cancel` switching to `true` stops launching jobs and abandons running ones; `on_done`
 /// sees each result as it arrives (progress display).
@@ -52,63 +52,44 @@ pub async fn run_jobs(
     mut on_done: impl FnMut(&Finished),
 ) -> Vec<Option<Finished>> {
     let run_start = Instant::now();
-    let permits = Arc::new(Semaphore::new(max_parallel.max(1)));
     let mut results: Vec<Option<Finished>> = vec![None; jobs.len()];
+    // Jobs are launched here, one as another ends, rather than spawned at once to queue on a
+    // semaphore: spawned tasks reach a semaphore in whatever order the runtime polls them.
+    let mut waiting = jobs.into_iter().enumerate();
     let mut set = JoinSet::new();
-    for (index, job) in jobs.into_iter().enumerate() {
-        let permits = permits.clone();
-        set.spawn(async move {
-            // The semaphore is never closed, so acquire only fails if it were; treat as not run.
-            let _permit = permits.acquire_owned().await.ok()?;
-            let transcript = CaseLog::default();
-            let started = run_start.elapsed();
-            let t0 = Instant::now();
-            // A panic is a wsaudit bug; it must not pass for an interrupted run or take the
-            // case's evidence with it, so it ends the case as inconclusive, saying so.
-            let case = std::panic::AssertUnwindSafe((job.start)(transcript.clone())).catch_unwind();
-            let outcome = match tokio::time::timeout(job.deadline, case).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(panic)) => Outcome::error(format!(
-                    "wsaudit failed in this case (a bug, please report it): {}",
-                    panic_message(panic.as_ref())
-                )),
-                Err(_) => Outcome::error(format!(
-                    "the harness deadline of {:.1}s passed before the case finished",
-                    job.deadline.as_secs_f64()
-                )),
-            };
-            Some(Finished {
-                index,
-                outcome,
-                evidence: transcript.snapshot(),
-                started,
-                duration: t0.elapsed(),
-            })
-        });
+    for (index, job) in waiting.by_ref().take(max_parallel.max(1)) {
+        set.spawn(run_job(index, job, run_start.elapsed()));
     }
     let mut cancellable = true;
-    let mut keep = |joined: Result<Option<Finished>, tokio::task::JoinError>| {
-        // A cancelled case leaves its slot empty (reported as not run).
-        if let Ok(Some(f)) = joined {
-            on_done(&f);
-            let i = f.index;
-            results[i] = Some(f);
-        }
-    };
     loop {
         if *cancel.borrow() {
             set.abort_all();
             // Cases that finished before the abort keep their results: only the ones still
-            // running or waiting are cancelled and come back as `JoinError`s.
+            // running are cancelled and come back as `JoinError`s; waiting ones never start.
             while let Some(joined) = set.join_next().await {
-                keep(joined);
+                if let Ok(f) = joined {
+                    on_done(&f);
+                    let i = f.index;
+                    results[i] = Some(f);
+                }
             }
             break;
         }
         tokio::select! {
             joined = set.join_next() => match joined {
                 None => break,
-                Some(joined) => keep(joined),
+                Some(joined) => {
+                    if let Ok(f) = joined {
+                        on_done(&f);
+                        let i = f.index;
+                        results[i] = Some(f);
+                    }
+                    if !*cancel.borrow()
+                        && let Some((index, job)) = waiting.next()
+                    {
+                        set.spawn(run_job(index, job, run_start.elapsed()));
+                    }
+                }
             },
             changed = cancel.changed(), if cancellable => {
                 // The sender is gone: nobody can cancel any more; keep running.
@@ -117,6 +98,34 @@ pub async fn run_jobs(
         }
     }
     results
+}
+
+/// Runs one job under its deadline, keeping its evidence whatever happens.
+/// `started` is when it was launched, from the start of the run.
+async fn run_job(index: usize, job: Job, started: Duration) -> Finished {
+    let transcript = CaseLog::default();
+    let t0 = Instant::now();
+    // A panic is a wsaudit bug; it must not pass for an interrupted run or take the case's
+    // evidence with it, so it ends the case as inconclusive, saying so.
+    let case = std::panic::AssertUnwindSafe((job.start)(transcript.clone())).catch_unwind();
+    let outcome = match tokio::time::timeout(job.deadline, case).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(panic)) => Outcome::error(format!(
+            "wsaudit failed in this case (a bug, please report it): {}",
+            panic_message(panic.as_ref())
+        )),
+        Err(_) => Outcome::error(format!(
+            "the harness deadline of {:.1}s passed before the case finished",
+            job.deadline.as_secs_f64()
+        )),
+    };
+    Finished {
+        index,
+        outcome,
+        evidence: transcript.snapshot(),
+        started,
+        duration: t0.elapsed(),
+    }
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).
@@ -130,6 +139,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::report::Verdict;
 
@@ -168,6 +179,29 @@ mod tests {
         assert_eq!(r[2].outcome.verdict, Verdict::Fail);
         // All three started at once.
         assert!(r.iter().all(|f| f.started < Duration::from_millis(10)));
+    }
+
+    /// Jobs start in the order given, each as soon as a slot frees: the runner relies on it to
+    /// start the longest cases first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_start_in_the_order_given() {
+        let (_tx, rx) = watch::channel(false);
+        let jobs: Vec<Job> = (0..12).map(|_| job(20, 1000, Verdict::Pass)).collect();
+        let out = run_jobs(jobs, 3, rx, |_| {}).await;
+        let started: Vec<Duration> = out
+            .iter()
+            .map(|f| f.as_ref().expect("ran").started)
+            .collect();
+        for (i, pair) in started.windows(2).enumerate() {
+            assert!(
+                pair[0] <= pair[1],
+                "job {} started after job {}: {started:?}",
+                i,
+                i + 1
+            );
+        }
+        // Three at a time: the fourth waits for a slot.
+        assert!(started[3] >= Duration::from_millis(15), "{started:?}");
     }
 
     /// Cases that finished before the scheduler saw the cancel keep their results; only the

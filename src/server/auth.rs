@@ -26,18 +26,52 @@ pub fn first_message(
     session: Option<&str>,
     weakened: &Weakened,
 ) -> FirstMessage {
-    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
-        return FirstMessage::NotAuth;
-    };
-    if obj.get("type").and_then(Value::as_str) != Some("auth") {
-        return FirstMessage::NotAuth;
-    }
-    match obj.get("ticket").and_then(Value::as_str) {
-        None => FirstMessage::Refused("auth_malformed"),
-        Some(ticket) => match store.redeem(ticket, session, weakened) {
+    match auth_ticket(text) {
+        Err(judged) => judged,
+        Ok(ticket) => match store.redeem(&ticket, session, weakened) {
             Ok(()) => FirstMessage::Authenticated,
             Err(r) => FirstMessage::Refused(r.reason()),
         },
+    }
+}
+
+/// The ticket of an auth message, or how a first message that carries none is judged.
+fn auth_ticket(text: &str) -> Result<String, FirstMessage> {
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(text) else {
+        return Err(FirstMessage::NotAuth);
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("auth") {
+        return Err(FirstMessage::NotAuth);
+    }
+    match obj.remove("ticket") {
+        Some(Value::String(ticket)) => Ok(ticket),
+        _ => Err(FirstMessage::Refused("auth_malformed")),
+    }
+}
+
+/// [`first_message`] as a server whose single use is not atomic does it (flaw `ticket-race`):
+/// the ticket is checked, and marked used only a moment later, so a concurrent redemption of
+/// the same ticket passes the check too.
+pub async fn first_message_racy(
+    text: &str,
+    store: &TicketStore,
+    session: Option<&str>,
+    weakened: &Weakened,
+) -> FirstMessage {
+    let ticket = match auth_ticket(text) {
+        Ok(ticket) => ticket,
+        Err(judged) => return judged,
+    };
+    match store.check(&ticket, session, weakened) {
+        Ok(key) => {
+            // The "database round trip" between the read and the write.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Some(k) = key {
+                store.mark_used(&k);
+            }
+            FirstMessage::Authenticated
+        }
+        Err(r) => FirstMessage::Refused(r.reason()),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::wire::{Control, Data, FrameReader, OpCode, close_payload, encode_fram
 
 use super::Shared;
 use super::auth::{self, FirstMessage};
+use super::flaw::Flaw;
 use super::heartbeat::{Beat, Heartbeat};
 use super::inbound::{FrameSource, Inbound, Next, Received};
 use super::max_size;
@@ -69,9 +70,10 @@ where
     let mut wr = Writer::new(wr);
     let strict = !weakened.is(Defence::ProtocolStrict);
     let limit = max_size::effective_limit(settings.max_size, weakened);
+    let flaws = &shared.flaws;
     let mut source = FrameSource::new(
         FrameReader::new(rd),
-        Inbound::new(strict, limit, opened.deflate),
+        Inbound::new(strict, limit, opened.deflate).with_flaws(flaws),
     );
 
     let mut authenticated = opened.authenticated;
@@ -79,22 +81,36 @@ where
         .rate
         .as_ref()
         .filter(|_| !weakened.is(Defence::RateLimit))
-        .map(ConnectionRate::new);
+        .map(|r| ConnectionRate::with_flaws(r, flaws));
     let mut heartbeat = settings
         .heartbeat
         .as_ref()
         .filter(|_| !weakened.is(Defence::Heartbeat))
-        .map(|h| Heartbeat::new(h.interval_max, h.missed_max));
+        .map(|h| {
+            // Flaw `heartbeat-slow` pings at four times the interval; `heartbeat-no-terminate`
+            // never gives up on a client.
+            let interval = if flaws.is(Flaw::HeartbeatSlow) {
+                h.interval_max * 4
+            } else {
+                h.interval_max
+            };
+            let missed = if flaws.is(Flaw::HeartbeatNoTerminate) {
+                u32::MAX
+            } else {
+                h.missed_max
+            };
+            Heartbeat::new(interval, missed)
+        });
     let mut ticker = tokio::time::interval(
         heartbeat
             .as_ref()
             .map_or(Duration::from_secs(3600), |h| h.interval),
     );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let auth_deadline = settings
+    let unauth_timeout = settings
         .unauth_timeout
-        .filter(|_| !weakened.is(Defence::UnauthTimeout))
-        .map(|t| tokio::time::Instant::now() + t);
+        .filter(|_| !weakened.is(Defence::UnauthTimeout));
+    let mut auth_deadline = unauth_timeout.map(|t| tokio::time::Instant::now() + t);
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
     let updates_on = shared.variants.is(Variant::UnsolicitedUpdates);
     let mut updates = tokio::time::interval(UPDATE_EVERY);
@@ -113,7 +129,13 @@ where
             };
         }
         tokio::select! {
-            next = source.next() => match next {
+            next = source.next() => {
+            // Flaw `unauth-idle-timer`: the authentication deadline is an idle timer, pushed
+            // back by every frame the client sends.
+            if flaws.is(Flaw::UnauthIdleTimer) && !authenticated && matches!(next, Next::Received(_)) {
+                auth_deadline = unauth_timeout.map(|t| tokio::time::Instant::now() + t);
+            }
+            match next {
                 Next::End => break Ending { code: None, reason: "peer went away", initiator: "client" },
                 Next::Violation(code, reason) => {
                     shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
@@ -124,6 +146,13 @@ where
                     break Ending { code, reason: "client closed", initiator: "client" };
                 }
                 Next::Received(Received::Ping(p)) => {
+                    // Pings count against the rate limit like messages (unless flaw
+                    // `rate-pings-free`): a ping flood is a flood.
+                    let counted = rate.as_mut().filter(|_| !flaws.is(Flaw::RatePingsFree));
+                    if let Some(RateDecision::Close) = counted.map(ConnectionRate::on_message) {
+                        shared.log.event("violation", opened.id, json!({"code": 1008, "reason": "rate limit exceeded (pings)"}));
+                        break Ending::server(shared.variants.close_code(1008, Refusal::RateLimited), "rate limit exceeded");
+                    }
                     if wr.send(OpCode::Control(Control::Pong), &p).await.is_err() {
                         break Ending { code: None, reason: "write failed", initiator: "server" };
                     }
@@ -133,7 +162,7 @@ where
                 }
                 Next::Received(Received::Nothing) => {}
                 Next::Received(Received::Message { text, data }) => {
-                    let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data);
+                    let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data).await;
                     match step {
                         AfterMessage::Reply(v) => wr.queue(OpCode::Data(Data::Text), v.as_bytes()),
                         AfterMessage::Quiet => {}
@@ -143,7 +172,7 @@ where
                         }
                     }
                 }
-            },
+            }},
             _ = ticker.tick(), if heartbeat.is_some() => {
                 let write_failed = match heartbeat.as_mut().map(Heartbeat::tick) {
                     Some(Beat::Ping(p)) => wr.send(OpCode::Control(Control::Ping), &p).await.is_err(),
@@ -199,7 +228,7 @@ enum AfterMessage {
     Close(u16, &'static str),
 }
 
-fn on_message(
+async fn on_message(
     shared: &Shared,
     opened: &Opened,
     authenticated: &mut bool,
@@ -208,6 +237,13 @@ fn on_message(
     data: Vec<u8>,
 ) -> AfterMessage {
     let weakened = &shared.weakened;
+    let flaws = &shared.flaws;
+    // Flaw `rate-after-validation`: the limiter only sees messages that passed validation.
+    let (rate, rate_later) = if flaws.is(Flaw::RateAfterValidation) {
+        (None, rate)
+    } else {
+        (rate, None)
+    };
     match rate.map(ConnectionRate::on_message) {
         Some(RateDecision::Warn) => {
             shared.log.event(
@@ -246,7 +282,13 @@ fn on_message(
             .session
             .as_deref()
             .filter(|_| !shared.variants.is(Variant::UserBoundTickets));
-        match auth::first_message(&text, &shared.tickets, session, weakened) {
+        let outcome = if flaws.is(Flaw::TicketRace) {
+            // Flaw `ticket-race`: checked, then marked used a moment later.
+            auth::first_message_racy(&text, &shared.tickets, session, weakened).await
+        } else {
+            auth::first_message(&text, &shared.tickets, session, weakened)
+        };
+        match outcome {
             FirstMessage::Authenticated => {
                 *authenticated = true;
                 shared
@@ -258,10 +300,23 @@ fn on_message(
                 shared
                     .log
                     .event("auth", opened.id, json!({"ok": false, "reason": reason}));
+                // The client learns only that the ticket did not do (the log has why): an
+                // unknown, a replayed and an expired ticket look alike, so a thief cannot tell
+                // whether a stolen one was genuine (flaw `ticket-verbose` says why).
+                let told = if flaws.is(Flaw::TicketVerbose) || !reason.starts_with("ticket_") {
+                    reason
+                } else {
+                    "invalid_ticket"
+                };
                 return AfterMessage::Close(
                     shared.variants.close_code(1008, Refusal::Unauthorized),
-                    reason,
+                    told,
                 );
+            }
+            // Flaw `unauth-silent`: a business message before authentication is dropped (or
+            // executed) without a word; only the authentication deadline ends the connection.
+            FirstMessage::NotAuth if flaws.is(Flaw::UnauthSilent) => {
+                return AfterMessage::Quiet;
             }
             FirstMessage::NotAuth if !weakened.is(Defence::AuthRequired) => {
                 return refuse_unauthenticated(shared, opened);
@@ -269,7 +324,24 @@ fn on_message(
             FirstMessage::NotAuth => {}
         }
     }
-    match schema::judge(&text, shared.validator.as_deref(), weakened) {
+    let decision = schema::judge_with(&text, shared.validator.as_deref(), weakened, flaws);
+    if matches!(decision, Decision::Reply(_)) {
+        match rate_later.map(ConnectionRate::on_message) {
+            Some(RateDecision::Warn) => {
+                return AfterMessage::Reply(
+                    r#"{"type":"warning","reason":"rate_limit"}"#.to_string(),
+                );
+            }
+            Some(RateDecision::Close) => {
+                return AfterMessage::Close(
+                    shared.variants.close_code(1008, Refusal::RateLimited),
+                    "rate limit exceeded",
+                );
+            }
+            _ => {}
+        }
+    }
+    match decision {
         Decision::Reply(reply) => AfterMessage::Reply(reply),
         Decision::Rejected { reply, reason } => {
             shared

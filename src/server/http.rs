@@ -16,9 +16,15 @@ use super::Shared;
 use super::auth::{self, UrlCredential};
 use super::connection::{self, Opened};
 use super::cookies;
+use super::flaw::Flaw;
 use super::origin;
 use super::variant::Variant;
 use super::weaken::Defence;
+
+/// Marks a request the flawed plaintext listener took for an internal client (flaw
+/// `plain-no-origin`): its handshake skips the Origin check.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalClient;
 
 /// Path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -55,6 +61,14 @@ pub async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply,
     let path = req.uri().path().to_string();
     Ok(match (req.method(), path.as_str()) {
         (_, WS_PATH) if is_upgrade(&req) => handshake(req, shared),
+        // A careless server (`url-token` weakened) also takes a credential as a path segment.
+        (_, p)
+            if p.starts_with("/ws/")
+                && is_upgrade(&req)
+                && shared.weakened.is(Defence::UrlToken) =>
+        {
+            handshake(req, shared)
+        }
         (&Method::POST, TICKET_PATH) => ticket(&req, &shared),
         (_, TICKET_PATH) => plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
@@ -111,7 +125,12 @@ fn ticket(req: &Request<Incoming>, shared: &Shared) -> Reply {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !shared.variants.is(Variant::NoCookie) {
-        let cookie = cookies::set_cookie(&session, shared.settings.samesite, &shared.weakened);
+        let samesite = if shared.flaws.is(Flaw::CookieLax) {
+            crate::config::policy::SameSite::Lax
+        } else {
+            shared.settings.samesite
+        };
+        let cookie = cookies::set_cookie(&session, samesite, &shared.weakened);
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             h.insert(header::SET_COOKIE, v);
         }
@@ -171,7 +190,25 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     }
     let origin_header = headers.get(header::ORIGIN).map(|v| v.as_bytes());
     let origin_params = shared.settings.origin.as_ref();
-    if let Err(refusal) = origin::check(origin_header, origin_params, &shared.weakened) {
+    let all_origins: Vec<&[u8]> = headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let internal = req.extensions().get::<InternalClient>().is_some();
+    let decided = if internal {
+        Ok(())
+    } else {
+        origin::check_flawed(&all_origins, origin_params, &shared.flaws).unwrap_or_else(|| {
+            // A browser sends one Origin header; two are a forgery or a confused proxy, and
+            // which one a check reads is exactly what an attacker plays with.
+            if all_origins.len() > 1 && !shared.weakened.is(super::weaken::Defence::Origin) {
+                return Err(origin::OriginRefusal::Unparseable);
+            }
+            origin::check(origin_header, origin_params, &shared.weakened)
+        })
+    };
+    if let Err(refusal) = decided {
         let shown = origin_header.map(|o| super::log::clip(&String::from_utf8_lossy(o)));
         shared.log.event(
             "handshake_refused",
@@ -188,13 +225,28 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let session =
         cookies::session_from_cookies(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
             .filter(|s| shared.tickets.is_session(s));
-    let url_cred = auth::url_credential(
+    let mut url_cred = auth::url_credential(
         req.uri().query(),
         &shared.settings.url_params,
         &shared.tickets,
         &shared.api_token,
         &shared.weakened,
     );
+    let segment = req.uri().path().strip_prefix("/ws/").map(|raw| {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    if let Some(segment) = segment.as_deref()
+        && shared.weakened.is(Defence::UrlToken)
+        && (auth::secret_eq(segment, &shared.api_token)
+            || shared
+                .tickets
+                .redeem(segment, None, &super::weaken::Weakened::none())
+                .is_ok())
+    {
+        url_cred = UrlCredential::Accepted;
+    }
     if url_cred == UrlCredential::Ignored {
         shared.log.event(
             "violation",
@@ -203,8 +255,34 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
         );
     }
     let cookie_auth = shared.weakened.is(Defence::CookieAuth) && session.is_some();
-    let authenticated =
-        shared.settings.ticket.is_none() || url_cred == UrlCredential::Accepted || cookie_auth;
+    // Flawed servers that read a credential where the policy's names do not look.
+    let api_key = shared.flaws.is(Flaw::UrlApiKey)
+        && url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .any(|(k, v)| k == "api_key" && auth::secret_eq(&v, &shared.api_token));
+    let offered_protocols: Vec<String> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let protocol_ticket = if shared.flaws.is(Flaw::UrlSubprotocol) {
+        offered_protocols.iter().find(|p| {
+            auth::secret_eq(p, &shared.api_token)
+                || shared
+                    .tickets
+                    .redeem(p, None, &super::weaken::Weakened::none())
+                    .is_ok()
+        })
+    } else {
+        None
+    };
+    let authenticated = shared.settings.ticket.is_none()
+        || url_cred == UrlCredential::Accepted
+        || cookie_auth
+        || api_key
+        || protocol_ticket.is_some();
 
     let deflate = super::max_size::negotiate_deflate(
         shared.settings.deflate,
@@ -254,6 +332,10 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
+    }
+    // The subprotocol that carried the credential is "chosen", as such servers do.
+    if let Some(p) = protocol_ticket.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert("sec-websocket-protocol", p);
     }
     if deflate {
         h.insert(

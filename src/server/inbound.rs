@@ -49,6 +49,12 @@ pub struct Inbound {
     limit: usize,
     deflate: bool,
     partial: Option<Partial>,
+    /// Flaw `size-per-frame`: only each frame's length is checked, not the message's.
+    per_frame: bool,
+    /// The bound on an inflated message (the size limit, unless flaw `size-inflated-unchecked`).
+    inflate_limit: usize,
+    /// Flaw `protocol-close-codes`: any close code is accepted.
+    any_close_code: bool,
 }
 
 impl Inbound {
@@ -60,7 +66,21 @@ impl Inbound {
             limit,
             deflate,
             partial: None,
+            per_frame: false,
+            inflate_limit: limit,
+            any_close_code: false,
         }
+    }
+
+    /// This state with the frame-level `flaws` of the reference server in force.
+    pub fn with_flaws(mut self, flaws: &super::flaw::Flaws) -> Self {
+        use super::flaw::Flaw;
+        self.per_frame = flaws.is(Flaw::SizePerFrame);
+        if flaws.is(Flaw::SizeInflatedUnchecked) {
+            self.inflate_limit = self.inflate_limit.max(super::max_size::CARELESS_LIMIT);
+        }
+        self.any_close_code = flaws.is(Flaw::ProtocolCloseCodes);
+        self
     }
 
     /// Decides from the header alone; the size decision never looks at the payload.
@@ -74,7 +94,7 @@ impl Inbound {
         if h.is_reserved_opcode() {
             return HeaderDecision::Skip(h.length);
         }
-        let buffered = if h.is_control() {
+        let buffered = if h.is_control() || self.per_frame {
             0
         } else {
             self.partial.as_ref().map_or(0, |p| p.data.len())
@@ -98,6 +118,7 @@ impl Inbound {
             OpCode::Control(Control::Close) => {
                 if self.strict
                     && let Some(v) = protocol::close_violation(&payload)
+                    && !(self.any_close_code && v.1 == protocol::CLOSE_CODE_NOT_ALLOWED)
                 {
                     return Err(v);
                 }
@@ -140,7 +161,7 @@ impl Inbound {
             return Ok(Received::Nothing);
         };
         let data = if p.compressed {
-            max_size::inflate_bounded(&p.data, self.limit).map_err(|e| match e {
+            max_size::inflate_bounded(&p.data, self.inflate_limit).map_err(|e| match e {
                 InflateError::TooBig => (1009, "inflated message too big"),
                 InflateError::Corrupt => (1007, "invalid compressed payload"),
             })?

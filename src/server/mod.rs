@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod connection;
 pub mod cookies;
+pub mod flaw;
 pub mod heartbeat;
 pub mod http;
 pub mod inbound;
@@ -89,7 +90,10 @@ impl Settings {
             rate: None,
             heartbeat: None,
             samesite: SameSite::Strict,
-            url_params: UrlTokenParams::default_params(),
+            url_params: UrlTokenParams {
+                params: UrlTokenParams::default_params(),
+            }
+            .tried(),
         };
         let mut first_of: std::collections::HashMap<&str, usize> = Default::default();
         let mut diagnostics = Vec::new();
@@ -120,7 +124,8 @@ impl Settings {
                 CheckParams::RateLimit(r) => s.rate = Some(r.clone()),
                 CheckParams::Heartbeat(h) => s.heartbeat = Some(h.clone()),
                 CheckParams::Cookies(c) => s.samesite = c.samesite,
-                CheckParams::UrlTokens(u) => s.url_params = u.params.clone(),
+                // A careless server (weakened) reads the policy's names and the common ones.
+                CheckParams::UrlTokens(u) => s.url_params = u.tried(),
                 CheckParams::Protocol(_) | CheckParams::Attestation(_) | CheckParams::Custom(_) => {
                 }
             }
@@ -180,6 +185,8 @@ pub struct Shared {
     pub second_api_token: String,
     /// Secure variations in force.
     pub variants: variant::Variants,
+    /// Defences made subtly wrong.
+    pub flaws: flaw::Flaws,
     /// Lifecycle event log.
     pub log: EventLog,
     /// The policy's schema, compiled once.
@@ -210,6 +217,8 @@ pub struct ServerOptions {
     pub second_api_token: Option<String>,
     /// Secure variations of the reference behaviour.
     pub variants: variant::Variants,
+    /// Defences made subtly wrong.
+    pub flaws: flaw::Flaws,
     /// Where lifecycle events go.
     pub log: EventLog,
 }
@@ -227,6 +236,7 @@ impl ServerOptions {
             api_token: None,
             second_api_token: None,
             variants: variant::Variants::none(),
+            flaws: flaw::Flaws::none(),
             log: EventLog::discard(),
         }
     }
@@ -302,7 +312,8 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     let settings = Settings::from_policy(&opts.policy).map_err(ServerError::Policy)?;
     let validator = match &settings.schema {
         Some(s) => Some(Arc::new(
-            jsonschema::validator_for(s).map_err(|e| ServerError::Schema(e.to_string()))?,
+            jsonschema::validator_for(&schema::as_flawed(s, &opts.flaws))
+                .map_err(|e| ServerError::Schema(e.to_string()))?,
         )),
         None => None,
     };
@@ -354,10 +365,11 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     let shared = Arc::new(Shared {
         settings,
         weakened: opts.weakened.clone(),
-        tickets: tickets::TicketStore::new(ttl, single_use),
+        tickets: tickets::TicketStore::new(ttl, single_use).with_flaws(&opts.flaws),
         api_token: api_token.clone(),
         second_api_token,
         variants: opts.variants.clone(),
+        flaws: opts.flaws.clone(),
         log: opts.log.clone(),
         validator,
         next_conn: AtomicU64::new(1),
@@ -398,6 +410,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
             "policy": opts.policy.policy.policy,
             "weakened": opts.weakened.iter().map(Defence::name).collect::<Vec<_>>(),
             "variants": opts.variants.iter().map(variant::Variant::name).collect::<Vec<_>>(),
+            "flaws": opts.flaws.iter().map(flaw::Flaw::name).collect::<Vec<_>>(),
         }),
     );
     Ok(ServerHandle {

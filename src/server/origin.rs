@@ -4,6 +4,7 @@
 use crate::config::policy::{MissingOrigin, OriginParams};
 use crate::config::values::Origin;
 
+use super::flaw::{Flaw, Flaws};
 use super::weaken::{Defence, Weakened};
 
 /// Why a handshake's Origin was refused.
@@ -66,6 +67,55 @@ pub fn check(
     } else {
         OriginRefusal::Unparseable
     })
+}
+
+/// The decision of an origin check made subtly wrong by `flaws`, when one of the origin flaws
+/// is on; `headers` holds every Origin header of the request.
+pub fn check_flawed(
+    headers: &[&[u8]],
+    params: Option<&OriginParams>,
+    flaws: &Flaws,
+) -> Option<Result<(), OriginRefusal>> {
+    let params = params?;
+    let allowed: Vec<String> = params.allowed.iter().map(ToString::to_string).collect();
+    let text = |raw: &[u8]| String::from_utf8_lossy(raw).into_owned();
+    let verdict = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(OriginRefusal::NotAllowed)
+        }
+    };
+    if flaws.is(Flaw::OriginSubstring) {
+        // `if origin in allowed_origin`: a part of an allowed origin passes.
+        let first = headers.first().map(|h| text(h))?;
+        return Some(verdict(
+            !first.is_empty() && allowed.iter().any(|a| a.contains(first.as_str())),
+        ));
+    }
+    if flaws.is(Flaw::OriginAnyHeader) {
+        // Every header, and every comma-separated part, looked at; one allowed is enough.
+        let any = headers.iter().any(|h| {
+            text(h)
+                .split(',')
+                .any(|part| allowed.iter().any(|a| a == part.trim()))
+        });
+        return Some(verdict(any));
+    }
+    if flaws.is(Flaw::OriginHostOnly) {
+        // The host compared, the scheme and the port forgotten.
+        let first = headers.first().map(|h| text(h))?;
+        let host = |o: &str| {
+            url::Url::parse(o)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+        };
+        let got = host(&first);
+        return Some(verdict(
+            got.is_some() && params.allowed.iter().any(|a| Some(a.host.clone()) == got),
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub fn header_violation(
     None
 }
 
+/// The reason of a close frame whose code may not be sent on the wire.
+pub const CLOSE_CODE_NOT_ALLOWED: &str = "close code not allowed on the wire";
+
 /// Why a client's close frame payload breaks RFC 6455: the close code to answer and the reason.
 pub fn close_violation(payload: &[u8]) -> Option<(u16, &'static str)> {
     let close = crate::wire::parse_close(payload);
@@ -57,7 +60,7 @@ pub fn close_violation(payload: &[u8]) -> Option<(u16, &'static str)> {
     if let Some(code) = close.code
         && !crate::wire::close_code_allowed(code)
     {
-        return Some((1002, "close code not allowed on the wire"));
+        return Some((1002, CLOSE_CODE_NOT_ALLOWED));
     }
     if close.malformed {
         return Some((1007, "close reason is not UTF-8"));

@@ -24,6 +24,48 @@ pub enum Decision {
     Close(u16, &'static str),
 }
 
+/// The policy's schema as a flawed server compiles it: flaw `schema-unanchored` drops the end
+/// anchor of every pattern (`^TX-[0-9]{6}` lets trailing junk through).
+pub fn as_flawed(schema: &Value, flaws: &super::flaw::Flaws) -> Value {
+    fn unanchor(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, inner) in m.iter_mut() {
+                    match inner {
+                        Value::String(p) if k == "pattern" => {
+                            if let Some(stripped) = p.strip_suffix('$') {
+                                *p = stripped.to_string();
+                            }
+                        }
+                        other => unanchor(other),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(unanchor),
+            _ => {}
+        }
+    }
+    let mut out = schema.clone();
+    if flaws.is(super::flaw::Flaw::SchemaUnanchored) {
+        unanchor(&mut out);
+    }
+    out
+}
+
+/// The message as a flawed validator sees it: flaw `schema-bool-number` reads `true`/`false`
+/// as the numbers 1 and 0 (`isinstance(x, (int, float))` lets booleans through).
+pub fn as_validated(value: &Value, flaws: &super::flaw::Flaws) -> Value {
+    match value {
+        Value::Bool(b) if flaws.is(super::flaw::Flaw::SchemaBoolNumber) => json!(u8::from(*b)),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), as_validated(v, flaws)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Decodes a data message to text, applying the text-frame rules.
 pub fn decode(
     text: bool,
@@ -55,6 +97,16 @@ pub fn judge(
     validator: Option<&jsonschema::Validator>,
     weakened: &Weakened,
 ) -> Decision {
+    judge_with(text, validator, weakened, &super::flaw::Flaws::none())
+}
+
+/// [`judge`] with the schema `flaws` of the reference server in force.
+pub fn judge_with(
+    text: &str,
+    validator: Option<&jsonschema::Validator>,
+    weakened: &Weakened,
+    flaws: &super::flaw::Flaws,
+) -> Decision {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(_) if weakened.is(Defence::Schema) => return Decision::Ignore,
@@ -72,12 +124,17 @@ pub fn judge(
     };
     // `is_valid` stops at the first failing keyword and builds no errors, so a valid message
     // (the common case) pays only for that; the first error is looked up for a rejection.
+    let seen = if flaws.is(super::flaw::Flaw::SchemaBoolNumber) {
+        std::borrow::Cow::Owned(as_validated(&value, flaws))
+    } else {
+        std::borrow::Cow::Borrowed(&value)
+    };
     if !weakened.is(Defence::Schema)
         && let Some(v) = validator
-        && !v.is_valid(&value)
+        && !v.is_valid(&seen)
     {
         let path = v
-            .iter_errors(&value)
+            .iter_errors(&seen)
             .next()
             .map(|e| e.instance_path().to_string())
             .unwrap_or_default();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rand::Rng;
 
+use super::flaw::{Flaw, Flaws};
 use super::weaken::{Defence, Weakened};
 
 /// Upper bound on tickets kept, so a client minting tickets in a loop cannot exhaust memory.
@@ -50,6 +51,10 @@ pub struct TicketStore {
     single_use: bool,
     tickets: Mutex<HashMap<String, Issued>>,
     sessions: Mutex<HashMap<String, Instant>>,
+    /// Ticket flaws in force (`ticket-ttl-loose`, `ticket-prefix`, `ticket-jwt-unverified`).
+    flaws: Flaws,
+    /// The key JWT tickets are signed with (flaw `ticket-jwt-unverified`).
+    jwt_key: [u8; 32],
 }
 
 /// 128 random bits or more, URL-safe base64 without padding.
@@ -67,7 +72,15 @@ impl TicketStore {
             single_use,
             tickets: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            flaws: Flaws::none(),
+            jwt_key: rand::random(),
         }
+    }
+
+    /// This store with the ticket flaws of `flaws` in force.
+    pub fn with_flaws(mut self, flaws: &Flaws) -> Self {
+        self.flaws = flaws.clone();
+        self
     }
 
     /// The TTL tickets are issued with.
@@ -97,9 +110,15 @@ impl TicketStore {
             .contains_key(id)
     }
 
-    /// Issues a new ticket bound to `session`.
+    /// Issues a new ticket bound to `session` (a JWT carrying its id under flaw
+    /// `ticket-jwt-unverified`).
     pub fn issue(&self, session: &str) -> String {
         let ticket = random_token(32);
+        let handed_out = if self.flaws.is(Flaw::TicketJwtUnverified) {
+            self.jwt(&ticket, session)
+        } else {
+            ticket.clone()
+        };
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
         if tickets.len() >= MAX_TICKETS {
             // Expired and used tickets go first; a full store of live ones is cleared outright.
@@ -117,7 +136,55 @@ impl TicketStore {
                 session: session.to_string(),
             },
         );
-        ticket
+        handed_out
+    }
+
+    /// A signed HS256 JWT carrying a ticket id (`jti`), its session and expiry.
+    fn jwt(&self, id: &str, session: &str) -> String {
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + self.ttl.as_secs().max(1);
+        let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = b64(serde_json::json!({ "jti": id, "sid": session, "exp": exp })
+            .to_string()
+            .as_bytes());
+        let signing = format!("{header}.{claims}");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.jwt_key);
+        let sig = ring::hmac::sign(&key, signing.as_bytes());
+        format!("{signing}.{}", b64(sig.as_ref()))
+    }
+
+    /// The stored ticket a presented one names, as this store's flaws read it; with flaw
+    /// `ticket-jwt-unverified` also its own (unverified) expiry claim.
+    fn resolve(
+        &self,
+        presented: &str,
+        tickets: &HashMap<String, Issued>,
+    ) -> Option<(String, Option<u64>)> {
+        if self.flaws.is(Flaw::TicketJwtUnverified) {
+            // The claims are decoded and trusted; the signature is never checked.
+            let payload = presented.split('.').nth(1)?;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .ok()?;
+            let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            let jti = claims.get("jti")?.as_str()?.to_string();
+            let exp = claims.get("exp").and_then(serde_json::Value::as_u64);
+            return tickets.contains_key(&jti).then_some((jti, exp));
+        }
+        if tickets.contains_key(presented) {
+            return Some((presented.to_string(), None));
+        }
+        if self.flaws.is(Flaw::TicketPrefix) && presented.len() >= 8 {
+            // A lookup by prefix (`LIKE 'ticket%'`): a truncated ticket finds the real one.
+            return tickets
+                .keys()
+                .find(|k| k.starts_with(presented))
+                .map(|k| (k.clone(), None));
+        }
+        None
     }
 
     /// Every ticket and session id this store still holds (issued and not yet evicted), so a
@@ -140,27 +207,87 @@ impl TicketStore {
         all
     }
 
-    /// Redeems a ticket for a connection whose cookie named `session` (if any).
+    /// Redeems a ticket for a connection whose cookie named `session` (if any): checks it and
+    /// marks it used in one step, under one lock.
     pub fn redeem(
         &self,
         ticket: &str,
         session: Option<&str>,
         weakened: &Weakened,
     ) -> Result<(), TicketRefusal> {
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        let key = self.check_locked(&tickets, ticket, session, weakened)?;
+        if let Some(issued) = key.and_then(|k| tickets.get_mut(&k)) {
+            issued.used = true;
+        }
+        Ok(())
+    }
+
+    /// Checks a ticket without marking it used; `Ok` holds the stored ticket to mark with
+    /// [`TicketStore::mark_used`] (`None` when nothing is stored: validation weakened). Only
+    /// flaw `ticket-race` splits the two steps.
+    pub fn check(
+        &self,
+        ticket: &str,
+        session: Option<&str>,
+        weakened: &Weakened,
+    ) -> Result<Option<String>, TicketRefusal> {
+        let tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_locked(&tickets, ticket, session, weakened)
+    }
+
+    /// Marks a checked ticket used.
+    pub fn mark_used(&self, key: &str) {
+        if let Some(t) = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
+            t.used = true;
+        }
+    }
+
+    fn check_locked(
+        &self,
+        tickets: &HashMap<String, Issued>,
+        ticket: &str,
+        session: Option<&str>,
+        weakened: &Weakened,
+    ) -> Result<Option<String>, TicketRefusal> {
         if weakened.is(Defence::TicketValidation) {
             // A careless server that trusts whatever the client calls a ticket.
             return if ticket.is_empty() {
                 Err(TicketRefusal::Unknown)
             } else {
-                Ok(())
+                Ok(None)
             };
         }
-        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        let issued = tickets.get_mut(ticket).ok_or(TicketRefusal::Unknown)?;
+        let (key, claimed_exp) = self
+            .resolve(ticket, tickets)
+            .ok_or(TicketRefusal::Unknown)?;
+        let issued = tickets.get(&key).ok_or(TicketRefusal::Unknown)?;
         if issued.used && self.single_use && !weakened.is(Defence::TicketReplay) {
             return Err(TicketRefusal::Replayed);
         }
-        if issued.at.elapsed() > self.ttl && !weakened.is(Defence::TicketExpiry) {
+        let expired = match claimed_exp {
+            // Flaw `ticket-jwt-unverified`: the token's own (unverified) claim decides.
+            Some(exp) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                now > exp
+            }
+            None => {
+                let ttl = if self.flaws.is(Flaw::TicketTtlLoose) {
+                    self.ttl * 3
+                } else {
+                    self.ttl
+                };
+                issued.at.elapsed() > ttl
+            }
+        };
+        if expired && !weakened.is(Defence::TicketExpiry) {
             return Err(TicketRefusal::Expired);
         }
         if let Some(s) = session
@@ -169,8 +296,7 @@ impl TicketStore {
         {
             return Err(TicketRefusal::WrongSession);
         }
-        issued.used = true;
-        Ok(())
+        Ok(Some(key))
     }
 }
 

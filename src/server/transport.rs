@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
+use super::flaw::Flaw;
 use super::http;
 use super::weaken::{Defence, Weakened};
 use crate::config::policy::TlsVersion;
@@ -86,6 +87,21 @@ pub async fn serve_plain(listener: TcpListener, shared: Arc<Shared>) {
             let io = TokioIo::new(tcp);
             if shared.weakened.is(Defence::Tls) {
                 let svc = service_fn(move |req| http::route(req, shared.clone()));
+                let _ = http1().serve_connection(io, svc).with_upgrades().await;
+            } else if shared.flaws.is(Flaw::PlainNoOrigin) {
+                // Refuses browsers (they send an Origin) but serves "internal" clients.
+                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    let shared = shared.clone();
+                    async move {
+                        if http::is_upgrade(&req) && !req.headers().contains_key("origin") {
+                            // Taken for an internal client: served, and not asked for an Origin.
+                            req.extensions_mut().insert(http::InternalClient);
+                            http::route(req, shared).await
+                        } else {
+                            http::refuse_plaintext(req, shared).await
+                        }
+                    }
+                });
                 let _ = http1().serve_connection(io, svc).with_upgrades().await;
             } else {
                 let svc = service_fn(move |req| http::refuse_plaintext(req, shared.clone()));

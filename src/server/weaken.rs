@@ -5,118 +5,109 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-/// One defence of the reference server that can be switched off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Defence {
-    /// The plaintext listener upgrades like the TLS one instead of refusing.
-    Tls,
-    /// TLS is capped at 1.2 instead of offering 1.3.
-    TlsVersion,
-    /// The certificate names a different host.
-    TlsCert,
-    /// Any Origin (or none) is accepted.
-    Origin,
-    /// A ticket or API token in the URL query authenticates the connection.
-    UrlToken,
-    /// Tickets may be used more than once.
-    TicketReplay,
-    /// Tickets never expire.
-    TicketExpiry,
-    /// Any non-empty ticket is accepted without looking it up.
-    TicketValidation,
-    /// A ticket issued to one session is accepted on another session's connection.
-    TicketBinding,
-    /// Business messages are processed before authentication.
-    AuthRequired,
-    /// The session cookie alone authenticates the WebSocket.
-    CookieAuth,
-    /// Unauthenticated connections are never timed out.
-    UnauthTimeout,
-    /// Messages are not validated: anything that parses is acknowledged.
-    Schema,
-    /// No per-connection rate limit.
-    RateLimit,
-    /// Messages are buffered up to 100 MiB whatever the policy says.
-    MaxSize,
-    /// permessage-deflate is negotiated whenever a client offers it, even when the policy
-    /// refuses compression.
-    Deflate,
-    /// No pings, no stale-connection termination.
-    Heartbeat,
-    /// The session cookie has no SameSite attribute.
-    CookieSamesite,
-    /// RFC 6455 violations are tolerated instead of closed with 1002.
-    ProtocolStrict,
-}
-
-impl Defence {
-    /// Every defence, in the order `--help` lists them.
-    pub const ALL: [Defence; 19] = [
-        Defence::Tls,
-        Defence::TlsVersion,
-        Defence::TlsCert,
-        Defence::Origin,
-        Defence::UrlToken,
-        Defence::TicketReplay,
-        Defence::TicketExpiry,
-        Defence::TicketValidation,
-        Defence::TicketBinding,
-        Defence::AuthRequired,
-        Defence::CookieAuth,
-        Defence::UnauthTimeout,
-        Defence::Schema,
-        Defence::RateLimit,
-        Defence::MaxSize,
-        Defence::Deflate,
-        Defence::Heartbeat,
-        Defence::CookieSamesite,
-        Defence::ProtocolStrict,
-    ];
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Defence::Tls => "tls",
-            Defence::TlsVersion => "tls-version",
-            Defence::TlsCert => "tls-cert",
-            Defence::Origin => "origin",
-            Defence::UrlToken => "url-token",
-            Defence::TicketReplay => "ticket-replay",
-            Defence::TicketExpiry => "ticket-expiry",
-            Defence::TicketValidation => "ticket-validation",
-            Defence::TicketBinding => "ticket-binding",
-            Defence::AuthRequired => "auth-required",
-            Defence::CookieAuth => "cookie-auth",
-            Defence::UnauthTimeout => "unauth-timeout",
-            Defence::Schema => "schema",
-            Defence::RateLimit => "rate-limit",
-            Defence::MaxSize => "max-size",
-            Defence::Deflate => "deflate",
-            Defence::Heartbeat => "heartbeat",
-            Defence::CookieSamesite => "cookie-samesite",
-            Defence::ProtocolStrict => "protocol-strict",
+/// Declares a [`Switch`] kind: the enum (names are its variants in kebab-case), its `ALL`
+/// list and `name`, `Display`, and `FromStr` with an error that lists the names that exist.
+macro_rules! switch_kind {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident: $what:literal {
+            $($(#[$vmeta:meta])* $variant:ident,)+
         }
-    }
-}
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            strum::VariantArray,
+            strum::IntoStaticStr,
+        )]
+        #[strum(serialize_all = "kebab-case")]
+        pub enum $ty {
+            $($(#[$vmeta])* $variant,)+
+        }
 
-impl Switch for Defence {
-    const ALL: &'static [Self] = &Defence::ALL;
-    const WHAT: &'static str = "defence";
-    fn name(self) -> &'static str {
-        Defence::name(self)
-    }
-}
+        impl $ty {
+            /// Every switch of this kind, in the order `--help` lists them.
+            pub const ALL: &'static [$ty] = <$ty as strum::VariantArray>::VARIANTS;
 
-impl fmt::Display for Defence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+            /// The name used on the command line.
+            pub fn name(self) -> &'static str {
+                self.into()
+            }
+        }
 
-impl FromStr for Defence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_switch(s)
+        impl $crate::server::weaken::Switch for $ty {
+            const ALL: &'static [Self] = $ty::ALL;
+            const WHAT: &'static str = $what;
+            fn name(self) -> &'static str {
+                $ty::name(self)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $crate::server::weaken::parse_switch(s)
+            }
+        }
+    };
+}
+pub(crate) use switch_kind;
+
+switch_kind! {
+    /// One defence of the reference server that can be switched off.
+    pub enum Defence: "defence" {
+        /// The plaintext listener upgrades like the TLS one instead of refusing.
+        Tls,
+        /// TLS is capped at 1.2 instead of offering 1.3.
+        TlsVersion,
+        /// The certificate names a different host.
+        TlsCert,
+        /// Any Origin (or none) is accepted.
+        Origin,
+        /// A ticket or API token in the URL query authenticates the connection.
+        UrlToken,
+        /// Tickets may be used more than once.
+        TicketReplay,
+        /// Tickets never expire.
+        TicketExpiry,
+        /// Any non-empty ticket is accepted without looking it up.
+        TicketValidation,
+        /// A ticket issued to one session is accepted on another session's connection.
+        TicketBinding,
+        /// Business messages are processed before authentication.
+        AuthRequired,
+        /// The session cookie alone authenticates the WebSocket.
+        CookieAuth,
+        /// Unauthenticated connections are never timed out.
+        UnauthTimeout,
+        /// Messages are not validated: anything that parses is acknowledged.
+        Schema,
+        /// No per-connection rate limit.
+        RateLimit,
+        /// Messages are buffered up to 100 MiB whatever the policy says.
+        MaxSize,
+        /// permessage-deflate is negotiated whenever a client offers it, even when the policy
+        /// refuses compression.
+        Deflate,
+        /// No pings, no stale-connection termination.
+        Heartbeat,
+        /// The session cookie has no SameSite attribute.
+        CookieSamesite,
+        /// RFC 6455 violations are tolerated instead of closed with 1002.
+        ProtocolStrict,
     }
 }
 
@@ -200,9 +191,17 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_names_list_the_choices() {
-        for d in Defence::ALL {
-            assert_eq!(d.name().parse::<Defence>(), Ok(d));
+        fn round_trip<T: Switch + std::str::FromStr<Err = String>>() {
+            for &d in T::ALL {
+                assert_eq!(d.name().parse::<T>(), Ok(d));
+                assert_eq!(parse_switch::<T>(d.name()), Ok(d));
+            }
         }
+        round_trip::<Defence>();
+        round_trip::<super::super::flaw::Flaw>();
+        round_trip::<super::super::variant::Variant>();
+        let err = "origin-substrng".parse::<super::super::flaw::Flaws>();
+        assert!(err.is_err_and(|e| e.contains("unknown flaw")));
         let w: Weakened = "origin, max-size".parse().expect("valid list");
         assert!(w.is(Defence::Origin) && w.is(Defence::MaxSize) && !w.is(Defence::Tls));
         let err = "orign".parse::<Weakened>().expect_err("typo");

@@ -174,6 +174,15 @@ pub async fn audit_reference(
 /// [`audit_reference`] of a server started with `opts` (variants, flaws, weakenings), audited
 /// with the plan of the policy it enforces.
 pub async fn audit_server(opts: ServerOptions) -> Result<(RunReport, Secrets), String> {
+    audit_server_only(opts, &[]).await
+}
+
+/// [`audit_server`] running only the controls or cases `only` names (all when empty), with
+/// the positive controls they are judged against.
+pub async fn audit_server_only(
+    opts: ServerOptions,
+    only: &[&str],
+) -> Result<(RunReport, Secrets), String> {
     let policy = &opts.policy.clone();
     let handle = server::start(opts)
         .await
@@ -188,7 +197,8 @@ pub async fn audit_server(opts: ServerOptions) -> Result<(RunReport, Secrets), S
     let plan = crate::plan::compile(policy, &target, &suites).map_err(|e| e.to_string())?;
     let rt = Arc::new(TargetRuntime::new(&target).map_err(|e| e.to_string())?);
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let opts = RunOptions::all(cancel);
+    let mut opts = RunOptions::all(cancel);
+    opts.only = only.iter().map(|s| s.to_string()).collect();
     let report = run(&plan, policy, rt.clone(), opts).await;
     Ok((report, rt.secrets()))
 }

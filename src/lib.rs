@@ -3,7 +3,8 @@
 //! The modules, lowest layer first (each uses only those before it; `tests/architecture.rs`
 //! checks it):
 //! - [`crypto`] holds the one rustls crypto provider and certificate helpers; [`wire`] is the
-//!   WebSocket framing shared by the server and the harness.
+//!   WebSocket framing shared by the server and the harness; [`dialect`] holds the application
+//!   protocols spoken over it (Socket.IO, graphql-transport-ws, STOMP, SignalR), without I/O.
 //! - [`config`] loads policy, target and suite files with located errors, and keeps the one
 //!   secret registry.
 //! - [`plan`] compiles them into concrete cases (steps and expectations).
@@ -16,6 +17,7 @@
 //! - [`scan`] is the page scan: WebSocket references in a page and its scripts, probed for CSWSH.
 //! - [`fuzzing`] holds live fuzzing (`wsaudit fuzz`) and, with the `fuzz-harness` feature, the
 //!   cargo-fuzz harnesses (`fuzz/`).
+//! - [`init`] probes an endpoint and writes a starter target file (`wsaudit init`).
 //! - [`demo`] is the one-command tour.
 
 pub mod attacks;
@@ -23,7 +25,9 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod dialect;
 pub mod fuzzing;
+pub mod init;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -53,6 +53,9 @@ enum Command {
     Scan(Box<ScanArgs>),
     /// Fuzz a live target's message and frame handling after authentication.
     Fuzz(Box<FuzzArgs>),
+    /// Probe an endpoint (subprotocols, Engine.IO, SignalR negotiate, graphql-ws, STOMP,
+    /// credential demands) and write a commented starter target file.
+    Init(InitArgs),
 }
 
 /// The files a plan is compiled from.
@@ -162,6 +165,24 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 #[derive(clap::Args)]
+struct InitArgs {
+    /// The endpoint: ws://, wss://, http:// or https://.
+    url: String,
+    /// Write the target file here instead of stdout (an existing file is not overwritten).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The Origin legitimate clients send [default: the endpoint's own site].
+    #[arg(long)]
+    origin: Option<String>,
+    /// Extra trust root (PEM), such as a staging CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Time limit of each handshake and request.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+#[derive(clap::Args)]
 struct FuzzArgs {
     /// Target file; `${VAR}` reads the environment.
     #[arg(long)]
@@ -233,6 +254,10 @@ struct ServeArgs {
     /// heartbeat-slow, cookie-lax, protocol-close-codes.
     #[arg(long, value_name = "FLAW,..", default_value = "")]
     flaw: Flaws,
+    /// The application protocol spoken: raw (JSON messages, the default), socketio,
+    /// graphql-transport-ws, stomp or signalr-json (see docs/dialects.md).
+    #[arg(long, value_name = "DIALECT", default_value = "raw")]
+    dialect: wsaudit::dialect::DialectName,
     /// Write a target file describing this server (its CA certificate goes beside it).
     #[arg(long, value_name = "FILE")]
     emit_target: Option<PathBuf>,
@@ -268,6 +293,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema(&args),
         Command::Scan(args) => runtime.block_on(scan(*args)),
         Command::Fuzz(args) => runtime.block_on(fuzz(*args)),
+        Command::Init(args) => runtime.block_on(init(args)),
         Command::Demo => match runtime.block_on(wsaudit::demo::tour()) {
             Ok(tour) => {
                 print!("{}", tour.text);
@@ -573,6 +599,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         variants: args.variant,
         flaws: args.flaw,
         log: EventLog::stderr(),
+        dialect: args.dialect,
     };
     let handle = match server::start(opts).await {
         Ok(h) => h,
@@ -607,6 +634,61 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: cannot wait for Ctrl-C: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn init(args: InitArgs) -> ExitCode {
+    use wsaudit::init::{Given, InitError, init, websocket_url};
+    let invalid = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::Invalid.into()
+    };
+    let url = match websocket_url(&args.url) {
+        Ok(u) => u,
+        Err(e) => return invalid(&e),
+    };
+    if let Some(path) = &args.output
+        && path.exists()
+    {
+        return invalid(&format_args!(
+            "{}: already exists; init does not overwrite a target file",
+            path.display()
+        ));
+    }
+    let mut tls = wsaudit::client::TlsOptions::default();
+    if let Some(ca) = &args.ca_file {
+        tls = match tls.with_ca_file(ca) {
+            Ok(t) => t,
+            Err(e) => return invalid(&format_args!("--ca-file {}: {e}", ca.display())),
+        };
+    }
+    let tls = match wsaudit::client::TlsClient::new(&tls) {
+        Ok(t) => t,
+        Err(e) => return invalid(&e),
+    };
+    let given = Given {
+        origin: args.origin,
+        ca_file: args.ca_file,
+    };
+    match init(&url, &given, tls, args.timeout).await {
+        Ok(text) => match &args.output {
+            Some(path) => match std::fs::write(path, &text) {
+                Ok(()) => {
+                    eprintln!("wrote {}", path.display());
+                    Exit::Passed.into()
+                }
+                Err(e) => invalid(&format_args!("{}: {e}", path.display())),
+            },
+            None => {
+                print!("{text}");
+                Exit::Passed.into()
+            }
+        },
+        Err(e @ (InitError::Url(_) | InitError::Tls(_))) => invalid(&e),
+        Err(e @ InitError::Unreachable { .. }) => {
+            eprintln!("error: {e}");
+            Exit::Inconclusive.into()
         }
     }
 }

@@ -10,19 +10,23 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("crypto", &[]),
     ("wire", &[]),
-    ("config", &[]),
-    ("plan", &["config"]),
-    ("client", &["config", "wire", "crypto"]),
+    ("dialect", &[]),
+    ("config", &["dialect"]),
+    ("plan", &["config", "dialect"]),
+    ("client", &["config", "dialect", "wire", "crypto"]),
     ("report", &["config", "plan"]),
-    ("server", &["config", "wire", "crypto"]),
+    ("server", &["config", "dialect", "wire", "crypto"]),
     (
         "attacks",
-        &["client", "plan", "report", "config", "wire", "crypto"],
+        &[
+            "client", "plan", "report", "config", "dialect", "wire", "crypto",
+        ],
     ),
     (
         "run",
         &["attacks", "client", "plan", "report", "config", "crypto"],
     ),
+    ("init", &["client", "config", "dialect", "crypto"]),
     (
         "scan",
         &["run", "attacks", "client", "report", "config", "crypto"],
@@ -30,14 +34,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "fuzzing",
         &[
-            "run", "attacks", "client", "plan", "report", "config", "wire", "crypto", "server",
+            "run", "attacks", "client", "plan", "report", "config", "dialect", "wire", "crypto",
+            "server",
         ],
     ),
     (
         "demo",
         &[
             "fuzzing", "scan", "run", "attacks", "client", "plan", "report", "config", "server",
-            "wire", "crypto",
+            "dialect", "wire", "crypto",
         ],
     ),
 ];

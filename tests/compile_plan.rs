@@ -183,10 +183,10 @@ fn a_target_lacking_what_a_family_needs_is_a_located_error() {
         &[],
         &env,
     )
-    .expect_err("size cases need a valid message");
+    .expect_err("cases that send business data need a valid message");
     assert_eq!(
         err.to_string(),
-        "error: tests/compile_data/no-messages-target.yaml:1:1: messages.valid is missing: expected at least one valid business message: control WS-BASE-SIZE (messages.max_size) needs it for case SIZE-UNDER-LIMIT\n  |\n1 | target: bare\n  | ^"
+        "error: tests/compile_data/no-messages-target.yaml:1:1: messages.valid is missing: expected at least one valid business message: control WS-BASE-ORIGIN (origin.allowlist) needs it for case ORIGIN-FOREIGN-WITH-SESSION-COOKIE\n  |\n1 | target: bare\n  | ^"
     );
 }
 

@@ -1,12 +1,16 @@
 //! Third-party servers with their default settings (tests/interop/): Python `websockets` and
 //! `aiohttp`, Node `ws` and axum, each a small JSON payment endpoint written the way its docs
-//! write one. Their true behaviour, established by an independent client (`probe.py`), is
-//! written down in `<server>/expected.yaml`; wsaudit's verdict must equal it, control by control
-//! (and case by case where the file names cases).
+//! write one; then a default `socket.io` server, a `graphql-ws` server, a FastAPI endpoint
+//! authenticated by an `Authorization` header on the upgrade, and an express endpoint
+//! authenticated by the session cookie of a login request. Their true behaviour, established
+//! by an independent client (`probe.py`, `probe_dialect.py`), is written down in
+//! `<server>/expected.yaml`; wsaudit's verdict must equal it, control by control (and case by
+//! case where the file names cases). `wsaudit init` must write a starter target for each that
+//! `wsaudit check` accepts and that, answered, runs.
 //!
 //! The servers run as separate processes on 127.0.0.1 (packages provisioned by the tests
-//! themselves, see tests/common/provision.rs); the Node one runs under a supervisor that
-//! restarts it on its port when it crashes, as a deployment would.
+//! themselves, see tests/common/provision.rs); those that crash on some input run under a
+//! supervisor that restarts them on their port, as a deployment would.
 
 #[path = "common/provision.rs"]
 mod provision;
@@ -44,6 +48,9 @@ struct Server {
     query: &'static str,
     /// Whether a supervisor restarts it when it exits (a crashing stack).
     supervised: bool,
+    /// Whether `<dir>/target.yaml` is its whole target file (`__PORT__` filled in), as for
+    /// the dialect and handshake-credential servers; otherwise [`target_yaml`] writes it.
+    template: bool,
 }
 
 fn python(script: &'static str) -> Command {
@@ -59,6 +66,7 @@ const SERVERS: [Server; 4] = [
         auth: "auth:\n  first_message: '{\"type\":\"auth\",\"token\":\"${INTEROP_TOKEN}\"}'\n  accepted_when: { json: { \"/type\": \"auth_ok\" } }\n",
         query: "",
         supervised: false,
+        template: false,
     },
     Server {
         dir: "python_aiohttp",
@@ -66,17 +74,15 @@ const SERVERS: [Server; 4] = [
         auth: "auth:\n  accepted_when: { json: { \"/type\": \"welcome\" } }\n",
         query: "?token=${INTEROP_TOKEN}",
         supervised: false,
+        template: false,
     },
     Server {
         dir: "node_ws",
-        command: || {
-            let mut c = provision::node();
-            c.arg(interop_dir().join("node_ws/server.js"));
-            c
-        },
+        command: || node("node_ws/server.js"),
         auth: "",
         query: "",
         supervised: true,
+        template: false,
     },
     Server {
         dir: "rust_axum",
@@ -88,6 +94,52 @@ const SERVERS: [Server; 4] = [
         auth: "connect:\n  headers: { Authorization: \"Bearer ${INTEROP_TOKEN}\" }\n",
         query: "",
         supervised: false,
+        template: false,
+    },
+];
+
+fn node(script: &'static str) -> Command {
+    let mut c = provision::node();
+    c.arg(interop_dir().join(script));
+    c
+}
+
+/// Servers that speak an application protocol or take their credential on the handshake:
+/// audited after [`SERVERS`], so that the two groups do not share the two cores' timing.
+const DIALECT_SERVERS: [Server; 4] = [
+    Server {
+        dir: "node_socketio",
+        command: || node("node_socketio/server.js"),
+        auth: "",
+        query: "",
+        // An event without an ack id kills it (observed.md); a deployment restarts it.
+        supervised: true,
+        template: true,
+    },
+    Server {
+        dir: "node_graphql_ws",
+        command: || node("node_graphql_ws/server.js"),
+        auth: "",
+        query: "",
+        supervised: false,
+        template: true,
+    },
+    Server {
+        dir: "python_fastapi_header",
+        command: || python("python_fastapi_header/server.py"),
+        auth: "",
+        query: "",
+        supervised: false,
+        template: true,
+    },
+    Server {
+        dir: "node_express_session",
+        command: || node("node_express_session/server.js"),
+        auth: "",
+        query: "",
+        // Malformed JSON kills it (an uncaught JSON.parse error).
+        supervised: true,
+        template: true,
     },
 ];
 
@@ -178,6 +230,12 @@ fn start(server: &Server, token: &str) -> Running {
 
 /// The target file of `server` listening on `port`.
 fn target_yaml(server: &Server, port: u16) -> String {
+    if server.template {
+        let file = interop_dir().join(server.dir).join("target.yaml");
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        return text.replace("__PORT__", &port.to_string());
+    }
     format!(
         "target: {}\nurl: ws://127.0.0.1:{port}/ws{}\norigin: https://app.example.com\n{}messages:\n  valid: ['{VALID}']\n  accepted_when: {{ json: {{ \"/type\": \"ack\" }} }}\n  rejected_when: {{ json: {{ \"/type\": \"error\" }} }}\nlimits: {{ connect_timeout: 5s, case_timeout: 60s, max_parallel: 8, recovery: 15s }}\n",
         server.dir, server.query, server.auth
@@ -323,8 +381,23 @@ async fn every_interop_server_gets_its_ground_truth_control_by_control() {
     wsaudit::crypto::install_crypto_provider();
     let started = Instant::now();
     let audits = futures_util::future::join_all(SERVERS.iter().map(audit)).await;
+    let mut problems = compare(&SERVERS, &audits);
+    let dialect_audits = futures_util::future::join_all(DIALECT_SERVERS.iter().map(audit)).await;
+    problems.extend(compare(&DIALECT_SERVERS, &dialect_audits));
+    assert!(
+        problems.is_empty(),
+        "verdicts differ from the written ground truth (after {:.0}s):\n{}",
+        started.elapsed().as_secs_f64(),
+        problems.join("\n")
+    );
+    a_crash_on_a_parse_error_is_never_a_size_limit(&audits[2].0, audits[2].2);
+    no_case_is_an_error(&DIALECT_SERVERS, &dialect_audits);
+}
+
+/// The differences between each server's report and its ground truth, one entry per server.
+fn compare(servers: &[Server], audits: &[(RunReport, ExpectedFile, u32)]) -> Vec<String> {
     let mut problems = Vec::new();
-    for (server, (report, expected, restarts)) in SERVERS.iter().zip(&audits) {
+    for (server, (report, expected, restarts)) in servers.iter().zip(audits) {
         assert_eq!(
             expected.server.replace('-', "_"),
             server.dir,
@@ -340,13 +413,26 @@ async fn every_interop_server_gets_its_ground_truth_control_by_control() {
             ));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "verdicts differ from the written ground truth (after {:.0}s):\n{}",
-        started.elapsed().as_secs_f64(),
-        problems.join("\n")
-    );
-    a_crash_on_a_parse_error_is_never_a_size_limit(&audits[2].0, audits[2].2);
+    problems
+}
+
+/// A dialect or a handshake credential is worth having only if every case that applies gets a
+/// verdict: none of these servers may leave a case in `error`.
+fn no_case_is_an_error(servers: &[Server], audits: &[(RunReport, ExpectedFile, u32)]) {
+    for (server, (report, _, _)) in servers.iter().zip(audits) {
+        let errors: Vec<String> = report
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Error)
+            .map(|c| format!("{}: {}", c.case_id, c.reason))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: cases in error:\n{}",
+            server.dir,
+            errors.join("\n")
+        );
+    }
 }
 
 /// Node `ws` dies on the first malformed JSON (JSON.parse throws in the message listener): that
@@ -377,4 +463,146 @@ fn a_crash_on_a_parse_error_is_never_a_size_limit(report: &RunReport, restarts: 
         assert_eq!(c.verdict, Verdict::Fail, "{id}: {}", c.reason);
         assert!(!c.reason.contains("1009"), "{id}: {}", c.reason);
     }
+}
+
+/// `wsaudit init` against every interop server: the starter file passes `wsaudit check` as
+/// written and names the dialect and URL path the hand-written target uses; with its questions
+/// answered (the hand-written target's credentials, messages and dialect options put in), the
+/// legitimate session gets its verdict: `WS-MSG-01/MSG-VALID` passes.
+#[test]
+fn init_writes_a_starter_target_that_check_accepts_and_answered_runs() {
+    let all: Vec<&Server> = SERVERS.iter().chain(DIALECT_SERVERS.iter()).collect();
+    let problems: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .iter()
+            .map(|server| scope.spawn(|| init_one(server)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(&all)
+            .filter_map(|(h, server)| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{}: {e}", server.dir)),
+                Err(_) => Some(format!("{}: panicked", server.dir)),
+            })
+            .collect()
+    });
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn wsaudit(args: &[&str], token: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wsaudit"))
+        .args(args)
+        .env("INTEROP_TOKEN", token)
+        .output()
+        .expect("run wsaudit")
+}
+
+fn init_one(server: &Server) -> Result<(), String> {
+    let token = format!("interop-{:016x}", rand_token());
+    let running = start(server, &token);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let hand: serde_yaml::Mapping = serde_yaml::from_str(&target_yaml(server, running.port))
+        .map_err(|e| format!("hand-written target: {e}"))?;
+    let hand_url = url::Url::parse(hand["url"].as_str().unwrap_or_default())
+        .map_err(|e| format!("hand-written url: {e}"))?;
+    let mut given = hand_url.clone();
+    given.set_query(None);
+    let starter = dir.path().join("starter.yaml");
+    let out = wsaudit(
+        &[
+            "init",
+            given.as_str(),
+            "--origin",
+            "https://app.example.com",
+            "-o",
+            starter.to_str().unwrap_or_default(),
+        ],
+        &token,
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "init exited {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = std::fs::read_to_string(&starter).map_err(|e| e.to_string())?;
+    let check = wsaudit(&["check", starter.to_str().unwrap_or_default()], &token);
+    if !check.status.success() {
+        return Err(format!(
+            "check refused the starter file: {}\n{text}",
+            String::from_utf8_lossy(&check.stderr)
+        ));
+    }
+    let mut answered: serde_yaml::Mapping =
+        serde_yaml::from_str(&text).map_err(|e| format!("starter: {e}\n{text}"))?;
+    // The dialect init detected is the one the hand-written target names.
+    let name = |v: Option<&serde_yaml::Value>| match v {
+        None => "raw".to_string(),
+        Some(serde_yaml::Value::String(s)) => s.clone(),
+        Some(m) => m["name"].as_str().unwrap_or_default().to_string(),
+    };
+    let (detected, written) = (name(answered.get("dialect")), name(hand.get("dialect")));
+    if detected != written {
+        return Err(format!(
+            "init detected dialect {detected}, the hand-written target says {written}\n{text}"
+        ));
+    }
+    let starter_url = url::Url::parse(answered["url"].as_str().unwrap_or_default())
+        .map_err(|e| format!("starter url: {e}"))?;
+    if starter_url.path() != hand_url.path() {
+        return Err(format!(
+            "init wrote path {}, the hand-written target {}",
+            starter_url.path(),
+            hand_url.path()
+        ));
+    }
+    // The answers: credentials (a URL token included), messages, dialect options.
+    for (key, value) in &hand {
+        match key.as_str() {
+            Some("url") | Some("origin") | Some("target") => {}
+            _ => {
+                answered.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if hand_url.query().is_some() {
+        answered.insert("url".into(), hand_url.as_str().into());
+    }
+    let path = dir.path().join("answered.yaml");
+    std::fs::write(
+        &path,
+        serde_yaml::to_string(&answered).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let json = dir.path().join("report.json");
+    let policy = interop_dir().join("policy.yaml");
+    let run = wsaudit(
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap_or_default(),
+            "--target",
+            path.to_str().unwrap_or_default(),
+            "--only",
+            "WS-MSG-01/MSG-VALID",
+            "--json",
+            json.to_str().unwrap_or_default(),
+        ],
+        &token,
+    );
+    let report = std::fs::read_to_string(&json).unwrap_or_default();
+    if !run.status.success() {
+        return Err(format!(
+            "the answered target's MSG-VALID did not pass (exit {:?}): {}\n{report}",
+            run.status.code(),
+            String::from_utf8_lossy(&run.stdout)
+        ));
+    }
+    if report.contains(&token) {
+        return Err("the token reached the report".into());
+    }
+    drop(running);
+    Ok(())
 }

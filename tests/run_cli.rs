@@ -209,7 +209,7 @@ async fn a_canary_secret_reaches_no_output_byte_of_a_failing_run() {
     assert!(
         cookie
             .iter()
-            .any(|l| l.starts_with("< HTTP 200; Set-Cookie: wsaudit_session=***; Secure")),
+            .any(|l| l.starts_with("< HTTP 200 (cookies: wsaudit_session=***; Secure")),
         "{cookie:?}"
     );
 }

@@ -7,10 +7,9 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::channel::Kind;
-use super::legitimate::{fetch, first_message, log_in, logged_in_channel};
+use super::legitimate::{client_values, fetch, first_message, log_in, logged_in_channel};
 use super::runtime::TargetRuntime;
 use super::session::{LastSent, Session};
-use super::values::Values;
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::plan::expect::{Authenticated, RefusalsAlike, TicketFlow};
 use crate::plan::step::{
@@ -114,7 +113,8 @@ impl Perform for Authenticate {
             }
         };
         s.tickets().used = Some(ticket.clone());
-        let message = first_message(s.rt(), &ticket)?;
+        let setup = s.setup().await?;
+        let message = first_message(s.rt(), &ticket, Some(&setup))?;
         let log = s.log().clone();
         let Some(channel) = s.channel() else {
             log.note("no connection (the handshake was refused): nothing to authenticate");
@@ -293,10 +293,11 @@ impl Perform for Login {
             log.note("the target has no authentication: nothing to do");
             return Ok(());
         }
+        let setup = s.setup().await?;
         let Some(channel) = s.channel() else {
             return Err("no connection is open: the handshake was refused".into());
         };
-        let result = log_in(&rt, &log, channel).await;
+        let result = log_in(&rt, &log, channel, Some(&setup)).await;
         if let Some(f) = channel.take_fault() {
             s.note_fault(f);
         }
@@ -441,14 +442,10 @@ impl Judge for TicketFlow {
                     format!("its legitimate client could not be tried: {why}")
                 }
                 Err(other) => format!("its legitimate client could not be tried: {other:?}"),
-                Ok(mut channel) => {
-                    let message = Values {
-                        ticket: None,
-                        credential: rt.credential_ref(),
-                        seq: Some(&rt.seq),
-                    }
-                    .render(valid)
-                    .unwrap_or_else(|_| valid.to_string());
+                Ok((mut channel, setup)) => {
+                    let message = client_values(&rt, Some(&setup), None)
+                        .render(valid)
+                        .unwrap_or_else(|_| valid.to_string());
                     match channel.send_message(&message).await {
                         Err(e) => {
                             format!("connected, but a business message could not be sent: {e}")

@@ -31,12 +31,26 @@ impl Perform for SendFrame {
         if let Some(p) = &f.payload {
             payload.extend_from_slice(&p.0);
         }
+        // Text is the valid message: in the dialect's envelope as a real client sends it,
+        // padded inside it to `pad_to` when the whole frame is built here.
+        let streamed =
+            f.declared_length.is_some() || f.pad_to.is_some_and(|p| p.as_usize() > IN_MEMORY);
+        let mut padded_inside = false;
         if let Some(t) = &text {
-            payload.extend_from_slice(t.as_bytes());
+            let pad_inside = f.pad_to.filter(|_| !streamed).map(|p| p.as_usize());
+            padded_inside = pad_inside.is_some();
+            let wire = conn
+                .frame_payload(t, pad_inside)
+                .await
+                .map_err(|e| format!("cannot build the frame: {e}"))?;
+            payload.extend_from_slice(&wire);
         }
         // `pad_to` pads the text (a valid message) with JSON whitespace; `payload_size` fills
         // with `a`.
-        let size = f.payload_size.or(f.pad_to).map(|s| s.as_usize());
+        let size = f
+            .payload_size
+            .or(f.pad_to.filter(|_| !padded_inside))
+            .map(|s| s.as_usize());
         let fill = if f.pad_to.is_some() { b' ' } else { b'a' };
         let mask = if f.masked {
             Mask::Random

@@ -75,11 +75,11 @@ impl Perform for Connect {
         }
         let rt = s.rt().clone();
         let log = s.log().clone();
-        let req = rt
-            .profile
-            .request(&v, &rt.secrets())
-            .map_err(|e| e.to_string())?;
-        log.sent(req.summary());
+        let setup = s.setup().await?;
+        if self.cookies_only {
+            v.cookies_only = true;
+            v.cookie = self.session_cookies(s, &setup).await?;
+        }
         let link = |handshake, channel| Link {
             name: name.clone(),
             handshake,
@@ -89,10 +89,7 @@ impl Perform for Connect {
             pings_off_at: None,
             valid_confirmed: false,
         };
-        let opened = rt
-            .profile
-            .open_request(&req, &rt.tls, rt.connect_timeout(), rt.classifier.clone())
-            .await;
+        let opened = rt.connect(&v, Some(&setup), &log).await;
         match opened {
             Ok(opened) => {
                 let status = opened.response.status;
@@ -121,6 +118,38 @@ impl Perform for Connect {
             }
             Err(e) => Err(format!("the handshake failed: {e}").into()),
         }
+    }
+}
+
+impl Connect {
+    /// The session cookies a browser would carry to the target's socket from another site:
+    /// the target's own cookies (`connect.cookies`), the cookie jar's (its setup requests) and
+    /// the one its ticket endpoint sets (a ticket is fetched for it when none was). Returns
+    /// the ticket endpoint's cookie, for the handshake to add; not applicable when the
+    /// legitimate client holds no session cookie at all.
+    async fn session_cookies(
+        &self,
+        s: &mut Session,
+        setup: &super::setup_state::SetupState,
+    ) -> Result<Option<String>, StepError> {
+        let has_ticket_flow = s
+            .rt()
+            .target
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.ticket.is_some());
+        if has_ticket_flow && s.tickets().own.is_none() {
+            crate::plan::step::FetchTicket::default().perform(s).await?;
+        }
+        let ticket_cookie = s.tickets().own.as_ref().and_then(|t| t.cookie_header());
+        let own = !s.rt().profile.cookies.is_empty();
+        if ticket_cookie.is_none() && !own && !setup.has_cookies() {
+            return Err(StepError::NotApplicable(
+                "the legitimate client holds no session cookie (no connect.cookies, none set by                  the setup requests or the ticket endpoint): a cross-site page has nothing to                  ride on"
+                    .into(),
+            ));
+        }
+        Ok(ticket_cookie)
     }
 }
 

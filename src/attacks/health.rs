@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::channel::Kind;
-use super::legitimate::{log_transcript, logged_in_channel};
+use super::legitimate::{client_values, log_transcript, logged_in_channel};
 use super::runtime::TargetRuntime;
 use super::session::Session;
 use super::{Judge, Judgement};
@@ -18,17 +18,11 @@ pub async fn healthy(rt: &Arc<TargetRuntime>, log: &CaseLog) -> Judgement {
     let Some(valid) = rt.target.valid_message().map(str::to_string) else {
         return Judgement::Inconclusive("the target lists no valid message".into());
     };
-    let mut channel = match logged_in_channel(rt, log).await {
+    let (mut channel, setup) = match logged_in_channel(rt, log).await {
         Ok(c) => c,
         Err(j) => return j,
     };
-    let message = match (super::values::Values {
-        credential: rt.credential_ref(),
-        seq: Some(&rt.seq),
-        ticket: None,
-    })
-    .render(&valid)
-    {
+    let message = match client_values(rt, Some(&setup), None).render(&valid) {
         Ok(m) => m,
         Err(e) => return Judgement::Inconclusive(e.to_string()),
     };

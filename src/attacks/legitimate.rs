@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::channel::{Channel, Kind};
 use super::profile::Variation;
 use super::runtime::TargetRuntime;
+use super::setup_state::SetupState;
 use super::values::Values;
 use super::{Judgement, StepError};
 use crate::client::Ticket;
@@ -43,8 +44,35 @@ pub(super) async fn fetch(
     Ok(ticket)
 }
 
+/// The values the legitimate client fills run-time placeholders from: the case's setup
+/// values, the target's credential, `ticket` where one is at hand.
+pub fn client_values<'a>(
+    rt: &'a TargetRuntime,
+    setup: Option<&'a SetupState>,
+    ticket: Option<&'a str>,
+) -> Values<'a> {
+    Values {
+        ticket,
+        credential: rt.credential_ref(),
+        seq: Some(&rt.seq),
+        setup,
+    }
+}
+
+/// Runs the target's setup requests for a fresh legitimate client (see [`super::setup`]).
+pub async fn setup(rt: &TargetRuntime, log: &CaseLog) -> Result<Arc<SetupState>, String> {
+    if rt.target.setup.is_empty() {
+        return Ok(Arc::new(SetupState::default()));
+    }
+    super::setup::run(rt, log).await.map(Arc::new)
+}
+
 /// The target's first message carrying `ticket`, its run-time placeholders filled.
-pub(super) fn first_message(rt: &TargetRuntime, ticket: &str) -> Result<String, StepError> {
+pub(super) fn first_message(
+    rt: &TargetRuntime,
+    ticket: &str,
+    setup: Option<&SetupState>,
+) -> Result<String, StepError> {
     let template = rt
         .target
         .auth
@@ -55,12 +83,7 @@ pub(super) fn first_message(rt: &TargetRuntime, ticket: &str) -> Result<String, 
                 "the target describes no first message (auth.first_message)".into(),
             )
         })?;
-    Values {
-        ticket: Some(ticket),
-        credential: rt.credential_ref(),
-        seq: Some(&rt.seq),
-    }
-    .render(&template)
+    client_values(rt, setup, Some(ticket)).render(&template)
 }
 
 /// The target's legitimate authentication on `channel`, whatever its flow is (a ticket flow,
@@ -70,6 +93,7 @@ pub async fn log_in(
     rt: &Arc<TargetRuntime>,
     log: &CaseLog,
     channel: &mut Channel,
+    setup: Option<&SetupState>,
 ) -> Result<(), String> {
     let Some(auth) = rt.target.auth.clone() else {
         log.note("the target has no authentication: nothing to do");
@@ -78,7 +102,7 @@ pub async fn log_in(
     if auth.ticket.is_some() && auth.first_message.is_some() {
         let ticket = fetch(rt, log, None).await.map_err(|e| e.to_string())?;
         channel.add_secret(ticket.value());
-        let message = first_message(rt, ticket.value()).map_err(|e| e.to_string())?;
+        let message = first_message(rt, ticket.value(), setup).map_err(|e| e.to_string())?;
         log.sent("first message with a fresh ticket");
         channel
             .send_auth(&message)
@@ -86,20 +110,18 @@ pub async fn log_in(
             .map_err(|e| format!("cannot send the first message: {e}"))?;
     } else if let Some(template) = &auth.first_message {
         // A credential in the first message without any ticket endpoint (a static token).
-        let message = Values {
-            ticket: None,
-            credential: rt.credential_ref(),
-            seq: Some(&rt.seq),
-        }
-        .render(template)
-        .map_err(|e| e.to_string())?;
+        let message = client_values(rt, setup, None)
+            .render(template)
+            .map_err(|e| e.to_string())?;
         log.sent("first message (the target's credential, no ticket)");
         channel
             .send_auth(&message)
             .await
             .map_err(|e| format!("cannot send the first message: {e}"))?;
     }
-    if auth.accepted_when.is_none() {
+    // Wait for the answer where the target names it, or where the protocol gives one to
+    // whatever carried the authentication.
+    if auth.accepted_when.is_none() && !(channel.answers_auth() && auth.first_message.is_some()) {
         return Ok(());
     }
     let deadline = Instant::now() + rt.reply_wait;
@@ -129,8 +151,19 @@ pub async fn log_in(
 pub async fn logged_in_channel(
     rt: &Arc<TargetRuntime>,
     log: &CaseLog,
-) -> Result<Channel, Judgement> {
-    let opened = match rt.open(&Variation::legitimate()).await {
+) -> Result<(Channel, Arc<SetupState>), Judgement> {
+    let setup = match setup(rt, log).await {
+        Ok(s) => s,
+        Err(why) => {
+            return Err(Judgement::Broken(format!(
+                "a fresh client cannot get through the target's setup requests: {why}"
+            )));
+        }
+    };
+    let opened = match rt
+        .connect(&Variation::legitimate(), Some(&setup), log)
+        .await
+    {
         Ok(o) => o,
         Err(crate::client::ClientError::InvalidUrl { url, reason }) => {
             return Err(Judgement::Inconclusive(format!(
@@ -149,12 +182,12 @@ pub async fn logged_in_channel(
             "a fresh client's handshake is refused (HTTP {status})"
         )));
     };
-    let result = log_in(rt, log, &mut channel).await;
+    let result = log_in(rt, log, &mut channel, Some(&setup)).await;
     if let Some(fault) = channel.take_fault() {
         return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
     }
     match result {
-        Ok(()) => Ok(channel),
+        Ok(()) => Ok((channel, setup)),
         Err(e) => {
             log_transcript(log, &channel);
             Err(Judgement::Broken(format!(

@@ -143,7 +143,9 @@ impl Judge for Closed {
                 } {
                     warned = true;
                 }
-                if c.no_data {
+                // A refusal on its way out (an error before the close, a Socket.IO
+                // CONNECT_ERROR) says no; it serves nothing.
+                if c.no_data && reply.kind != Kind::Rejection {
                     return Judgement::Broken(format!("data flowed before any close: {shown}"));
                 }
                 continue;
@@ -157,8 +159,8 @@ impl Judge for Closed {
                         ));
                     }
                     return match code {
-                        Some(1011) => Judgement::Broken(format!(
-                            "the server crashed: {shown} after {after:.2}s (1011: internal error, not a refusal)"
+                        Some(k) if classifier.is_crash(k) => Judgement::Broken(format!(
+                            "the server crashed: {shown} after {after:.2}s (internal error, not a refusal)"
                         )),
                         _ if c.codes.is_empty() => {
                             Judgement::Holds(format!("{shown} after {after:.2}s"))
@@ -166,6 +168,21 @@ impl Judge for Closed {
                         Some(code) if classifier.counts_as(code, &c.codes) => {
                             Judgement::Holds(format!("{shown} after {after:.2}s"))
                         }
+                        // A close without a status code says no more than a drop: the drop rule.
+                        None => match super::messages::judge_drop(
+                            s,
+                            c.drop_counts,
+                            true,
+                            &c.codes,
+                            super::messages::Ending::CodelessClose,
+                        )
+                        .await
+                        {
+                            Judgement::Holds(why) => {
+                                Judgement::Holds(format!("{shown} after {after:.2}s: {why}"))
+                            }
+                            other => other,
+                        },
                         _ => Judgement::Broken(format!("{shown}: expected one of {:?}", c.codes)),
                     };
                 }
@@ -184,7 +201,15 @@ impl Judge for Closed {
                     // be allowed and shown to refuse this input.
                     let any_end = c.codes.is_empty();
                     let allowed = c.drop_counts || any_end;
-                    return match super::messages::judge_drop(s, allowed, !any_end, &c.codes).await {
+                    return match super::messages::judge_drop(
+                        s,
+                        allowed,
+                        !any_end,
+                        &c.codes,
+                        super::messages::Ending::Dropped,
+                    )
+                    .await
+                    {
                         Judgement::Holds(why) if any_end => {
                             Judgement::Holds(format!("{shown} after {after:.2}s ({why})"))
                         }

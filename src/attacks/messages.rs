@@ -42,12 +42,15 @@ impl Perform for Send {
                 (None, None) => String::new(),
             };
             for _ in 0..repeat {
-                let mut message = pad(s.render(&template)?, pad_to);
+                let mut message = s.render(&template)?;
                 if let Some(n) = self.truncate {
                     cut_last_bytes(&mut message, n);
                 }
                 let Some(channel) = s.channel() else { break };
-                let sent = if self.as_binary {
+                let sent = if pad_to.is_some() {
+                    // Padded inside the envelope, so the whole message has the size asked.
+                    channel.send_message_padded(&message, pad_to).await
+                } else if self.as_binary {
                     channel
                         .send_message_mutated(&message, opcode::BINARY, |_| {})
                         .await
@@ -108,7 +111,16 @@ impl Perform for Send {
                 )));
             }
             let valid = s.rt().target.valid_message().unwrap_or("{}").to_string();
-            let plain = pad(s.render(&valid)?, Some(size.as_usize()));
+            let valid = s.render(&valid)?;
+            let plain = match s.channel() {
+                Some(c) => String::from_utf8_lossy(
+                    &c.frame_payload(&valid, Some(size.as_usize()))
+                        .await
+                        .map_err(|e| format!("cannot build the message: {e}"))?,
+                )
+                .into_owned(),
+                None => return Ok(()),
+            };
             let compressed = deflate(plain.as_bytes());
             log.note(format!(
                 "{} B compressed to {} B",
@@ -235,7 +247,21 @@ impl Perform for Flood {
             log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
         }
-        let per_message = values::per_message(&self.text) || self.truncate.is_some() || self.pings;
+        // A flood of business messages is the protocol's own (its connect sent first, where
+        // it has one), each message with its own id where the protocol numbers them.
+        if !self.pings
+            && let Some(channel) = s.channel()
+        {
+            channel
+                .prepare_business()
+                .await
+                .map_err(|e| format!("cannot start the flood: {e}"))?;
+        }
+        let per_message = values::per_message(&self.text)
+            || self.truncate.is_some()
+            || self.in_array
+            || self.pings
+            || s.channel().is_some_and(|c| c.wraps_uniquely());
         let started = Instant::now();
         let until = self.duration.map(|d| started + d);
         let mut sent: u32 = 0;
@@ -318,11 +344,14 @@ impl Flood {
         if let Some(n) = self.truncate {
             cut_last_bytes(&mut message, n);
         }
+        if self.in_array {
+            message = format!("[{message}]");
+        }
         Ok(message)
     }
 
     /// Its wire bytes: a business message through the dialect, or a ping carrying it.
-    fn frame(&self, channel: &Channel, message: &str) -> Vec<u8> {
+    fn frame(&self, channel: &mut Channel, message: &str) -> Vec<u8> {
         if self.pings {
             let payload: Vec<u8> = message.bytes().take(125).collect();
             FrameSpec::new(opcode::PING, payload).encode()
@@ -544,9 +573,21 @@ impl Judge for Rejected {
                 }
                 Kind::Closed => {
                     return match r.close_code() {
-                        Some(1011) => Judgement::Broken(format!(
-                            "the server crashed on this input: {shown} (1011: internal error, not a refusal)"
+                        Some(c) if classifier.is_crash(c) => Judgement::Broken(format!(
+                            "the server crashed on this input: {shown} (internal error, not a refusal)"
                         )),
+                        // A close frame without a status code says no more than a drop does
+                        // (Socket.IO ends a transport it cannot decode that way): the drop rule.
+                        None => {
+                            judge_drop(
+                                s,
+                                self.drop_counts,
+                                true,
+                                &self.codes,
+                                Ending::CodelessClose,
+                            )
+                            .await
+                        }
                         Some(c) if classifier.counts_as(c, &self.codes) => {
                             Judgement::Holds(format!(
                                 "closed with {c}{} after {:.2}s",
@@ -566,7 +607,10 @@ impl Judge for Rejected {
                 Kind::Fault => {
                     return Judgement::Inconclusive(format!("harness fault: {shown}"));
                 }
-                Kind::Dropped => return judge_drop(s, self.drop_counts, true, &self.codes).await,
+                Kind::Dropped => {
+                    return judge_drop(s, self.drop_counts, true, &self.codes, Ending::Dropped)
+                        .await;
+                }
                 Kind::Timeout if self.silence_counts => {
                     return Judgement::Holds(format!(
                         "no data for {:.1}s, which the policy treats as a refusal",
@@ -593,47 +637,63 @@ impl Judge for Rejected {
     }
 }
 
-/// A connection dropped without a close frame after an attack: a refusal only where drops
-/// count (`allowed`), the same connection carried the unmutated valid message first (when
-/// `needs_control`: a drop is evidence of refusing *this* input), and a fresh client is still
-/// served; a crash where fresh clients fail.
+/// How a connection ended without saying why: the two endings the drop rule judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The TCP connection ended without a close frame.
+    Dropped,
+    /// A close frame arrived that carries no status code (the peer sees 1005).
+    CodelessClose,
+}
+
+impl Ending {
+    fn describe(self) -> &'static str {
+        match self {
+            Ending::Dropped => "dropped without a close frame",
+            Ending::CodelessClose => "closed without a status code",
+        }
+    }
+}
+
+/// A connection that ended without saying why (`ending`) after an attack: a refusal only where
+/// drops count (`allowed`), the same connection carried the unmutated valid message first (when
+/// `needs_control`: an ending is evidence of refusing *this* input), and a fresh client is
+/// still served; a crash where fresh clients fail.
 pub(super) async fn judge_drop(
     s: &mut Session,
     allowed: bool,
     needs_control: bool,
     codes: &[u16],
+    ending: Ending,
 ) -> Judgement {
+    let how = ending.describe();
     let rt = s.rt().clone();
     let log = s.log().clone();
     let confirmed = s.current().is_some_and(|l| l.valid_confirmed);
     let health = super::healthy(&rt, &log).await;
     if let Judgement::Broken(why) = &health {
         return Judgement::Broken(format!(
-            "the server crashed on this input: it dropped the connection without a close frame, and {why}"
+            "the server crashed on this input: the connection was {how}, and {why}"
         ));
     }
     if !allowed {
         return Judgement::Broken(format!(
-            "dropped without a close frame: this check requires a close code (one of {codes:?}), \
+            "{how}: this check requires a close code (one of {codes:?}), \
              and its policy does not allow drops"
         ));
     }
     if needs_control && !confirmed {
-        return Judgement::Broken(
-            "dropped without a close frame, and nothing shows this connection survives the \
-             unmutated message (no differential control), so the drop is no evidence of a refusal"
-                .into(),
-        );
+        return Judgement::Broken(format!(
+            "{how}, and nothing shows this connection survives the unmutated message (no \
+             differential control), so the ending is no evidence of a refusal"
+        ));
     }
     match health {
-        Judgement::Holds(_) if needs_control => Judgement::Holds(
-            "dropped without a close frame: the same connection had carried the unmutated valid \
-             message, and a fresh client is still served"
-                .into(),
-        ),
-        Judgement::Holds(_) => {
-            Judgement::Holds("dropped without a close frame; a fresh client is still served".into())
-        }
+        Judgement::Holds(_) if needs_control => Judgement::Holds(format!(
+            "{how}: the same connection had carried the unmutated valid message, and a fresh \
+             client is still served"
+        )),
+        Judgement::Holds(_) => Judgement::Holds(format!("{how}; a fresh client is still served")),
         other => other,
     }
 }
@@ -669,16 +729,6 @@ pub async fn flood_unpaced(
         }
         sent += n;
     }
-}
-
-/// Pads a text message with trailing spaces (valid JSON whitespace) up to `size` bytes.
-fn pad(mut text: String, size: Option<usize>) -> String {
-    if let Some(size) = size
-        && size > text.len()
-    {
-        text.push_str(&" ".repeat(size - text.len()));
-    }
-    text
 }
 
 /// Raw DEFLATE as permessage-deflate sends it (sync flush, trailing 00 00 ff ff removed).

@@ -23,7 +23,6 @@
 mod auth;
 pub mod channel;
 mod connections;
-pub mod dialect;
 mod frames;
 mod handshake;
 mod health;
@@ -33,6 +32,8 @@ pub mod messages;
 pub mod profile;
 pub mod runtime;
 pub mod session;
+pub mod setup;
+pub mod setup_state;
 mod transport;
 pub mod values;
 
@@ -222,7 +223,7 @@ mod tests {
             handshake: session::HandshakeSeen::Upgraded { extensions: None },
             channel: Some(Channel::new(
                 Connection::new(PanicOnRead, &[]),
-                dialect::Dialect::Raw,
+                crate::dialect::ClientCodec::new(crate::dialect::Dialect::Raw, "localhost"),
                 rt.classifier.clone(),
                 None,
             )),

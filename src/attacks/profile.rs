@@ -9,10 +9,12 @@ use std::sync::Arc;
 use url::Url;
 
 use super::channel::{Channel, Classifier};
-use super::dialect::Dialect;
+use super::setup_state::SetupState;
+use super::values::Values;
 use crate::client::{ClientError, HandshakeResponse, TlsClient, UpgradeRequest, connect};
 use crate::config::Secrets;
 use crate::config::target::Target;
+use crate::dialect::{ClientCodec, Dialect};
 
 /// How the target's legitimate clients open their connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub struct Variation {
     pub strip_query: bool,
     /// Send the profile's credentials (its headers and cookies); `false` also strips the query.
     pub credentials: bool,
+    /// Send only what a browser sends on its own to another site's socket: the cookies (the
+    /// profile's, the cookie jar's), no credential headers, no credential in the URL.
+    pub cookies_only: bool,
     /// Query parameters added to the URL.
     pub query: Vec<(String, String)>,
     /// Headers added (a second header of a name the profile sends is added beside it).
@@ -68,7 +73,7 @@ pub struct Variation {
     pub extensions: Option<Vec<String>>,
     /// Appended to the URL's path.
     pub path_suffix: Option<String>,
-    /// Subprotocols offered instead of the profile's, when set.
+    /// Subprotocols offered after the legitimate ones, when set.
     pub subprotocols: Option<Vec<String>>,
 }
 
@@ -86,6 +91,7 @@ impl Variation {
             plaintext: false,
             strip_query: false,
             credentials: true,
+            cookies_only: false,
             query: Vec::new(),
             headers: Vec::new(),
             cookie: None,
@@ -111,7 +117,7 @@ impl ConnectProfile {
             cookies: connect.cookies.into_iter().collect(),
             subprotocols: connect.subprotocols,
             extensions: Vec::new(),
-            dialect: Dialect::Raw,
+            dialect: target.dialect.clone(),
         }
     }
 
@@ -130,15 +136,46 @@ impl ConnectProfile {
     }
 
     /// The upgrade request of this profile with `v` applied: the one function that builds a
-    /// handshake. `secrets` are redacted from its evidence.
-    pub fn request(&self, v: &Variation, secrets: &Secrets) -> Result<UpgradeRequest, ClientError> {
-        let mut url = if v.plaintext {
-            self.plaintext_url.clone()
-        } else {
-            self.url.clone()
+    /// handshake. `secrets` are redacted from its evidence; `setup` fills `{{setup.NAME}}` and
+    /// holds the cookie jar.
+    pub fn request(
+        &self,
+        v: &Variation,
+        secrets: &Secrets,
+        setup: Option<&SetupState>,
+    ) -> Result<UpgradeRequest, ClientError> {
+        let values = Values {
+            setup,
+            ..Values::default()
         };
-        if v.strip_query || !v.credentials {
+        let fill = |text: &str| {
+            values.render(text).map_err(|e| ClientError::InvalidUrl {
+                url: "the target's handshake".into(),
+                reason: e.to_string(),
+            })
+        };
+        let base = if v.plaintext {
+            &self.plaintext_url
+        } else {
+            &self.url
+        };
+        let mut url = if crate::config::target::setup_refs(base.as_str()).is_empty() {
+            base.clone()
+        } else {
+            let decoded = crate::config::target::decode_braces(base.as_str());
+            Url::parse(&fill(&decoded)?).map_err(|e| ClientError::InvalidUrl {
+                url: "the target's URL with its setup values".into(),
+                reason: e.to_string(),
+            })?
+        };
+        let credentials = v.credentials && !v.cookies_only;
+        if v.strip_query || !credentials {
             url.set_query(None);
+        }
+        let codec = ClientCodec::new(self.dialect.clone(), url.host_str().unwrap_or_default());
+        let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        for (k, val) in codec.url_query(&present) {
+            url.query_pairs_mut().append_pair(k, val);
         }
         if let Some(suffix) = &v.path_suffix {
             let path = format!("{}{suffix}", url.path().trim_end_matches('/'));
@@ -163,28 +200,41 @@ impl ConnectProfile {
             let credential = CREDENTIAL_HEADERS
                 .iter()
                 .any(|h| name.eq_ignore_ascii_case(h));
-            if credential && !v.credentials {
+            if credential && !credentials {
                 continue;
             }
+            let value = fill(value)?;
             if credential {
-                req = req.secret(value);
+                req = req.secret(&value);
             }
-            req = req.header(name, value.clone().into_bytes());
+            req = req.header(name, value.into_bytes());
         }
         for (name, value) in &v.headers {
             req = req.header(name, value.clone().into_bytes());
         }
         let mut cookies: Vec<String> = Vec::new();
-        if v.credentials {
-            cookies.extend(self.cookies.iter().map(|(n, val)| format!("{n}={val}")));
+        if v.credentials || v.cookies_only {
+            for (n, val) in &self.cookies {
+                cookies.push(format!("{n}={}", fill(val)?));
+            }
+            for (n, val) in setup.map(|s| s.cookies_for(&url)).unwrap_or_default() {
+                req = req.secret(&val);
+                cookies.push(format!("{n}={val}"));
+            }
         }
         cookies.extend(v.cookie.iter().cloned());
         if !cookies.is_empty() {
             req = req.cookie(&cookies.join("; "));
         }
-        let subprotocols = v.subprotocols.as_ref().unwrap_or(&self.subprotocols);
-        if !subprotocols.is_empty() {
-            let offered: Vec<&str> = subprotocols.iter().map(String::as_str).collect();
+        // The legitimate subprotocols (the target's, else its protocol's), then any the
+        // variation adds (a credential offered as a subprotocol, beside the real ones).
+        let mut offered: Vec<&str> = if self.subprotocols.is_empty() {
+            codec.subprotocols().to_vec()
+        } else {
+            self.subprotocols.iter().map(String::as_str).collect()
+        };
+        offered.extend(v.subprotocols.iter().flatten().map(String::as_str));
+        if !offered.is_empty() {
             req = req.protocols(&offered);
         }
         let extensions = v.extensions.as_ref().unwrap_or(&self.extensions);
@@ -192,20 +242,6 @@ impl ConnectProfile {
             req = req.extensions(&extensions.join(", "));
         }
         Ok(req)
-    }
-
-    /// Opens a connection with `v` applied: the server's answer, and a channel when it
-    /// upgraded.
-    pub async fn open(
-        &self,
-        v: &Variation,
-        secrets: &Secrets,
-        tls: &TlsClient,
-        timeout: std::time::Duration,
-        classifier: Arc<Classifier>,
-    ) -> Result<Opened, ClientError> {
-        let req = self.request(v, secrets)?;
-        self.open_request(&req, tls, timeout, classifier).await
     }
 
     /// Opens a connection with a request this profile built (see [`ConnectProfile::request`]).
@@ -222,9 +258,13 @@ impl ConnectProfile {
             .response
             .header("sec-websocket-extensions")
             .map(str::to_string);
+        let codec = ClientCodec::new(
+            self.dialect.clone(),
+            req.url().host_str().unwrap_or_default(),
+        );
         let channel = h
             .connection
-            .map(|conn| Channel::new(conn, self.dialect, classifier, extensions));
+            .map(|conn| Channel::new(conn, codec, classifier, extensions));
         Ok(Opened {
             request: summary,
             response: h.response,

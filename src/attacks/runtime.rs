@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use super::channel::Classifier;
 use super::profile::{ConnectProfile, Opened, Variation};
+use super::setup_state::SetupState;
 use crate::client::{
     CertCheck, ClientError, HttpClient, HttpOptions, HttpRequestSpec, SetCookie, TlsClient,
     TlsOptions, TlsVersions,
 };
 use crate::config::Secrets;
 use crate::config::target::{LoadedTarget, Target};
+use crate::report::CaseLog;
 
 /// How long the harness waits for a reply when the policy states no bound; stated in evidence.
 pub const DEFAULT_REPLY_WAIT: Duration = Duration::from_secs(3);
@@ -95,6 +97,38 @@ impl TargetRuntime {
             .collect()
     }
 
+    /// Sends one HTTP request a case makes (a setup request, a negotiation, the ticket request
+    /// whose cookies are judged) under the connect deadline, with every known secret redacted
+    /// from what the log and errors show; the cookies it sets become secrets. `label` prefixes
+    /// the log lines. Returns the response and the description of its cookies.
+    pub async fn send_logged(
+        &self,
+        mut spec: HttpRequestSpec,
+        label: &str,
+        log: &CaseLog,
+    ) -> Result<(crate::client::HttpResponse, Vec<String>), String> {
+        for s in self.secrets().values() {
+            spec = spec.secret(s);
+        }
+        log.sent(format!("{label}{spec:?}"));
+        let response = self
+            .http
+            .send(&spec, self.connect_timeout())
+            .await
+            .map_err(|e| format!("{label}the request failed: {e}"))?;
+        let cookies = self.register_cookies(&response.set_cookies);
+        log.saw(format!(
+            "{label}HTTP {} (cookies: {})",
+            response.status,
+            if cookies.is_empty() {
+                "none".to_string()
+            } else {
+                cookies.join(" | ")
+            }
+        ));
+        Ok((response, cookies))
+    }
+
     /// A copy of the secret registry.
     pub fn secrets(&self) -> Secrets {
         self.secrets
@@ -115,11 +149,11 @@ impl TargetRuntime {
         identity: Option<&crate::config::target::Identity>,
     ) -> Option<(HttpRequestSpec, String)> {
         let flow = self.target.auth.as_ref()?.ticket.as_ref()?;
-        let method = match flow.request.method {
-            crate::config::target::HttpMethod::Get => "GET",
-            crate::config::target::HttpMethod::Post => "POST",
-        };
-        let mut spec = HttpRequestSpec::new(method, flow.request.url.0.as_str());
+        let mut spec =
+            HttpRequestSpec::new(flow.request.method.as_str(), flow.request.url.0.as_str());
+        if let Some(body) = &flow.request.body {
+            spec = spec.body(body);
+        }
         let replaced = |name: &str| {
             identity.is_some_and(|i| i.headers.keys().any(|k| k.eq_ignore_ascii_case(name)))
         };
@@ -153,17 +187,92 @@ impl TargetRuntime {
         self.target.limits.connect_timeout
     }
 
-    /// Opens a connection with the legitimate profile varied by `v`.
-    pub async fn open(&self, v: &Variation) -> Result<Opened, ClientError> {
-        self.profile
-            .open(
-                v,
-                &self.secrets(),
+    /// Opens a connection the way the target's legitimate client does, varied by `v`: the
+    /// handshake (with `setup`'s values and cookies), the dialect's negotiation before it and
+    /// its opening after it. What was sent and seen goes to `log`; the protocol's opening
+    /// failing is noted there, and what the server sent is left for the judgements.
+    pub async fn connect(
+        &self,
+        v: &Variation,
+        setup: Option<&SetupState>,
+        log: &CaseLog,
+    ) -> Result<Opened, ClientError> {
+        let mut req = self.profile.request(v, &self.secrets(), setup)?;
+        if matches!(
+            self.profile.dialect,
+            crate::dialect::Dialect::SignalrJson {
+                negotiate: true,
+                ..
+            }
+        ) {
+            match self.negotiate(&req, log).await {
+                Ok(token) => req = req.query_param("id", &token),
+                Err(why) => log.note(format!(
+                    "SignalR negotiation failed ({why}): connecting without a connection token"
+                )),
+            }
+        }
+        log.sent(req.summary());
+        let mut opened = self
+            .profile
+            .open_request(
+                &req,
                 &self.tls,
                 self.connect_timeout(),
                 self.classifier.clone(),
             )
-            .await
+            .await?;
+        if let Some(channel) = opened.channel.as_mut() {
+            channel.set_reply_wait(self.reply_wait);
+            let deadline = tokio::time::Instant::now() + self.connect_timeout();
+            if let Err(why) = channel.open_dialect(deadline).await {
+                log.note(format!("the protocol's opening: {why}"));
+            }
+        }
+        Ok(opened)
+    }
+
+    /// SignalR's negotiation for an upgrade request: `POST <hub>/negotiate?negotiateVersion=1`
+    /// with the same credentials and Origin, giving the connection token.
+    async fn negotiate(
+        &self,
+        req: &crate::client::UpgradeRequest,
+        log: &CaseLog,
+    ) -> Result<String, String> {
+        // The hub's URL as the upgrade request names it (its query included), over HTTP.
+        let base = req.url();
+        let scheme = if base.scheme() == "wss" {
+            "https"
+        } else {
+            "http"
+        };
+        let authority = &base[url::Position::BeforeHost..url::Position::AfterPort];
+        let (path, query) = req
+            .target
+            .split_once('?')
+            .map_or((req.target.as_str(), None), |(p, q)| (p, Some(q)));
+        let mut url = format!(
+            "{scheme}://{authority}{}/negotiate?negotiateVersion=1",
+            path.trim_end_matches('/')
+        );
+        if let Some(q) = query {
+            url.push('&');
+            url.push_str(q);
+        }
+        let mut spec = HttpRequestSpec::new("POST", &url);
+        for (name, value) in &req.headers {
+            let lower = name.to_ascii_lowercase();
+            let websocket_only = lower.starts_with("sec-websocket")
+                || ["host", "upgrade", "connection", "user-agent"].contains(&lower.as_str());
+            if !websocket_only {
+                spec = spec.header(name, &String::from_utf8_lossy(value));
+            }
+        }
+        let (response, _) = self.send_logged(spec, "negotiate: ", log).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(format!("HTTP {}", response.status));
+        }
+        crate::dialect::signalr::negotiated_token(&String::from_utf8_lossy(&response.body))
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::StepError;
 use super::channel::{Channel, Reply};
 use super::runtime::TargetRuntime;
+use super::setup_state::SetupState;
 use super::values::Values;
 use crate::client::{ClientError, Event, HttpResponse, Ticket, TlsFacts};
 use crate::report::CaseLog;
@@ -122,6 +123,8 @@ pub struct Session {
     ticket_at_fork: Option<String>,
     /// What the last `ramp` saw.
     ramp: Option<RampRecord>,
+    /// What the target's setup requests gave this case, once run.
+    setup: Option<Arc<SetupState>>,
 }
 
 impl Session {
@@ -139,7 +142,21 @@ impl Session {
             fault: None,
             ticket_at_fork: None,
             ramp: None,
+            setup: None,
         }
+    }
+
+    /// What the target's setup requests gave this case: run once, the first time a step
+    /// needs it (a case that never connects makes no login).
+    pub async fn setup(&mut self) -> Result<Arc<SetupState>, StepError> {
+        if let Some(s) = &self.setup {
+            return Ok(s.clone());
+        }
+        let state = super::legitimate::setup(&self.rt, &self.log)
+            .await
+            .map_err(|why| StepError::Inconclusive(format!("the target's setup failed: {why}")))?;
+        self.setup = Some(state.clone());
+        Ok(state)
     }
 
     /// What the last `ramp` saw.
@@ -173,6 +190,7 @@ impl Session {
             ticket: self.tickets.own.as_ref().map(Ticket::value),
             credential: self.rt.credential_ref(),
             seq: Some(&self.rt.seq),
+            setup: self.setup.as_deref(),
         }
     }
 
@@ -280,6 +298,7 @@ impl Session {
                 event: Event::Dropped {
                     error: "no connection is open".into(),
                 },
+                signal: crate::dialect::Signal::Data,
             };
         };
         let r = channel.next(deadline).await;
@@ -371,6 +390,7 @@ impl Session {
     pub fn fork(&mut self, names: &[String]) -> Session {
         let mut child = Session::new(self.rt.clone(), self.log.clone());
         child.tickets = self.tickets.clone();
+        child.setup = self.setup.clone();
         child.ticket_at_fork = self.tickets.own.as_ref().map(|t| t.value().to_string());
         let mut i = 0;
         while i < self.links.len() {

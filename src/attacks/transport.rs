@@ -147,7 +147,8 @@ fn plaintext_target(s: &Session) -> Option<Judgement> {
 }
 
 impl Perform for HttpRequest {
-    /// `http_request`: the target's ticket request, for its `Set-Cookie`.
+    /// `http_request`: the target's ticket request (or, without one, its setup requests), for
+    /// their `Set-Cookie`.
     async fn perform(&self, s: &mut Session) -> StepResult {
         match self.endpoint {
             HttpEndpoint::Ticket => {}
@@ -155,24 +156,25 @@ impl Perform for HttpRequest {
         let rt = s.rt().clone();
         let log = s.log().clone();
         let Some((spec, _)) = rt.ticket_request() else {
-            return Err(StepError::NotApplicable(
-                "the target names no session or ticket endpoint (auth.ticket.request) whose \
-                 cookies could be judged"
-                    .into(),
-            ));
+            // No ticket endpoint: the session cookie comes from the setup requests (a login).
+            if rt.target.setup.is_empty() {
+                return Err(StepError::NotApplicable(
+                    "the target names no session or ticket endpoint (auth.ticket.request) and \
+                     no setup request whose cookies could be judged"
+                        .into(),
+                ));
+            }
+            let state = super::setup::run(&rt, &log)
+                .await
+                .map_err(|e| format!("the setup requests failed: {e}"))?;
+            let response = state
+                .cookies_response()
+                .cloned()
+                .ok_or("the setup requests produced no response")?;
+            s.set_http(Ok(response));
+            return Ok(());
         };
-        log.sent(format!("{spec:?}"));
-        let response = rt
-            .http
-            .send(&spec, rt.connect_timeout())
-            .await
-            .map_err(|e| format!("the request failed: {e}"))?;
-        let cookies = rt.register_cookies(&response.set_cookies);
-        log.saw(format!(
-            "HTTP {}; Set-Cookie: {}",
-            response.status,
-            cookies.join(" | ")
-        ));
+        let (response, _) = rt.send_logged(spec, "", &log).await?;
         s.set_http(Ok(response));
         Ok(())
     }

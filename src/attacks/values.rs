@@ -16,6 +16,8 @@ pub struct Values<'a> {
     pub credential: Option<&'a str>,
     /// The run-wide counter behind `{{seq}}`.
     pub seq: Option<&'a AtomicU64>,
+    /// What the case's setup requests extracted.
+    pub setup: Option<&'a super::setup_state::SetupState>,
 }
 
 impl Values<'_> {
@@ -33,7 +35,7 @@ impl Values<'_> {
         let mut last = 0;
         for (range, p) in found {
             out.push_str(&text[last..range.start]);
-            out.push_str(&self.value(p).map_err(|why| {
+            out.push_str(&self.value(&p).map_err(|why| {
                 StepError::NotApplicable(format!("{} has no value: {why}", &text[range.clone()]))
             })?);
             last = range.end;
@@ -42,7 +44,7 @@ impl Values<'_> {
         Ok(out)
     }
 
-    fn value(&self, p: RuntimePlaceholder) -> Result<String, &'static str> {
+    fn value(&self, p: &RuntimePlaceholder) -> Result<String, &'static str> {
         let given =
             |v: Option<&str>, why| v.filter(|v| !v.is_empty()).map(str::to_string).ok_or(why);
         match p {
@@ -64,6 +66,7 @@ impl Values<'_> {
                 .map_or(0, |d| d.as_millis())
                 .to_string()),
             RuntimePlaceholder::RandomHex(n) => {
+                let n = *n;
                 let mut hex = String::with_capacity(n + 1);
                 for _ in 0..n.div_ceil(2) {
                     let _ = write!(hex, "{:02x}", rand::random::<u8>());
@@ -71,6 +74,11 @@ impl Values<'_> {
                 hex.truncate(n);
                 Ok(hex)
             }
+            RuntimePlaceholder::Setup(name) => self
+                .setup
+                .and_then(|s| s.value(name))
+                .map(str::to_string)
+                .ok_or("the target's setup requests extracted no such value for this case"),
         }
     }
 }
@@ -93,6 +101,7 @@ mod tests {
             ticket: Some("t1"),
             credential: None,
             seq: Some(&seq),
+            setup: None,
         };
         let template = r#"{"id":"{{uuid}}","n":{{seq}},"h":"{{random_hex:5}}","t":"{{ticket}}"}"#;
         let a: serde_json::Value =

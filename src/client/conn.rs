@@ -365,6 +365,11 @@ pub struct Observed {
     pub events: Vec<Event>,
 }
 
+/// Recognises a protocol's own heartbeat in a whole text message (an Engine.IO `2`, a STOMP
+/// end-of-line, a SignalR ping record) and gives its answer: the reader answers these like
+/// WebSocket pings, and logs them as pings, even while no one reads the connection.
+pub type TextHeartbeat = Arc<dyn Fn(&str) -> Option<Option<String>> + Send + Sync>;
+
 /// State shared by the caller's side and the reader task.
 struct Shared {
     opened: Instant,
@@ -374,6 +379,8 @@ struct Shared {
     ended: AtomicBool,
     pings: Mutex<Vec<PingSeen>>,
     transcript: Mutex<ConnectionLog>,
+    /// The protocol heartbeat recogniser, once the caller sets one.
+    text_heartbeat: std::sync::OnceLock<TextHeartbeat>,
 }
 
 /// Locks a std mutex; a poisoned lock still holds usable evidence.
@@ -444,6 +451,7 @@ impl Connection {
             ended: AtomicBool::new(false),
             pings: Mutex::new(Vec::new()),
             transcript: Mutex::new(transcript),
+            text_heartbeat: std::sync::OnceLock::new(),
         });
         let (tx, events) = mpsc::channel(EVENT_QUEUE);
         let reader = tokio::spawn(read_loop(
@@ -471,6 +479,29 @@ impl Connection {
     /// Whether pings are answered with pongs (on by default); off simulates a stale client.
     pub fn answer_pings(&self, answer: bool) {
         self.shared.answer_pings.store(answer, Ordering::Relaxed);
+    }
+
+    /// Whether pings are answered now.
+    pub fn answering_pings(&self) -> bool {
+        self.shared.answer_pings.load(Ordering::Relaxed)
+    }
+
+    /// Sets the recogniser of the protocol's own heartbeats (once; later calls are ignored):
+    /// whole text messages it recognises are answered and logged as pings.
+    pub fn set_text_heartbeat(&self, heartbeat: TextHeartbeat) {
+        let _ = self.shared.text_heartbeat.set(heartbeat);
+    }
+
+    /// Logs a protocol heartbeat the caller found inside a larger message (and answered, or
+    /// not), as the reader logs the ones it answers itself.
+    pub fn record_ping(&self, payload_len: usize, answered: bool) {
+        log_ping(
+            &self.shared,
+            payload_len,
+            self.answering_pings(),
+            answered,
+            "protocol ping",
+        );
     }
 
     /// Pings received so far, with arrival times.
@@ -875,6 +906,13 @@ async fn read_loop(
                 answer_ping(&shared, &writer, &p).await;
                 Event::Ping(p)
             }
+            Some(Event::Text(t)) => match shared.text_heartbeat.get().and_then(|hb| hb(&t)) {
+                Some(reply) => {
+                    answer_text_ping(&shared, &writer, t.len(), reply).await;
+                    Event::Ping(t.into_bytes())
+                }
+                None => Event::Text(t),
+            },
             Some(e) if e.is_end() => break e,
             Some(e) => e,
             None => continue,
@@ -967,12 +1005,40 @@ async fn answer_ping(shared: &Shared, writer: &Writer, payload: &[u8]) {
         .await
         .is_ok_and(|r| r.is_ok());
     }
+    log_ping(shared, payload.len(), answer, answered, "ping");
+}
+
+/// Logs a protocol heartbeat (a whole text message) and, unless switched off, sends its
+/// answer as a text message.
+async fn answer_text_ping(shared: &Shared, writer: &Writer, len: usize, reply: Option<String>) {
+    let answer = shared.answer_pings.load(Ordering::Relaxed);
+    let mut answered = false;
+    if let (true, Some(reply)) = (answer, reply) {
+        let mut frame = Vec::with_capacity(reply.len() + 14);
+        crate::wire::encode_frame(
+            &mut frame,
+            &crate::wire::header(OpCode::from(opcode::TEXT), Some(rand::random())),
+            reply.as_bytes(),
+        );
+        answered = tokio::time::timeout(PONG_DEADLINE, async {
+            let mut w = writer.lock().await;
+            w.write_all(&frame).await?;
+            w.flush().await
+        })
+        .await
+        .is_ok_and(|r| r.is_ok());
+    }
+    log_ping(shared, len, answer, answered, "protocol ping");
+}
+
+/// Keeps a ping in the ping log and the transcript.
+fn log_ping(shared: &Shared, payload_len: usize, answer: bool, answered: bool, what: &str) {
     let mut pings = lock(&shared.pings);
     if pings.len() < PING_LOG {
         pings.push(PingSeen {
             at: Instant::now(),
             since_open: shared.opened.elapsed(),
-            payload_len: payload.len(),
+            payload_len,
             answered,
         });
     }
@@ -980,12 +1046,11 @@ async fn answer_ping(shared: &Shared, writer: &Writer, payload: &[u8]) {
     shared.record(
         Direction::Received,
         format!(
-            "ping ({} B), {}",
-            payload.len(),
+            "{what} ({payload_len} B), {}",
             match (answer, answered) {
                 (false, _) => "not answered (pongs switched off)",
-                (true, true) => "answered with a pong",
-                (true, false) => "pong could not be sent",
+                (true, true) => "answered",
+                (true, false) => "the answer could not be sent",
             }
         ),
     );

@@ -14,6 +14,7 @@ use super::secrets::Secrets;
 use super::source::{ConfigError, SourceFile};
 use super::values::{HttpUrl, JsonPointer, Origin, WsUrl};
 use super::yaml_index::YamlPath;
+use crate::dialect::Dialect;
 
 /// A whole target file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,10 +33,19 @@ pub struct Target {
     /// The Origin legitimate clients send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The application protocol spoken over the WebSocket (`raw` when absent): how business
+    /// messages are carried and the server's answers read (see docs/dialects.md).
+    #[serde(default, skip_serializing_if = "Dialect::is_raw")]
+    pub dialect: Dialect,
     /// What a legitimate client's upgrade request carries besides URL and Origin: request
     /// headers (an `Authorization` header), cookies and subprotocols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect: Option<TargetConnect>,
+    /// HTTP requests a legitimate client makes before it connects, in order (a login, the
+    /// creation of a room): cookies they set go to the cookie jar of the case, and values
+    /// they extract are `{{setup.NAME}}` in the URL, connect headers and messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<SetupRequest>,
     /// How a legitimate client authenticates; absent when the service has no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TargetAuth>,
@@ -75,6 +85,41 @@ pub struct TargetConnect {
     pub subprotocols: Vec<String>,
 }
 
+/// One HTTP request made before connecting, and the values kept from its response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    /// The request (a non-2xx answer fails the setup).
+    pub request: HttpRequestSpec,
+    /// Values kept from the response, by name (`{{setup.NAME}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extract: BTreeMap<String, Extract>,
+}
+
+/// Where one value is taken from in a response: exactly one of `json`, `header`, `cookie`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    /// A JSON pointer into the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonPointer>,
+    /// A response header (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// A cookie the response sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// Whether the value is a secret, never shown (the default).
+    #[serde(default = "Extract::secret_by_default")]
+    pub secret: bool,
+}
+
+impl Extract {
+    fn secret_by_default() -> bool {
+        true
+    }
+}
+
 /// The legitimate authentication flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,46 +149,7 @@ pub struct Identity {
     pub headers: BTreeMap<String, String>,
 }
 
-/// What an application close code means, for judging it like the standard code of that
-/// meaning: `unauthorized`, `forbidden`, `policy_violation`, `rate_limited` and `timeout` stand
-/// where 1008 does, `invalid_message` where 1003 and 1007 do, `too_big` where 1009 does,
-/// `protocol_error` where 1002 does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseMeaning {
-    /// Missing or invalid credentials (graphql-ws 4401).
-    Unauthorized,
-    /// Authenticated but not allowed (graphql-ws 4403).
-    Forbidden,
-    /// Any other policy violation.
-    PolicyViolation,
-    /// Too many messages (graphql-ws 4429).
-    RateLimited,
-    /// The client took too long (to authenticate: graphql-ws 4408).
-    Timeout,
-    /// A message the service cannot accept (graphql-ws 4400).
-    InvalidMessage,
-    /// A message over the size limit.
-    TooBig,
-    /// A protocol violation.
-    ProtocolError,
-}
-
-impl CloseMeaning {
-    /// The standard close code this meaning stands in for.
-    pub fn standard_codes(self) -> &'static [u16] {
-        match self {
-            Self::Unauthorized
-            | Self::Forbidden
-            | Self::PolicyViolation
-            | Self::RateLimited
-            | Self::Timeout => &[1008],
-            Self::InvalidMessage => &[1003, 1007],
-            Self::TooBig => &[1009],
-            Self::ProtocolError => &[1002],
-        }
-    }
-}
+pub use crate::dialect::CloseMeaning;
 
 /// The ticket request and where the ticket is in its response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -167,6 +173,9 @@ pub struct HttpRequestSpec {
     /// Request headers; `Authorization` values are secrets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// The request body, sent as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 impl HttpRequestSpec {
@@ -175,7 +184,7 @@ impl HttpRequestSpec {
     }
 }
 
-/// HTTP methods a ticket request may use.
+/// HTTP methods a described request may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
@@ -183,6 +192,19 @@ pub enum HttpMethod {
     Get,
     /// POST.
     Post,
+    /// PUT.
+    Put,
+}
+
+impl HttpMethod {
+    /// The method as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+        }
+    }
 }
 
 /// Business messages of the target.
@@ -458,7 +480,7 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
     }
     if let Some(c) = &t.connect {
         for (name, value) in &c.headers {
-            if ["authorization", "cookie", "proxy-authorization"]
+            if CREDENTIAL_HEADERS
                 .iter()
                 .any(|h| name.eq_ignore_ascii_case(h))
             {
@@ -516,6 +538,8 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
             }
         }
     }
+    validate_setup(t, report, secrets);
+    validate_dialect(t, report);
     if t.limits.max_parallel == 0 {
         report.error(
             &root.key("limits").key("max_parallel"),
@@ -535,6 +559,223 @@ fn validate(t: &Target, source: &SourceFile, report: &mut Report<'_>, secrets: &
             );
         }
     }
+}
+
+/// Header names whose values are credentials.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Checks the setup requests and every `{{setup.NAME}}` reference; registers their credential
+/// headers as secrets.
+fn validate_setup(t: &Target, report: &mut Report<'_>, secrets: &mut Secrets) {
+    let root = YamlPath::root();
+    let mut defined: Vec<&str> = Vec::new();
+    for (i, step) in t.setup.iter().enumerate() {
+        let at = root.key("setup").index(i);
+        let req = &step.request;
+        for (name, value) in &req.headers {
+            if CREDENTIAL_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                secrets.register_authorization(value);
+            }
+        }
+        // A request may use what the requests before it extracted.
+        let mut texts: Vec<(YamlPath, &str)> =
+            vec![(at.key("request").key("url"), req.url.0.as_str())];
+        texts.extend(
+            req.headers
+                .iter()
+                .map(|(k, v)| (at.key("request").key("headers").key(k), v.as_str())),
+        );
+        if let Some(b) = &req.body {
+            texts.push((at.key("request").key("body"), b.as_str()));
+        }
+        check_setup_refs(&texts, &defined, report);
+        for (name, ex) in &step.extract {
+            let path = at.key("extract").key(name);
+            let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid_name {
+                report.error(
+                    &path,
+                    At::Key,
+                    format!(
+                        "setup[{i}].extract: `{name}` is not a valid name: expected lower-case letters, digits and _"
+                    ),
+                );
+            }
+            let sources = [ex.json.is_some(), ex.header.is_some(), ex.cookie.is_some()]
+                .iter()
+                .filter(|s| **s)
+                .count();
+            if sources != 1 {
+                report.error(
+                    &path,
+                    At::Value,
+                    format!(
+                        "setup[{i}].extract.{name}: {sources} sources given: expected exactly one of json (a JSON pointer), header or cookie"
+                    ),
+                );
+            }
+            if defined.contains(&name.as_str()) {
+                report.error(
+                    &path,
+                    At::Key,
+                    format!("setup[{i}].extract.{name}: already extracted by an earlier setup request: expected unique names"),
+                );
+            }
+            defined.push(name);
+        }
+    }
+    let mut texts: Vec<(YamlPath, &str)> = vec![(root.key("url"), t.url.0.as_str())];
+    if let Some(c) = &t.connect {
+        texts.extend(
+            c.headers
+                .iter()
+                .map(|(k, v)| (root.key("connect").key("headers").key(k), v.as_str())),
+        );
+        texts.extend(
+            c.cookies
+                .iter()
+                .map(|(k, v)| (root.key("connect").key("cookies").key(k), v.as_str())),
+        );
+    }
+    if let Some(m) = t.auth.as_ref().and_then(|a| a.first_message.as_deref()) {
+        texts.push((root.key("auth").key("first_message"), m));
+    }
+    if let Some(m) = &t.messages {
+        texts.extend(
+            m.valid
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (root.key("messages").key("valid").index(i), v.as_str())),
+        );
+    }
+    check_setup_refs(&texts, &defined, report);
+}
+
+/// Reports every `{{setup.NAME}}` in `texts` that no setup request extracts (before it).
+fn check_setup_refs(texts: &[(YamlPath, &str)], defined: &[&str], report: &mut Report<'_>) {
+    for (path, text) in texts {
+        for name in setup_refs(text) {
+            if !defined.contains(&name.as_str()) {
+                let known = if defined.is_empty() {
+                    "no setup request extracts anything before it".to_string()
+                } else {
+                    format!("expected one of {}", defined.join(", "))
+                };
+                report.error(
+                    path,
+                    At::Value,
+                    format!(
+                        "{path}: {{{{setup.{name}}}}} is not extracted by a setup request: {known}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `text` with percent-encoded braces decoded: a URL parser encodes the `{{setup.NAME}}` of a
+/// path as `%7B%7Bsetup.NAME%7D%7D`.
+pub fn decode_braces(text: &str) -> String {
+    text.replace("%7B", "{")
+        .replace("%7D", "}")
+        .replace("%7b", "{")
+        .replace("%7d", "}")
+}
+
+/// The names of the `{{setup.NAME}}` placeholders in `text` (also percent-encoded, as a URL
+/// path writes them).
+pub fn setup_refs(text: &str) -> Vec<String> {
+    let decoded = decode_braces(text);
+    let mut out = Vec::new();
+    let mut rest = decoded.as_str();
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        if let Some(name) = after[..end].trim().strip_prefix("setup.") {
+            out.push(name.trim().to_string());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// Checks that the target's messages fit its dialect: an authentication payload that the
+/// protocol merges into its own message must be a JSON object, and business payloads it
+/// embeds in JSON must be JSON.
+fn validate_dialect(t: &Target, report: &mut Report<'_>) {
+    let root = YamlPath::root();
+    let d = &t.dialect;
+    if d.is_raw() {
+        return;
+    }
+    let name = d.name();
+    if let Some(m) = t.auth.as_ref().and_then(|a| a.first_message.as_deref()) {
+        let parsed = serde_json::from_str::<serde_json::Value>(&placeholders_as_zero(m));
+        let fits = match (&parsed, d) {
+            (Ok(serde_json::Value::Object(o)), crate::dialect::Dialect::SignalrJson { .. }) => {
+                o.get("target").is_some_and(serde_json::Value::is_string)
+                    && o.get("arguments").is_none_or(serde_json::Value::is_array)
+            }
+            (Ok(serde_json::Value::Object(o)), crate::dialect::Dialect::Stomp { .. }) => {
+                o.values().all(|v| !v.is_object() && !v.is_array())
+            }
+            (Ok(serde_json::Value::Object(_)), _) => true,
+            _ => false,
+        };
+        if !fits {
+            report.error(
+                &root.key("auth").key("first_message"),
+                At::Value,
+                format!(
+                    "auth.first_message: dialect {name} carries the authentication payload in {}: expected that, not {}",
+                    d.auth_carrier(),
+                    match &parsed {
+                        Ok(v) => format!("`{v}`"),
+                        Err(e) => format!("text that is not JSON ({e})"),
+                    }
+                ),
+            );
+        }
+    }
+    let embeds_json = !matches!(d, crate::dialect::Dialect::Stomp { .. });
+    if let (true, Some(m)) = (embeds_json, &t.messages) {
+        for (i, text) in m.valid.iter().enumerate() {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&placeholders_as_zero(text)) {
+                report.error(
+                    &root.key("messages").key("valid").index(i),
+                    At::Value,
+                    format!(
+                        "messages.valid[{i}]: dialect {name} embeds the business payload in its JSON envelope, and this is not JSON ({e}): expected a JSON value (the payload alone, without the envelope)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `text` with every `{{...}}` placeholder replaced by `0`, so JSON around placeholders can be
+/// checked (`{"n": {{seq}}}` is JSON once filled).
+fn placeholders_as_zero(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        out.push('0');
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces `${VAR}` in every string scalar with the environment's value, registering each

@@ -94,7 +94,7 @@ impl Fuzzer {
     /// A logged-in connection of the legitimate client, opening one if needed.
     async fn connection(&mut self) -> Result<&Channel, Judgement> {
         if self.conn.is_none() {
-            self.conn = Some(logged_in_channel(&self.rt, &self.ev).await?);
+            self.conn = Some(logged_in_channel(&self.rt, &self.ev).await?.0);
             self.reconnects += 1;
         }
         self.conn

@@ -235,6 +235,14 @@ fn target_view(t: &Target) -> Value {
         "has_ticket_flow".into(),
         Value::Bool(auth.is_some_and(|a| a.ticket.is_some())),
     );
+    // Whether the legitimate client may hold a session cookie a cross-site page could ride
+    // on (known for sure only at run time: the case is skipped when there is none).
+    let cookies = t.connect.as_ref().is_some_and(|c| !c.cookies.is_empty());
+    m.insert(
+        "may_have_session_cookie".into(),
+        Value::Bool(cookies || !t.setup.is_empty() || auth.is_some_and(|a| a.ticket.is_some())),
+    );
+    m.insert("dialect".into(), s(t.dialect.name().as_str()));
     Value::Mapping(m)
 }
 

@@ -275,9 +275,14 @@ pub struct Connect {
     /// Appended to the URL's path (a credential as a path segment: `/{{ticket}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_suffix: Option<String>,
-    /// Subprotocols offered instead of the target's (a credential as a subprotocol).
+    /// Subprotocols offered after the target's own (a credential as a subprotocol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subprotocols: Option<Vec<String>>,
+    /// Carry only what a browser sends on its own to another site's socket: the legitimate
+    /// client's session cookies (`connect.cookies`, the setup requests', the ticket
+    /// endpoint's), no credential header, no credential in the URL.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cookies_only: bool,
 }
 
 impl Default for Connect {
@@ -294,6 +299,7 @@ impl Default for Connect {
             credentials: true,
             path_suffix: None,
             subprotocols: None,
+            cookies_only: false,
         }
     }
 }
@@ -627,6 +633,10 @@ pub struct Flood {
     /// Drop this many bytes from the end of each message (the valid message, made invalid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncate: Option<u32>,
+    /// Send each message as the only element of a JSON array (`[valid]`): well-formed JSON,
+    /// inside an intact protocol envelope, that no object schema accepts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_array: bool,
     /// Send pings (carrying `text`) instead of messages: a ping flood.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pings: bool,

@@ -20,7 +20,7 @@ use crate::config::yaml_index::YamlPath;
 /// (so every message of a flood gets its own `{{uuid}}`). The one table of run-time
 /// placeholders: the compiler leaves them as written, the engine fills them
 /// (`attacks::values`), and [`RuntimePlaceholder::DOCS`] documents them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimePlaceholder {
     /// `{{ticket}}`: the case's last fetched ticket.
     Ticket,
@@ -35,11 +35,13 @@ pub enum RuntimePlaceholder {
     NowMs,
     /// `{{random_hex:N}}`: N random hex digits (1 to 256), new at every send.
     RandomHex(usize),
+    /// `{{setup.NAME}}`: a value the target's setup requests extracted for the case.
+    Setup(String),
 }
 
 impl RuntimePlaceholder {
     /// Each placeholder as written, and what it holds (suites' README lists them).
-    pub const DOCS: [(&'static str, &'static str); 6] = [
+    pub const DOCS: [(&'static str, &'static str); 7] = [
         ("{{ticket}}", "the case's last fetched ticket"),
         (
             "{{credential}}",
@@ -58,6 +60,10 @@ impl RuntimePlaceholder {
             "{{random_hex:N}}",
             "N random hex digits (1 to 256), new at every send",
         ),
+        (
+            "{{setup.NAME}}",
+            "a value the target's setup requests extracted for the case (`setup[].extract`)",
+        ),
     ];
 
     /// The placeholder an expression names (`uuid`, `random_hex:16`), if it is one.
@@ -68,6 +74,13 @@ impl RuntimePlaceholder {
             "uuid" => Self::Uuid,
             "seq" => Self::Seq,
             "now_ms" => Self::NowMs,
+            other if other.starts_with("setup.") => {
+                let name = other["setup.".len()..].trim();
+                if name.is_empty() {
+                    return None;
+                }
+                Self::Setup(name.to_string())
+            }
             other => {
                 let n: usize = other.strip_prefix("random_hex:")?.trim().parse().ok()?;
                 if !(1..=256).contains(&n) {
@@ -79,8 +92,8 @@ impl RuntimePlaceholder {
     }
 
     /// Whether the value changes at every send (a flood must render each message).
-    pub fn per_message(self) -> bool {
-        !matches!(self, Self::Ticket | Self::Credential)
+    pub fn per_message(&self) -> bool {
+        !matches!(self, Self::Ticket | Self::Credential | Self::Setup(_))
     }
 }
 

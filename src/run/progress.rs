@@ -32,6 +32,12 @@ impl Progress {
             bar.set_style(style);
             Progress::Bar(bar)
         } else {
+            // A case's line is its own result; the report then gates attacks on their positive
+            // controls, so a PASS here can still end as ERROR there.
+            eprintln!(
+                "[0/{total}] each line is a case's own result as it finishes; the report is final \
+                 (an attack whose positive control failed is ERROR there)"
+            );
             Progress::Lines { total, done: 0 }
         }
     }
@@ -40,7 +46,8 @@ impl Progress {
     pub fn finished(&mut self, verdict: &str, label: &str) {
         match self {
             Progress::Bar(bar) => {
-                bar.set_message(format!("{verdict} {label}"));
+                // The case's own result, before gating: the report below is final.
+                bar.set_message(format!("last: {verdict} {label}"));
                 bar.inc(1);
             }
             Progress::Lines { total, done } => {

@@ -40,7 +40,7 @@ pub async fn handshake(
     // The legitimate client's handshake (the engine's one builder) for an endpoint found on
     // a page: no credentials, the given Origin.
     let profile = ConnectProfile::for_url(url, Some(origin));
-    let req = match profile.request(&Variation::legitimate(), &Secrets::new()) {
+    let req = match profile.request(&Variation::legitimate(), &Secrets::new(), None) {
         Ok(r) => r,
         Err(e) => return Seen::Failed(e.to_string()),
     };

@@ -28,15 +28,26 @@ pub fn first_message(
 ) -> FirstMessage {
     match auth_ticket(text) {
         Err(judged) => judged,
-        Ok(ticket) => match store.redeem(&ticket, session, weakened) {
-            Ok(()) => FirstMessage::Authenticated,
-            Err(r) => FirstMessage::Refused(r.reason()),
-        },
+        Ok(ticket) => redeem(&ticket, store, session, weakened),
+    }
+}
+
+/// Redeems a ticket, whatever carried it (a raw first message, a Socket.IO CONNECT, a STOMP
+/// `passcode`...).
+pub fn redeem(
+    ticket: &str,
+    store: &TicketStore,
+    session: Option<&str>,
+    weakened: &Weakened,
+) -> FirstMessage {
+    match store.redeem(ticket, session, weakened) {
+        Ok(()) => FirstMessage::Authenticated,
+        Err(r) => FirstMessage::Refused(r.reason()),
     }
 }
 
 /// The ticket of an auth message, or how a first message that carries none is judged.
-fn auth_ticket(text: &str) -> Result<String, FirstMessage> {
+pub fn auth_ticket(text: &str) -> Result<String, FirstMessage> {
     let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(text) else {
         return Err(FirstMessage::NotAuth);
     };
@@ -49,20 +60,16 @@ fn auth_ticket(text: &str) -> Result<String, FirstMessage> {
     }
 }
 
-/// [`first_message`] as a server whose single use is not atomic does it (flaw `ticket-race`):
-/// the ticket is checked, and marked used only a moment later, so a concurrent redemption of
-/// the same ticket passes the check too.
-pub async fn first_message_racy(
-    text: &str,
+/// [`redeem`] as a server whose single use is not atomic does it (flaw `ticket-race`): the
+/// ticket is checked, and marked used only a moment later, so a concurrent redemption of the
+/// same ticket passes the check too.
+pub async fn redeem_racy(
+    ticket: &str,
     store: &TicketStore,
     session: Option<&str>,
     weakened: &Weakened,
 ) -> FirstMessage {
-    let ticket = match auth_ticket(text) {
-        Ok(ticket) => ticket,
-        Err(judged) => return judged,
-    };
-    match store.check(&ticket, session, weakened) {
+    match store.check(ticket, session, weakened) {
         Ok(key) => {
             // The "database round trip" between the read and the write.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

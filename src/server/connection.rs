@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 
+use crate::dialect::DialectName;
 use crate::wire::{Control, Data, FrameReader, OpCode, close_payload, encode_frame, header};
 
 use super::Shared;
 use super::auth::{self, FirstMessage};
+use super::dialect::{Inbound as ProtocolMessage, Refusal, ReplyTo, Speaker};
 use super::flaw::Flaw;
 use super::heartbeat::{Beat, Heartbeat};
 use super::inbound::{FrameSource, Inbound, Next, Received};
 use super::max_size;
 use super::rate_limit::{ConnectionRate, RateDecision};
 use super::schema::{self, Decision};
-use super::variant::{Refusal, Variant};
+use super::variant::{Refusal as VariantRefusal, Variant};
 use super::weaken::Defence;
 
 /// Interval of [`Variant::UnsolicitedUpdates`].
@@ -39,6 +41,8 @@ pub struct Opened {
     pub authenticated: bool,
     /// permessage-deflate was negotiated.
     pub deflate: bool,
+    /// The subprotocol the handshake chose.
+    pub subprotocol: Option<String>,
 }
 
 /// Why the connection ends: the close code we send (None: the peer went away first).
@@ -75,6 +79,7 @@ where
         FrameReader::new(rd),
         Inbound::new(strict, limit, opened.deflate).with_flaws(flaws),
     );
+    let mut speaker = Speaker::new(shared.dialect);
 
     let mut authenticated = opened.authenticated;
     let mut rate = settings
@@ -82,13 +87,13 @@ where
         .as_ref()
         .filter(|_| !weakened.is(Defence::RateLimit))
         .map(|r| ConnectionRate::with_flaws(r, flaws));
-    let mut heartbeat = settings
+    // Flaw `heartbeat-slow` pings at four times the interval; `heartbeat-no-terminate` never
+    // gives up on a client.
+    let beat = settings
         .heartbeat
         .as_ref()
         .filter(|_| !weakened.is(Defence::Heartbeat))
         .map(|h| {
-            // Flaw `heartbeat-slow` pings at four times the interval; `heartbeat-no-terminate`
-            // never gives up on a client.
             let interval = if flaws.is(Flaw::HeartbeatSlow) {
                 h.interval_max * 4
             } else {
@@ -99,14 +104,13 @@ where
             } else {
                 h.missed_max
             };
-            Heartbeat::new(interval, missed)
+            (interval, missed)
         });
-    let mut ticker = tokio::time::interval(
-        heartbeat
-            .as_ref()
-            .map_or(Duration::from_secs(3600), |h| h.interval),
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // STOMP heart-beats start once the session is connected, at the negotiated periods.
+    let mut heartbeat = beat
+        .filter(|_| shared.dialect != DialectName::Stomp)
+        .map(|(interval, missed)| Heartbeat::new(interval, missed));
+    let mut ticker = new_ticker(heartbeat.as_ref().map(|h| h.interval));
     let unauth_timeout = settings
         .unauth_timeout
         .filter(|_| !weakened.is(Defence::UnauthTimeout));
@@ -117,7 +121,17 @@ where
     updates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut update_seq: u64 = 0;
 
+    for text in speaker.opening(beat, limit) {
+        wr.queue(OpCode::Data(Data::Text), text.as_bytes());
+    }
+    // graphql-transport-ws is spoken only under its subprotocol (graphql-ws closes 4406).
+    let wrong_subprotocol = shared.dialect == DialectName::GraphqlTransportWs
+        && opened.subprotocol.as_deref() != Some(crate::dialect::graphql_ws::SUBPROTOCOL);
+
     let ending = loop {
+        if wrong_subprotocol {
+            break Ending::server(4406, "Subprotocol not acceptable");
+        }
         // Replies queue while whole frames are already buffered and go out before the
         // connection waits for more input: one write for a pipelined burst, never a reply held
         // back while we wait.
@@ -151,7 +165,7 @@ where
                     let counted = rate.as_mut().filter(|_| !flaws.is(Flaw::RatePingsFree));
                     if let Some(RateDecision::Close) = counted.map(ConnectionRate::on_message) {
                         shared.log.event("violation", opened.id, json!({"code": 1008, "reason": "rate limit exceeded (pings)"}));
-                        break Ending::server(shared.variants.close_code(1008, Refusal::RateLimited), "rate limit exceeded");
+                        break Ending::server(shared.variants.close_code(1008, VariantRefusal::RateLimited), "rate limit exceeded");
                     }
                     if wr.send(OpCode::Control(Control::Pong), &p).await.is_err() {
                         break Ending { code: None, reason: "write failed", initiator: "server" };
@@ -162,20 +176,40 @@ where
                 }
                 Next::Received(Received::Nothing) => {}
                 Next::Received(Received::Message { text, data }) => {
-                    let step = on_message(&shared, &opened, &mut authenticated, rate.as_mut(), text, data).await;
-                    match step {
-                        AfterMessage::Reply(v) => wr.queue(OpCode::Data(Data::Text), v.as_bytes()),
-                        AfterMessage::Quiet => {}
-                        AfterMessage::Close(code, reason) => {
+                    let after = on_message(&shared, &opened, &mut speaker, &mut authenticated, rate.as_mut(), beat, DataMessage { text, data }).await;
+                    for reply in &after.send {
+                        wr.queue(OpCode::Data(Data::Text), reply.as_bytes());
+                    }
+                    if after.alive && let Some(hb) = heartbeat.as_mut() {
+                        hb.on_pong();
+                    }
+                    if after.connected
+                        && let (Some((_, missed)), Some((send, expect))) = (beat, speaker.stomp_heartbeat())
+                        && !send.is_zero()
+                    {
+                        // STOMP: beat at the negotiated period; give up after as many of the
+                        // client's periods as the policy allows.
+                        let windows = (expect.as_secs_f64() * f64::from(missed) / send.as_secs_f64()).ceil();
+                        heartbeat = Some(Heartbeat::new(send, (windows as u32).max(1)));
+                        ticker = new_ticker(Some(send));
+                    }
+                    if let Some((code, reason)) = after.close {
+                        if code != 1000 {
                             shared.log.event("violation", opened.id, json!({"code": code, "reason": reason}));
-                            break Ending::server(code, reason);
                         }
+                        break Ending::server(code, reason);
                     }
                 }
             }},
-            _ = ticker.tick(), if heartbeat.is_some() => {
+            // A SignalR server says nothing before its handshake response (the client takes the
+            // first record for it).
+            _ = ticker.tick(), if heartbeat.is_some()
+                && (shared.dialect != DialectName::SignalrJson || speaker.opened()) => {
                 let write_failed = match heartbeat.as_mut().map(Heartbeat::tick) {
-                    Some(Beat::Ping(p)) => wr.send(OpCode::Control(Control::Ping), &p).await.is_err(),
+                    Some(Beat::Ping(p)) => match speaker.heartbeat() {
+                        Some(text) => wr.send(OpCode::Data(Data::Text), text.as_bytes()).await.is_err(),
+                        None => wr.send(OpCode::Control(Control::Ping), &p).await.is_err(),
+                    },
                     Some(Beat::Terminate) => {
                         shared.log.event("violation", opened.id, json!({"code": 1001, "reason": "heartbeat missed"}));
                         break Ending::server(1001, "heartbeat missed");
@@ -188,16 +222,23 @@ where
             }
             _ = tokio::time::sleep_until(auth_deadline.unwrap_or(far)), if auth_deadline.is_some() && !authenticated => {
                 shared.log.event("auth", opened.id, json!({"ok": false, "reason": "auth_timeout"}));
-                break Ending::server(shared.variants.close_code(1008, Refusal::Timeout), "authentication timeout");
+                let (said, code) = speaker.refusal(Refusal::Timeout, "authentication timeout", None);
+                for text in said {
+                    wr.queue(OpCode::Data(Data::Text), text.as_bytes());
+                }
+                break Ending::server(shared.close_code(code, VariantRefusal::Timeout), "authentication timeout");
             }
             _ = updates.tick(), if updates_on && authenticated => {
                 update_seq += 1;
                 let update = format!(r#"{{"type":"update","seq":{update_seq}}}"#);
-                wr.queue(OpCode::Data(Data::Text), update.as_bytes());
+                for text in speaker.push("update", &update, None) {
+                    wr.queue(OpCode::Data(Data::Text), text.as_bytes());
+                }
             }
         }
     };
 
+    let _ = wr.flush().await;
     if let Some(code) = ending.code.filter(|_| ending.initiator == "server") {
         let _ = wr
             .send(
@@ -221,25 +262,61 @@ where
     );
 }
 
+/// A heartbeat ticker at `interval` (an hour when there is none: the branch is off anyway).
+fn new_ticker(interval: Option<Duration>) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// The rate limiter's warning, in every dialect.
+const WARNING: &str = r#"{"type":"warning","reason":"rate_limit"}"#;
+
 /// What the connection does after one data message.
-enum AfterMessage {
-    Reply(String),
-    Quiet,
-    Close(u16, &'static str),
+#[derive(Debug, Default)]
+struct AfterMessage {
+    /// Text messages to send, in order.
+    send: Vec<String>,
+    /// Close with this code and reason (after sending).
+    close: Option<(u16, &'static str)>,
+    /// The client showed it is alive (a heartbeat answer, any STOMP or SignalR frame).
+    alive: bool,
+    /// The protocol session was connected by this message.
+    connected: bool,
+}
+
+impl AfterMessage {
+    fn closing(said: Vec<String>, code: u16, reason: &'static str) -> Self {
+        Self {
+            send: said,
+            close: Some((code, reason)),
+            ..Self::default()
+        }
+    }
+}
+
+/// One complete data message a client sent.
+struct DataMessage {
+    /// Whether it was a text message (else binary).
+    text: bool,
+    /// Its payload.
+    data: Vec<u8>,
 }
 
 async fn on_message(
     shared: &Shared,
     opened: &Opened,
+    speaker: &mut Speaker,
     authenticated: &mut bool,
     rate: Option<&mut ConnectionRate>,
-    text: bool,
-    data: Vec<u8>,
+    beat: Option<(Duration, u32)>,
+    message: DataMessage,
 ) -> AfterMessage {
+    let DataMessage { text, data } = message;
     let weakened = &shared.weakened;
     let flaws = &shared.flaws;
     // Flaw `rate-after-validation`: the limiter only sees messages that passed validation.
-    let (rate, rate_later) = if flaws.is(Flaw::RateAfterValidation) {
+    let (rate, mut rate_later) = if flaws.is(Flaw::RateAfterValidation) {
         (None, rate)
     } else {
         (rate, None)
@@ -251,12 +328,19 @@ async fn on_message(
                 opened.id,
                 json!({"reason": "rate_limit_warning"}),
             );
-            return AfterMessage::Reply(r#"{"type":"warning","reason":"rate_limit"}"#.to_string());
+            let to = warning_target(speaker, text, &data);
+            return AfterMessage {
+                send: speaker.push("warning", WARNING, to.as_ref()),
+                ..AfterMessage::default()
+            };
         }
         Some(RateDecision::Close) => {
-            return AfterMessage::Close(
-                shared.variants.close_code(1008, Refusal::RateLimited),
+            return refuse(
+                shared,
+                speaker,
+                Refusal::RateLimited,
                 "rate limit exceeded",
+                None,
             );
         }
         _ => {}
@@ -264,110 +348,234 @@ async fn on_message(
     // Before authentication only an auth message is acceptable, and it is text: a binary first
     // message is "any other first message" (1008), whatever the message rules would say.
     if !*authenticated && !text && !weakened.is(Defence::AuthRequired) {
-        return refuse_unauthenticated(shared, opened);
+        return refuse_unauthenticated(shared, opened, speaker, None);
     }
     let text = match schema::decode(text, data, weakened) {
         Ok(t) => t,
         Err((code, reason)) => {
-            return AfterMessage::Close(
-                shared.variants.close_code(code, Refusal::InvalidMessage),
-                reason,
-            );
+            let (said, _) = speaker.refusal(Refusal::InvalidMessage, reason, None);
+            let code = shared.close_code(code, VariantRefusal::InvalidMessage);
+            return AfterMessage::closing(said, code, reason);
         }
     };
-    if !*authenticated {
-        // User-bound tickets: any connection may redeem a ticket (it is bound to the API user
-        // who fetched it), so no session cookie is compared.
-        let session = opened
-            .session
-            .as_deref()
-            .filter(|_| !shared.variants.is(Variant::UserBoundTickets));
-        let outcome = if flaws.is(Flaw::TicketRace) {
-            // Flaw `ticket-race`: checked, then marked used a moment later.
-            auth::first_message_racy(&text, &shared.tickets, session, weakened).await
-        } else {
-            auth::first_message(&text, &shared.tickets, session, weakened)
-        };
-        match outcome {
-            FirstMessage::Authenticated => {
-                *authenticated = true;
-                shared
-                    .log
-                    .event("auth", opened.id, json!({"ok": true, "method": "ticket"}));
-                return AfterMessage::Reply(r#"{"type":"auth_ok"}"#.to_string());
+    let mut out = AfterMessage::default();
+    for item in speaker.read(&text, *authenticated) {
+        match item {
+            ProtocolMessage::Alive => out.alive = true,
+            ProtocolMessage::Answer(s) => out.send.push(s),
+            ProtocolMessage::Leave => {
+                out.close = Some((1000, "client left"));
+                return out;
             }
-            FirstMessage::Refused(reason) => {
-                shared
-                    .log
-                    .event("auth", opened.id, json!({"ok": false, "reason": reason}));
-                // The client learns only that the ticket did not do (the log has why): an
-                // unknown, a replayed and an expired ticket look alike, so a thief cannot tell
-                // whether a stolen one was genuine (flaw `ticket-verbose` says why).
-                let told = if flaws.is(Flaw::TicketVerbose) || !reason.starts_with("ticket_") {
-                    reason
-                } else {
-                    "invalid_ticket"
+            ProtocolMessage::Violation { said, code, reason } => {
+                out.send.extend(said);
+                out.close = Some((code, reason));
+                return out;
+            }
+            ProtocolMessage::Connect { ticket, reply } => {
+                let heartbeat = beat.map(|(interval, _)| interval);
+                if *authenticated {
+                    out.send.extend(speaker.connected(&reply, heartbeat));
+                    out.connected = true;
+                    continue;
+                }
+                let Some(ticket) = ticket else {
+                    // Flaw `unauth-silent` in a protocol that connects first: a client without
+                    // credentials is connected (not authenticated), and its business messages
+                    // are dropped without a word.
+                    let silent = flaws.is(Flaw::UnauthSilent) && speaker.name() != DialectName::Raw;
+                    if weakened.is(Defence::AuthRequired) || silent {
+                        // Connected, not authenticated: business messages pass anyway.
+                        out.send.extend(speaker.connected(&reply, heartbeat));
+                        out.connected = true;
+                        continue;
+                    }
+                    shared.log.event(
+                        "auth",
+                        opened.id,
+                        json!({"ok": false, "reason": "auth_malformed"}),
+                    );
+                    let mut refused = refuse(
+                        shared,
+                        speaker,
+                        Refusal::BadTicket,
+                        "auth_malformed",
+                        Some(&reply),
+                    );
+                    refused.send.splice(0..0, out.send);
+                    return refused;
                 };
-                return AfterMessage::Close(
-                    shared.variants.close_code(1008, Refusal::Unauthorized),
-                    told,
-                );
+                match redeem(shared, opened, &ticket).await {
+                    FirstMessage::Authenticated => {
+                        *authenticated = true;
+                        shared.log.event(
+                            "auth",
+                            opened.id,
+                            json!({"ok": true, "method": "ticket"}),
+                        );
+                        out.send.extend(speaker.connected(&reply, heartbeat));
+                        out.connected = true;
+                    }
+                    FirstMessage::Refused(reason) => {
+                        shared
+                            .log
+                            .event("auth", opened.id, json!({"ok": false, "reason": reason}));
+                        // The client learns only that the ticket did not do (the log has why):
+                        // an unknown, a replayed and an expired ticket look alike, so a thief
+                        // cannot tell whether a stolen one was genuine (flaw `ticket-verbose`
+                        // says why).
+                        let told =
+                            if flaws.is(Flaw::TicketVerbose) || !reason.starts_with("ticket_") {
+                                reason
+                            } else {
+                                "invalid_ticket"
+                            };
+                        let mut refused =
+                            refuse(shared, speaker, Refusal::BadTicket, told, Some(&reply));
+                        refused.send.splice(0..0, out.send);
+                        return refused;
+                    }
+                    FirstMessage::NotAuth => {}
+                }
             }
-            // Flaw `unauth-silent`: a business message before authentication is dropped (or
-            // executed) without a word; only the authentication deadline ends the connection.
-            FirstMessage::NotAuth if flaws.is(Flaw::UnauthSilent) => {
-                return AfterMessage::Quiet;
+            ProtocolMessage::Business { payload, reply } => {
+                if !*authenticated && !weakened.is(Defence::AuthRequired) {
+                    // Flaw `unauth-silent`: a business message before authentication is
+                    // dropped (or executed) without a word; only the deadline ends it.
+                    if flaws.is(Flaw::UnauthSilent) {
+                        continue;
+                    }
+                    let mut refused = refuse_unauthenticated(shared, opened, speaker, Some(&reply));
+                    refused.send.splice(0..0, out.send);
+                    return refused;
+                }
+                let decision =
+                    schema::judge_with(&payload, shared.validator.as_deref(), weakened, flaws);
+                if matches!(decision, Decision::Reply(_)) {
+                    match rate_later.as_deref_mut().map(ConnectionRate::on_message) {
+                        Some(RateDecision::Warn) => {
+                            out.send
+                                .extend(speaker.push("warning", WARNING, Some(&reply)));
+                            continue;
+                        }
+                        Some(RateDecision::Close) => {
+                            let mut refused = refuse(
+                                shared,
+                                speaker,
+                                Refusal::RateLimited,
+                                "rate limit exceeded",
+                                Some(&reply),
+                            );
+                            refused.send.splice(0..0, out.send);
+                            return refused;
+                        }
+                        _ => {}
+                    }
+                }
+                match decision {
+                    Decision::Reply(json) => {
+                        out.send
+                            .extend(speaker.reply(&reply, &json, true).unwrap_or_default());
+                    }
+                    Decision::Rejected {
+                        reply: json,
+                        reason,
+                    } => {
+                        shared
+                            .log
+                            .event("violation", opened.id, json!({"reason": reason}));
+                        let said = if shared.variants.is(Variant::Strict) {
+                            None
+                        } else {
+                            speaker.reply(&reply, &json, false)
+                        };
+                        match said {
+                            Some(said) => out.send.extend(said),
+                            // Strict, or a protocol whose errors end the session.
+                            None => {
+                                let mut refused =
+                                    refuse(shared, speaker, Refusal::Other, reason, Some(&reply));
+                                refused.send.splice(0..0, out.send);
+                                return refused;
+                            }
+                        }
+                    }
+                    Decision::Ignore => {}
+                    Decision::Close(code, reason) => {
+                        out.close = Some((code, reason));
+                        return out;
+                    }
+                }
             }
-            FirstMessage::NotAuth if !weakened.is(Defence::AuthRequired) => {
-                return refuse_unauthenticated(shared, opened);
-            }
-            FirstMessage::NotAuth => {}
         }
     }
-    let decision = schema::judge_with(&text, shared.validator.as_deref(), weakened, flaws);
-    if matches!(decision, Decision::Reply(_)) {
-        match rate_later.map(ConnectionRate::on_message) {
-            Some(RateDecision::Warn) => {
-                return AfterMessage::Reply(
-                    r#"{"type":"warning","reason":"rate_limit"}"#.to_string(),
-                );
-            }
-            Some(RateDecision::Close) => {
-                return AfterMessage::Close(
-                    shared.variants.close_code(1008, Refusal::RateLimited),
-                    "rate limit exceeded",
-                );
-            }
-            _ => {}
-        }
-    }
-    match decision {
-        Decision::Reply(reply) => AfterMessage::Reply(reply),
-        Decision::Rejected { reply, reason } => {
-            shared
-                .log
-                .event("violation", opened.id, json!({"reason": reason}));
-            if shared.variants.is(Variant::Strict) {
-                AfterMessage::Close(shared.variants.close_code(1008, Refusal::Other), reason)
-            } else {
-                AfterMessage::Reply(reply)
-            }
-        }
-        Decision::Ignore => AfterMessage::Quiet,
-        Decision::Close(code, reason) => AfterMessage::Close(code, reason),
+    out
+}
+
+/// Redeems a ticket for this connection (bound to its session cookie unless tickets are
+/// user-bound).
+async fn redeem(shared: &Shared, opened: &Opened, ticket: &str) -> FirstMessage {
+    // User-bound tickets: any connection may redeem a ticket (it is bound to the API user who
+    // fetched it), so no session cookie is compared.
+    let session = opened
+        .session
+        .as_deref()
+        .filter(|_| !shared.variants.is(Variant::UserBoundTickets));
+    if shared.flaws.is(Flaw::TicketRace) {
+        // Flaw `ticket-race`: checked, then marked used a moment later.
+        auth::redeem_racy(ticket, &shared.tickets, session, &shared.weakened).await
+    } else {
+        auth::redeem(ticket, &shared.tickets, session, &shared.weakened)
     }
 }
 
+/// Where a rate-limit warning goes: the operation the offending message belongs to, where the
+/// protocol names one.
+fn warning_target(speaker: &Speaker, text: bool, data: &[u8]) -> Option<ReplyTo> {
+    if !text || speaker.name() != DialectName::GraphqlTransportWs {
+        return None;
+    }
+    let m = crate::dialect::graphql_ws::parse(std::str::from_utf8(data).ok()?)?;
+    m.id.map(|id| ReplyTo::Graphql(id.into_owned()))
+}
+
+/// A refusal in the dialect's words and its close code.
+fn refuse(
+    shared: &Shared,
+    speaker: &Speaker,
+    kind: Refusal,
+    reason: &'static str,
+    reply: Option<&ReplyTo>,
+) -> AfterMessage {
+    let (said, code) = speaker.refusal(kind, reason, reply);
+    let variant_kind = match kind {
+        Refusal::BadTicket | Refusal::NotAuthenticated => VariantRefusal::Unauthorized,
+        Refusal::Timeout => VariantRefusal::Timeout,
+        Refusal::RateLimited => VariantRefusal::RateLimited,
+        Refusal::InvalidMessage => VariantRefusal::InvalidMessage,
+        Refusal::Other => VariantRefusal::Other,
+    };
+    AfterMessage::closing(said, shared.close_code(code, variant_kind), reason)
+}
+
 /// Logs and closes a connection whose first message is not an auth message.
-fn refuse_unauthenticated(shared: &Shared, opened: &Opened) -> AfterMessage {
+fn refuse_unauthenticated(
+    shared: &Shared,
+    opened: &Opened,
+    speaker: &Speaker,
+    reply: Option<&ReplyTo>,
+) -> AfterMessage {
     shared.log.event(
         "auth",
         opened.id,
         json!({"ok": false, "reason": "not_authenticated"}),
     );
-    AfterMessage::Close(
-        shared.variants.close_code(1008, Refusal::Unauthorized),
+    refuse(
+        shared,
+        speaker,
+        Refusal::NotAuthenticated,
         "authentication required",
+        reply,
     )
 }
 

@@ -20,6 +20,7 @@ use super::flaw::Flaw;
 use super::origin;
 use super::variant::Variant;
 use super::weaken::Defence;
+use crate::dialect::DialectName;
 
 /// Marks a request the flawed plaintext listener took for an internal client (flaw
 /// `plain-no-origin`): its handshake skips the Origin check.
@@ -30,6 +31,10 @@ pub struct InternalClient;
 pub const WS_PATH: &str = "/ws";
 /// Path of the ticket endpoint.
 pub const TICKET_PATH: &str = "/ws/ticket";
+/// Path of the Socket.IO endpoint (served besides [`WS_PATH`] in that dialect).
+pub const SOCKETIO_PATH: &str = "/socket.io/";
+/// Path of SignalR's negotiation.
+pub const NEGOTIATE_PATH: &str = "/ws/negotiate";
 
 type Reply = Response<Full<Bytes>>;
 
@@ -59,8 +64,16 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
 /// Routes one request on the TLS port (or the plaintext port when `tls` is weakened).
 pub async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_string();
+    let dialect = shared.dialect;
+    // Socket.IO clients ask for `/socket.io/` (and append a slash to a path they are given).
+    let socketio_path = dialect == DialectName::Socketio
+        && matches!(path.as_str(), SOCKETIO_PATH | "/socket.io" | "/ws/");
     Ok(match (req.method(), path.as_str()) {
         (_, WS_PATH) if is_upgrade(&req) => handshake(req, shared),
+        (_, _) if socketio_path && is_upgrade(&req) => handshake(req, shared),
+        (&Method::POST, NEGOTIATE_PATH) if dialect == DialectName::SignalrJson => {
+            negotiate(&shared)
+        }
         // A careless server (`url-token` weakened) also takes a credential as a path segment.
         (_, p)
             if p.starts_with("/ws/")
@@ -148,8 +161,73 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
 }
 
 /// Validates the upgrade request and, when every pre-upgrade defence agrees, answers 101.
+/// `POST /ws/negotiate`: SignalR's negotiation, a single-use connection token for the
+/// WebSocket transport.
+fn negotiate(shared: &Shared) -> Reply {
+    let token = shared.negotiations.issue();
+    let body = json!({
+        "negotiateVersion": 1,
+        "connectionId": super::tickets::random_token(16),
+        "connectionToken": token,
+        "availableTransports": [
+            {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}
+        ]
+    });
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Whether an upgrade request meets the dialect's own conditions (Engine.IO version 4 over
+/// the WebSocket transport; a SignalR connection token from a negotiation), or the refusal.
+fn dialect_refusal(req: &Request<Incoming>, shared: &Shared) -> Option<Reply> {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match shared.dialect {
+        DialectName::Socketio => {
+            if get("EIO") != Some(crate::dialect::socketio::ENGINE_IO_VERSION) {
+                return Some(plain(
+                    StatusCode::BAD_REQUEST,
+                    "{\"code\":5,\"message\":\"Unsupported protocol version\"}\n",
+                ));
+            }
+            if get("transport") != Some("websocket") {
+                return Some(plain(
+                    StatusCode::BAD_REQUEST,
+                    "{\"code\":0,\"message\":\"Transport unknown\"}\n",
+                ));
+            }
+            None
+        }
+        DialectName::SignalrJson => match get("id") {
+            Some(token) if shared.negotiations.redeem(token) => None,
+            _ => Some(plain(StatusCode::NOT_FOUND, "No Connection with that ID\n")),
+        },
+        _ => None,
+    }
+}
+
 fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    if let Some(refused) = dialect_refusal(&req, &shared) {
+        shared.log.event(
+            "handshake_refused",
+            id,
+            json!({"reason": "dialect", "dialect": shared.dialect.as_str()}),
+        );
+        return refused;
+    }
     let headers = req.headers();
     let key = headers
         .get("sec-websocket-key")
@@ -293,6 +371,17 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
         &shared.weakened,
     );
 
+    // The dialect's subprotocol, when the client offers it.
+    let wanted: &[&str] = match shared.dialect {
+        DialectName::GraphqlTransportWs => &[crate::dialect::graphql_ws::SUBPROTOCOL],
+        DialectName::Stomp => &crate::dialect::stomp::SUBPROTOCOLS,
+        _ => &[],
+    };
+    let subprotocol = wanted
+        .iter()
+        .find(|w| offered_protocols.iter().any(|p| p == *w))
+        .map(|w| w.to_string());
+
     let accept = tungstenite::handshake::derive_accept_key(&key.unwrap_or_default());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let opened = Opened {
@@ -300,6 +389,7 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
         session,
         authenticated,
         deflate,
+        subprotocol: subprotocol.clone(),
     };
     shared.log.event(
         "connect",
@@ -333,8 +423,13 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }
-    // The subprotocol that carried the credential is "chosen", as such servers do.
-    if let Some(p) = protocol_ticket.and_then(|p| HeaderValue::from_str(p).ok()) {
+    // The protocol's own subprotocol when it is offered; otherwise the one that carried the
+    // credential is "chosen", as such servers do.
+    if let Some(p) = subprotocol
+        .as_ref()
+        .or(protocol_ticket)
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
         h.insert("sec-websocket-protocol", p);
     }
     if deflate {

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod connection;
 pub mod cookies;
+pub mod dialect;
 pub mod flaw;
 pub mod heartbeat;
 pub mod http;
@@ -39,6 +40,7 @@ use crate::config::policy::{
     TicketParams, TlsVersion, UrlTokenParams,
 };
 use crate::config::{ConfigError, LoadedPolicy};
+use crate::dialect::DialectName;
 pub use log::EventLog;
 pub use weaken::{Defence, Weakened};
 
@@ -197,6 +199,22 @@ pub struct Shared {
     pub active: AtomicUsize,
     /// The TLS port, for redirects from the plaintext listener.
     pub tls_port: u16,
+    /// The application protocol spoken.
+    pub dialect: DialectName,
+    /// SignalR connection tokens issued by negotiation and not used yet.
+    pub negotiations: tickets::Negotiations,
+}
+
+impl Shared {
+    /// The close code for a refusal: a standard one (below 4000) as the variants map it, an
+    /// application code the dialect chose as it is.
+    pub fn close_code(&self, code: u16, kind: variant::Refusal) -> u16 {
+        if code >= 4000 {
+            code
+        } else {
+            self.variants.close_code(code, kind)
+        }
+    }
 }
 
 /// How to start a server.
@@ -221,6 +239,8 @@ pub struct ServerOptions {
     pub flaws: flaw::Flaws,
     /// Where lifecycle events go.
     pub log: EventLog,
+    /// The application protocol spoken.
+    pub dialect: DialectName,
 }
 
 impl ServerOptions {
@@ -238,6 +258,7 @@ impl ServerOptions {
             variants: variant::Variants::none(),
             flaws: flaw::Flaws::none(),
             log: EventLog::discard(),
+            dialect: DialectName::Raw,
         }
     }
 }
@@ -375,6 +396,8 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         next_conn: AtomicU64::new(1),
         active: AtomicUsize::new(0),
         tls_port: addr.port(),
+        dialect: opts.dialect,
+        negotiations: tickets::Negotiations::default(),
     });
     let mut tasks = vec![tokio::spawn(transport::serve_tls(
         listener,
@@ -411,6 +434,7 @@ pub async fn start(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
             "weakened": opts.weakened.iter().map(Defence::name).collect::<Vec<_>>(),
             "variants": opts.variants.iter().map(variant::Variant::name).collect::<Vec<_>>(),
             "flaws": opts.flaws.iter().map(flaw::Flaw::name).collect::<Vec<_>>(),
+            "dialect": opts.dialect.as_str(),
         }),
     );
     Ok(ServerHandle {
@@ -433,13 +457,22 @@ impl ServerHandle {
         }
     }
 
-    /// `wss://host:port/ws`
+    /// The WebSocket path clients of the dialect use: `/socket.io/` for Socket.IO, `/ws`
+    /// otherwise.
+    fn ws_path(&self) -> &'static str {
+        match self.shared.dialect {
+            DialectName::Socketio => http::SOCKETIO_PATH,
+            _ => http::WS_PATH,
+        }
+    }
+
+    /// `wss://host:port/ws` (`/socket.io/` in that dialect).
     pub fn ws_url(&self) -> String {
         format!(
             "wss://{}:{}{}",
             self.host(),
             self.addr.port(),
-            http::WS_PATH
+            self.ws_path()
         )
     }
 
@@ -456,7 +489,7 @@ impl ServerHandle {
     /// `ws://host:plainport/ws`, when a plaintext listener runs.
     pub fn plain_ws_url(&self) -> Option<String> {
         self.plain_addr
-            .map(|a| format!("ws://{}:{}{}", self.host(), a.port(), http::WS_PATH))
+            .map(|a| format!("ws://{}:{}{}", self.host(), a.port(), self.ws_path()))
     }
 
     /// A target file (SPEC format) describing this server; `ca_file` is relative to the target.
@@ -472,12 +505,20 @@ impl ServerHandle {
         if let Some(o) = &self.origin {
             y += &format!("origin: {}\n", q(o));
         }
+        let dialect = self.dialect_description();
+        if let Some(d) = &dialect.spec {
+            y += &format!("dialect: {d}\n");
+        }
         if self.shared.settings.ticket.is_some() {
             y += &format!(
-                "auth:\n  ticket:\n    request:\n      method: POST\n      url: {}\n      headers: {{ Authorization: {} }}\n    extract: /ticket\n  first_message: '{{\"type\":\"auth\",\"ticket\":\"{{{{ticket}}}}\"}}'\n  accepted_when: {{ json: {{ \"/type\": \"auth_ok\" }} }}\n",
+                "auth:\n  ticket:\n    request:\n      method: POST\n      url: {}\n      headers: {{ Authorization: {} }}\n    extract: /ticket\n  first_message: {}\n",
                 q(&self.ticket_url()),
                 q(&format!("Bearer {}", self.api_token)),
+                q(dialect.first_message),
             );
+            if let Some(m) = dialect.auth_ok {
+                y += &format!("  accepted_when: {m}\n");
+            }
             // A second user, for cases between two identities; with user-bound tickets a
             // ticket is its own identity, and those cases have nothing to show.
             if !self.shared.variants.is(variant::Variant::UserBoundTickets) {
@@ -488,8 +529,11 @@ impl ServerHandle {
             }
         }
         y += "messages:\n  valid: ['{\"type\":\"payment\",\"amount\":12.5,\"reference\":\"TX-123456\",\"currency\":\"USD\"}']\n";
-        y += "  accepted_when: { json: { \"/type\": \"ack\" } }\n  rejected_when: { json: { \"/type\": \"error\" } }\n";
-        y += "  warning_when: { json: { \"/type\": \"warning\" } }\n";
+        y += &format!("  accepted_when: {}\n", dialect.ack);
+        if let Some(r) = dialect.rejected {
+            y += &format!("  rejected_when: {r}\n");
+        }
+        y += &format!("  warning_when: {}\n", dialect.warning);
         if self.shared.variants.is(variant::Variant::AppCloseCodes) {
             use variant::app_codes::*;
             y += &format!(
@@ -498,6 +542,65 @@ impl ServerHandle {
         }
         y += "limits: { connect_timeout: 5s, case_timeout: 30s, max_parallel: 8 }\n";
         y
+    }
+
+    /// How the emitted target describes the server's dialect: the `dialect:` value, where the
+    /// ticket goes, and how acknowledgements, errors and warnings look in it.
+    fn dialect_description(&self) -> DialectDescription {
+        let interval = self
+            .shared
+            .settings
+            .heartbeat
+            .as_ref()
+            .map_or(10_000, |h| h.interval_max.as_millis());
+        match self.shared.dialect {
+            DialectName::Raw => DialectDescription {
+                spec: None,
+                first_message: r#"{"type":"auth","ticket":"{{ticket}}"}"#,
+                auth_ok: Some(r#"{ json: { "/type": "auth_ok" } }"#),
+                ack: r#"{ json: { "/type": "ack" } }"#,
+                rejected: Some(r#"{ json: { "/type": "error" } }"#),
+                warning: r#"{ json: { "/type": "warning" } }"#.to_string(),
+            },
+            DialectName::Socketio => DialectDescription {
+                spec: Some("{ name: socketio, event: pay }".into()),
+                first_message: r#"{"ticket":"{{ticket}}"}"#,
+                auth_ok: None,
+                ack: r#"{ json: { "/0/type": "ack" } }"#,
+                rejected: Some(r#"{ json: { "/0/type": "error" } }"#),
+                warning: r#"{ json: { "/0": "warning" } }"#.to_string(),
+            },
+            DialectName::GraphqlTransportWs => DialectDescription {
+                spec: Some(
+                    "{ name: graphql-transport-ws, query: 'mutation Pay($input: PaymentInput!) { pay(input: $input) { type reference } }', variable: input }".into(),
+                ),
+                first_message: r#"{"ticket":"{{ticket}}"}"#,
+                auth_ok: None,
+                ack: r#"{ json: { "/payload/data/pay/type": "ack" } }"#,
+                rejected: None,
+                warning: r#"{ json: { "/payload/0/extensions/code": "RATE_LIMITED" } }"#
+                    .to_string(),
+            },
+            DialectName::Stomp => DialectDescription {
+                spec: Some(format!(
+                    "{{ name: stomp, destination: /app/pay, subscribe: {}, heart_beat: '{interval},{interval}' }}",
+                    dialect::STOMP_REPLIES
+                )),
+                first_message: r#"{"passcode":"{{ticket}}"}"#,
+                auth_ok: None,
+                ack: r#"{ json: { "/type": "ack" } }"#,
+                rejected: Some(r#"{ json: { "/type": "error" } }"#),
+                warning: r#"{ json: { "/type": "warning" } }"#.to_string(),
+            },
+            DialectName::SignalrJson => DialectDescription {
+                spec: Some("{ name: signalr-json, method: Pay }".into()),
+                first_message: r#"{"target":"Authenticate","arguments":["{{ticket}}"]}"#,
+                auth_ok: None,
+                ack: r#"{ json: { "/result/type": "ack" } }"#,
+                rejected: None,
+                warning: r#"{ json: { "/target": "warning" } }"#.to_string(),
+            },
+        }
     }
 
     /// Writes the target file and the CA certificate beside it (`<stem>-ca.pem`), owner-only.
@@ -522,6 +625,22 @@ impl ServerHandle {
         let name = format!("wsaudit-reference-{}", self.addr.port());
         write_private(path, &self.target_yaml(&name, ca_name.as_deref())).map_err(|e| werr(path, e))
     }
+}
+
+/// The dialect-specific parts of an emitted target file.
+struct DialectDescription {
+    /// The `dialect:` value (none for raw).
+    spec: Option<String>,
+    /// `auth.first_message`.
+    first_message: &'static str,
+    /// `auth.accepted_when`, where the protocol does not answer itself.
+    auth_ok: Option<&'static str>,
+    /// `messages.accepted_when`.
+    ack: &'static str,
+    /// `messages.rejected_when`, where the protocol has no error of its own.
+    rejected: Option<&'static str>,
+    /// `messages.warning_when`.
+    warning: String,
 }
 
 /// Writes a file readable only by its owner: it holds the API token.

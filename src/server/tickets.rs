@@ -300,6 +300,45 @@ impl TicketStore {
     }
 }
 
+/// SignalR connection tokens: issued by a negotiation, redeemed once by the WebSocket
+/// upgrade that follows, forgotten after a minute (and never more than a bounded number held).
+#[derive(Default)]
+pub struct Negotiations {
+    tokens: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a negotiated connection token stays valid.
+const NEGOTIATION_TTL: Duration = Duration::from_secs(60);
+/// Connection tokens held at most: a client negotiating in a loop cannot grow the server.
+const NEGOTIATIONS_MAX: usize = 10_000;
+
+impl Negotiations {
+    /// A fresh connection token.
+    pub fn issue(&self) -> String {
+        let token = random_token(16);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, at| at.elapsed() < NEGOTIATION_TTL);
+        if tokens.len() >= NEGOTIATIONS_MAX
+            && let Some(oldest) = tokens
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
+        {
+            tokens.remove(&oldest);
+        }
+        tokens.insert(token.clone(), Instant::now());
+        token
+    }
+
+    /// Whether `token` was issued, is fresh and unused; it is used up.
+    pub fn redeem(&self, token: &str) -> bool {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .remove(token)
+            .is_some_and(|at| at.elapsed() < NEGOTIATION_TTL)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,8 +93,9 @@ pub async fn serve_plain(listener: TcpListener, shared: Arc<Shared>) {
                 let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
                     async move {
-                        if http::is_upgrade(&req) && !req.headers().contains_key("origin") {
-                            // Taken for an internal client: served, and not asked for an Origin.
+                        if !req.headers().contains_key("origin") {
+                            // Taken for an internal client (any request, a SignalR negotiation
+                            // as much as an upgrade): served, and not asked for an Origin.
                             req.extensions_mut().insert(http::InternalClient);
                             http::route(req, shared).await
                         } else {

@@ -14,9 +14,15 @@ usage:
 --auth: first-message  first message {"type":"auth","token":TOKEN} -> {"type":"auth_ok"}
         query          ?token=TOKEN in the URL -> {"type":"welcome"} after the upgrade
         header         "Authorization: Bearer TOKEN" on the upgrade request (401 without it)
+        cookie-login   POST /login (--login-path) with the JSON body {"token":TOKEN}; the
+                       session cookie(s) of its Set-Cookie sent as "Cookie:" on the upgrade
+                       (a fresh login before every legitimate connection)
         none           no authentication at all
 The token is INTEROP_TOKEN (a fixed test value when unset) and is written as <TOKEN> in the
-output. Attacks that strip the credential send none of it (no ?token=, no Authorization).
+output; session cookie values are written as <SID>. Attacks that strip the credential send none
+of it (no ?token=, no Authorization, no Cookie). For cookie-login targets the probe also records
+the login response's Set-Cookie attributes and runs the Cross-Site WebSocket Hijacking probe: a
+foreign Origin carrying the victim's session cookie, then the valid payment.
 Every connection goes to the loopback address given; nothing else is contacted.
 
 Every message, size and protocol attack is differential, as wsaudit's suites are: the attack is
@@ -27,6 +33,7 @@ port (PORT=<n> in its environment, as a supervisor would) so that later cases st
 import argparse
 import base64
 import hashlib
+import http.client
 import json
 import os
 import select
@@ -49,6 +56,7 @@ KIB = 1024
 MIB = 1024 * 1024
 
 OP_NAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+ENDS = ("close", "eof", "reset", "garbage")   # the events that end a connection
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +172,7 @@ class Conn:
     def __init__(self, host, port, path, origin=None, headers=None, timeout=5.0,
                  answer_pings=True):
         self.answer_pings = answer_pings
+        self.path = path          # the request path (with its query)
         self.t0 = time.monotonic()
         self.mark_t = self.t0
         self.queue = []
@@ -261,6 +270,11 @@ class Conn:
     @property
     def upgraded(self):
         return self.status == 101
+
+    @property
+    def done(self):
+        """The connection ended, or the server's close frame came: nothing more to send."""
+        return self.ended or self.got_close
 
     def mark(self):
         self.mark_t = time.monotonic()
@@ -463,24 +477,29 @@ class Conn:
             pass
 
 
-def collect(conn, window, stop_on_text=False, grace=0.3):
+def collect(conn, window, stop_on_text=False, grace=0.3, stop=None):
     """Events for up to `window` seconds; stops after the connection ends, and `grace` seconds
-    after the first data message when `stop_on_text`."""
+    after the first event `stop(event)` accepts (with `stop_on_text`: the first data message)."""
+    if stop_on_text:
+        stop = is_data
     events = []
     deadline = time.monotonic() + window
     while True:
         ev = conn.next_event(deadline)
         if ev is None:
             break
-        if ev[1] == "timeout":
-            events.append(ev)
-            break
         events.append(ev)
+        if ev[1] == "timeout":
+            break
         if ev[1] == "close":
             deadline = min(deadline, time.monotonic() + 1.0)   # wait for the TCP close
-        if stop_on_text and ev[1] in ("text", "binary"):
+        if stop and stop(ev):
             deadline = min(deadline, time.monotonic() + grace)
     return events
+
+
+def is_data(ev):
+    return ev[1] in ("text", "binary")
 
 
 def reply_type(ev):
@@ -505,7 +524,7 @@ def fmt_events(events):
         if kind == "timeout":
             out.append(f"+{t:.3f}s nothing more (window over)")
         else:
-            d = detail if len(detail) <= 160 else detail[:160] + f"... ({len(detail)} chars)"
+            d = clip(detail)
             if j > i:
                 out.append(f"+{t:.3f}s..+{events[j][0]:.3f}s {kind} {d} x {j - i + 1}".rstrip())
             else:
@@ -514,21 +533,38 @@ def fmt_events(events):
     return out
 
 
-def summarize(events):
-    """Short, neutral summary: the replies and how the connection ended."""
+def reply_label(ev):
+    """How summarize() counts a data message: its JSON "type", else text / binary."""
+    return reply_type(ev) or ev[1]
+
+
+def clip(detail):
+    """An event's detail as shown: whole up to 160 characters, else its start and its length."""
+    return detail if len(detail) <= 160 else detail[:160] + f"... ({len(detail)} chars)"
+
+
+def summarize(events, label=reply_label, crash_codes=(), whole_close=False):
+    """Short, neutral summary: the replies (counted by `label(event)`; None leaves one out) and
+    how the connection ended. A close code in `crash_codes` is marked as a crash code; with
+    `whole_close`, a close frame without a status code is shown whole, not its first word."""
     parts = []
-    types = [reply_type(e) or (e[1] if e[1] != "text" else "text") for e in events
-             if e[1] in ("text", "binary")]
-    if types:
-        counts = {}
-        for t in types:
-            counts[t] = counts.get(t, 0) + 1
+    counts = {}
+    for e in events:
+        if is_data(e):
+            t = label(e)
+            if t is not None:
+                counts[t] = counts.get(t, 0) + 1
+    if counts:
         parts.append(", ".join(f"{n} x {t}" if n > 1 else t for t, n in counts.items()))
-    end = next((e for e in events if e[1] in ("close", "eof", "reset", "garbage")), None)
+    end = next((e for e in events if e[1] in ENDS), None)
     if end is None:
-        parts.append("no close (connection still open)" if types else "silence, still open")
+        parts.append("no close (connection still open)" if counts else "silence, still open")
     elif end[1] == "close":
-        parts.append(f"close {end[2].split(' ')[0]} at +{end[0]:.3f}s")
+        code = end[2].split(" ")[0]
+        crash = " (a crash code)" if code.isdigit() and int(code) in crash_codes else ""
+        if whole_close and (code.startswith("(") or code == "payload"):
+            code = end[2]
+        parts.append(f"close {code} at +{end[0]:.3f}s{crash}")
     elif end[1] == "eof":
         parts.append(f"TCP closed WITHOUT a close frame at +{end[0]:.3f}s")
     elif end[1] == "reset":
@@ -603,88 +639,192 @@ def redact(text, token):
 
 
 # ---------------------------------------------------------------------------------------------
+# What the probes send (probe.py's and probe_dialect.py's)
+# ---------------------------------------------------------------------------------------------
+
+ORIGINS = [ALLOWED_ORIGIN, "https://evil.example", "null", None,
+           "https://app.example.com.evil.example", "https://evilapp.example.com",
+           "https://appXexample.com", "https://evil.app.example.com",
+           "http://app.example.com", "https://app.example.com:8443"]
+URL_PARAMS = ["token", "access_token", "ticket", "auth", "jwt"]
+PROBE_ONLY = "probe only (not a wsaudit case)"
+
+
+def shown(text):
+    """`text` as a case shows it: whole up to 160 characters, else its start and its size."""
+    return text if len(text) <= 160 else f"{text[:48]}... ({len(text.encode())} B)"
+
+
+def payload_mutations(malformed, what="the valid payment", probe_only=PROBE_ONLY):
+    """The message attacks of suites/messages.yaml on the valid payment, each the payment changed
+    in one property: (id, title, text). `malformed`: the title of the malformed-JSON case; `what`:
+    what the titles call the payment."""
+    texts = [("MSG-MALFORMED-JSON", malformed, VALID[:-1])]
+    texts += [(f"MSG-SCHEMA[{vid}]", f"schema violation: {desc}", text)
+              for vid, desc, text in SCHEMA_VIOLATIONS]
+    texts += [
+        ("PROBE-TYPE-NUMBER", f'{probe_only}: "type" is the number 5', VALID.replace('"payment"', "5", 1)),
+        ("MSG-HUGE-JSON", f"{what} with its first field's value replaced by a 20,000-element array",
+         embed_first(VALID, "[" + ",".join(["0"] * 20000) + "]")),
+        ("MSG-DEEP-JSON", f"{what} with its first field's value replaced by arrays nested 10,000 deep",
+         embed_first(VALID, "[" * 10000 + "]" * 10000)),
+    ]
+    return texts
+
+
+def send_note(conn, data, frames=None):
+    """Writes `data` (`frames`: that many frames); how much was written, how fast, and why
+    writing stopped (if it did)."""
+    t = time.monotonic()
+    n, stop = conn.send(data)
+    written = f"{frames} frames ({n} B)" if frames else f"{n} of {len(data)} B"
+    return f"wrote {written} in {time.monotonic() - t:.3f}s" + (f" ({stop})" if stop else "")
+
+
+def fragments(message, n):
+    """`message` (bytes) as a text frame and continuation frames, n in all: (the size of a
+    fragment, the frames)."""
+    chunk = -(-len(message) // n)
+    parts = [message[i:i + chunk] for i in range(0, len(message), chunk)]
+    return chunk, b"".join(frame(1 if i == 0 else 0, p, fin=(i == len(parts) - 1))
+                           for i, p in enumerate(parts))
+
+
+def protocol_specs(message, what, probe_only=PROBE_ONLY):
+    """The RFC 6455 violations of suites/protocol.yaml (and a probe-only close code): (id, title,
+    sent, make), `make()` building the frame. `message()`: the bytes of the valid message (one
+    call a frame), which the titles call `what`."""
+    return [
+        ("PROTO-RESERVED-OPCODE-DATA", f"{what} in a frame with the reserved data opcode 0x3",
+         f"frame opcode 3, {what}", lambda: frame(3, message())),
+        ("PROTO-RESERVED-OPCODE-CONTROL", "a frame with the reserved control opcode 0xB",
+         "frame opcode 11, payload 00", lambda: frame(11, b"\x00")),
+        ("PROTO-RSV1-WITHOUT-EXTENSION", f"{what} with RSV1 set, no extension negotiated",
+         f"text frame, RSV1, {what}", lambda: frame(1, message(), rsv1=True)),
+        ("PROTO-RSV2-RSV3", f"{what} with RSV2 and RSV3 set",
+         f"text frame, RSV2+RSV3, {what}", lambda: frame(1, message(), rsv2=True, rsv3=True)),
+        ("PROTO-UNMASKED", f"{what} in an unmasked client frame",
+         f"unmasked text frame, {what}", lambda: frame(1, message(), masked=False)),
+        ("PROTO-FRAGMENTED-PING", "a ping without FIN", "ping FIN=0 payload 00", lambda: frame(9, b"\x00", fin=False)),
+        ("PROTO-OVERSIZED-PING", "a ping with a 126-byte payload", "ping, 126 x 'a'", lambda: frame(9, b"a" * 126)),
+        ("PROTO-CONTINUATION-FIRST", "a continuation frame with nothing to continue",
+         "continuation frame 7b7d", lambda: frame(0, b"{}")),
+        ("PROTO-CLOSE-CODE-1005", "a close frame with the reserved code 1005", "close payload 03ed",
+         lambda: frame(8, struct.pack("!H", 1005))),
+        ("PROTO-CLOSE-CODE-999", "a close frame with the out-of-range code 999", "close payload 03e7",
+         lambda: frame(8, struct.pack("!H", 999))),
+        ("PROTO-CLOSE-ONE-BYTE", "a close frame with a one-byte payload", "close payload 03", lambda: frame(8, b"\x03")),
+        ("PROBE-CLOSE-5000", f"{probe_only}: a close frame with code 5000", "close payload 1388",
+         lambda: frame(8, struct.pack("!H", 5000))),
+    ]
+
+
+def plain_get(host, port, path, origin=None):
+    """The head of the response to a plain HTTP GET (no upgrade), or `ERROR ...`: raw bytes."""
+    extra = f"Origin: {origin}\r\n" if origin else ""
+    try:
+        with socket.create_connection((host, port), timeout=3) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}Connection: close\r\n\r\n".encode())
+            s.settimeout(2)
+            raw = b""
+            while b"\r\n\r\n" not in raw and len(raw) < 65536:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                raw += chunk
+    except OSError as e:
+        raw = f"ERROR {e}".encode()
+    return raw
+
+
+def concurrently(jobs):
+    """Runs the callables `jobs` on threads at once; their results, in order."""
+    results = [None] * len(jobs)
+
+    def one(i, job):
+        results[i] = job()
+    threads = [threading.Thread(target=one, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
 # The probe
 # ---------------------------------------------------------------------------------------------
 
-class Probe:
-    def __init__(self, args):
+class ProbeBase:
+    """What probe.py's Probe and probe_dialect.py's DProbe share: the server (started here and
+    restarted after a crash, or a running one at --url), connections, the case runner with its
+    differential control and health probe, the cases that do not depend on what the messages
+    are, and the Markdown. A subclass says how to connect, log in, send the valid payment and
+    read the replies (connect, login, pay_valid, watch, summary, fmt, idle_summary)."""
+
+    case_window = 2.0          # seconds a case watches the replies to its attack
+    refusal_body = False       # show the body of a refused handshake in a case
+    tag = "probe"              # the prefix of the progress lines on stderr
+
+    def __init__(self, args, default_path="/"):
         self.args = args
         self.token = os.environ.get("INTEROP_TOKEN") or "interop-test-token-5d1c"
-        self.auth = args.auth
         self.server = None
         if args.server:
-            env = dict(os.environ, INTEROP_TOKEN=self.token)
-            self.server = Server(args.server, env)
+            self.server = Server(args.server, dict(os.environ, INTEROP_TOKEN=self.token))
             self.server.start()
-            self.host, self.path = "127.0.0.1", args.path
+            self.host, self.path = "127.0.0.1", args.path or default_path
         else:
             u = urllib.parse.urlsplit(args.url)
             self.host, self.fixed_port = u.hostname, u.port
-            self.path = u.path or "/"
+            self.path = u.path or default_path
         self.sections = []   # (title, [case dict])
         self.cookies = []    # (where, Set-Cookie value)
         self.handshakes = 0
         self.lock = threading.Lock()
 
-    # -- connection profiles --------------------------------------------------------------------
     @property
     def port(self):
         return self.server.port if self.server else self.fixed_port
 
-    def connect(self, origin=ALLOWED_ORIGIN, credential=True, query=None, headers=None,
-                answer_pings=True):
-        q = {}
-        if self.auth == "query" and credential:
-            q["token"] = self.token
-        q.update(query or {})
-        path = self.path + ("?" + urllib.parse.urlencode(q) if q else "")
-        h = {}
-        if self.auth == "header" and credential:
-            h["Authorization"] = f"Bearer {self.token}"
-        h.update(headers or {})
-        conn = Conn(self.host, self.port, path, origin=origin, headers=h,
-                    answer_pings=answer_pings)
+    def handshake(self, path, query, headers, origin, answer_pings, make=Conn):
+        """A handshake to `path` with `query` and `headers` (`make`: Conn or a subclass), counted
+        and its Set-Cookie headers kept."""
+        path += "?" + urllib.parse.urlencode(query) if query else ""
+        conn = make(self.host, self.port, path, origin=origin, headers=headers, answer_pings=answer_pings)
         with self.lock:
             self.handshakes += 1
             for v in conn.headers_all("Set-Cookie"):
                 self.cookies.append((f"handshake {redact(path, self.token)}", v))
         return conn
 
-    def login(self, conn, timeout=2.0):
-        """The legitimate authentication; returns (ok, description)."""
-        if not conn.upgraded:
-            return False, f"handshake not upgraded ({conn.status_line or conn.error})"
-        if self.auth == "none":
-            return True, "no authentication"
-        if self.auth == "header":
-            return True, "Authorization: Bearer <TOKEN> on the upgrade request accepted (101)"
-        if self.auth == "first-message":
-            conn.send_text(json.dumps({"type": "auth", "token": self.token}))
-            want = "auth_ok"
-        else:
-            want = "welcome"
-        evs = collect(conn, timeout, stop_on_text=True, grace=0)
-        ok = any(reply_type(e) == want for e in evs)
-        return ok, f"{want} received" if ok else f"no {want}: {fmt_events(evs)}"
+    def red(self, text):
+        """`text` with the token written <TOKEN>."""
+        return redact(text, self.token)
 
-    def legit(self, answer_pings=True):
-        conn = self.connect(answer_pings=answer_pings)
+    def legit(self, answer_pings=True, origin=ALLOWED_ORIGIN):
+        conn = self.connect(answer_pings=answer_pings, origin=origin)
         ok, how = self.login(conn)
         return conn, ok, how
 
+    def case_summary(self, conn, evs):
+        return self.summary(evs)
+
+    def unauthenticated(self, conn):
+        """A case line for a connection that does not log in (None: nothing to say)."""
+        return None
+
     def healthy(self):
         """A fresh client logs in and gets a valid payment acknowledged; restarts a dead server."""
-        for attempt in range(2):
+        for _ in range(2):
             t = time.monotonic()
             conn, ok, how = self.legit()
             if ok:
-                conn.mark()
-                conn.send_text(VALID)
-                evs = collect(conn, 2.0, stop_on_text=True, grace=0)
+                acked, evs = self.pay_valid(conn, grace=0)
                 conn.close()
-                if any(reply_type(e) == "ack" for e in evs):
+                if acked:
                     return f"yes: a fresh client logged in and got an ack ({time.monotonic() - t:.3f}s)"
-                how = f"no ack: {summarize(evs)}"
+                how = f"no ack: {self.summary(evs)}"
             else:
                 conn.close()
             if self.server is None:
@@ -701,50 +841,52 @@ class Probe:
         return f"NO: the process is alive but a fresh client is not served ({how})"
 
     # -- case runner ----------------------------------------------------------------------------
-    def case(self, cid, title, sent, action, login=True, window=2.0, differential=True,
-             health=True, conn_kwargs=None, stop_on_text=True, send_valid=False):
+    def case(self, cid, title, sent, action, login=True, window=None, differential=True,
+             health=True, conn_kwargs=None, send_valid=False, **watch):
         """Fresh connection (logged in unless login=False); with `send_valid`, the unmutated
         valid payment first, which must be acknowledged (the differential control); then
-        `action(conn)` sends the attack, events for `window` s; then the unmutated valid
-        message on the same connection when it is still open; then a fresh client (health)."""
+        `action(conn)` sends the attack, events for `window` s (default: case_window) read by
+        `self.watch(conn, window, **watch)`; then the unmutated valid message on the same
+        connection when it is still open; then a fresh client (health)."""
         time.sleep(0.2)  # let the server log the end of earlier connections first
         pos = self.server.stderr_pos() if self.server else 0
         c = {"id": cid, "title": title, "sent": sent, "lines": []}
         conn = self.connect(**(conn_kwargs or {}))
+        c["upgraded"], c["status_line"] = conn.upgraded, conn.status_line or conn.error
         if not conn.upgraded:
-            c["lines"].append(f"handshake: {conn.status_line or conn.error} (not upgraded)")
-            c["summary"] = f"handshake refused: {conn.status_line or conn.error}"
+            c["lines"].append(f"handshake: {c['status_line']} (not upgraded)")
+            if self.refusal_body and conn.body:
+                c["lines"].append(f"response body: {conn.body[:200]!r}")
+            c["summary"] = f"handshake refused: {c['status_line']}"
         else:
             if login:
                 ok, how = self.login(conn)
                 c["lines"].append(f"login: {how}")
                 if not ok:
                     c["summary"] = "login failed (case inconclusive)"
+            else:
+                note = self.unauthenticated(conn)
+                if note:
+                    c["lines"].append(note)
             if send_valid:
-                conn.mark()
-                conn.send_text(VALID)
-                evs0 = collect(conn, 2.0, stop_on_text=True, grace=0.1)
-                acked = any(reply_type(e) == "ack" for e in evs0)
-                c["lines"].append("valid payment first (differential control): " + summarize(evs0))
+                acked, evs0 = self.pay_valid(conn, grace=0.1)
+                c["lines"].append("valid payment first (differential control): " + self.summary(evs0))
                 if not acked:
                     c["summary"] = "the valid payment first got no ack (case inconclusive)"
             conn.mark()
             note = action(conn)
             if note:
                 c["lines"].append(note)
-            evs = collect(conn, window, stop_on_text=stop_on_text)
+            evs = self.watch(conn, window or self.case_window, **watch)
             c["events"] = evs
-            c["lines"] += ["reply: " + line for line in fmt_events(evs)]
-            c.setdefault("summary", summarize(evs))
+            c["lines"] += ["reply: " + line for line in self.fmt(evs)]
+            c.setdefault("summary", self.case_summary(conn, evs))
             if differential:
-                if conn.ended or conn.got_close:
+                if conn.done:
                     c["lines"].append("same connection, valid payment afterwards: not possible (connection ended)")
                 else:
-                    conn.mark()
-                    conn.send_text(VALID)
-                    evs2 = collect(conn, 2.0, stop_on_text=True)
-                    c["lines"].append("same connection, valid payment afterwards: " + summarize(evs2))
-                    c["differential"] = summarize(evs2)
+                    c["differential"] = self.summary(self.pay_valid(conn)[1])
+                    c["lines"].append("same connection, valid payment afterwards: " + c["differential"])
         conn.close()
         if health:
             c["healthy"] = self.healthy()
@@ -758,15 +900,14 @@ class Probe:
     def add(self, section, cases):
         self.sections.append((section, cases))
 
-    # -- the probes -----------------------------------------------------------------------------
-    def transport(self):
-        cases = []
-        conn = self.connect()
-        cases.append({"id": "TLS-PLAINTEXT-UPGRADE", "title": "ws:// upgrade from the allowed origin",
-                      "sent": "GET /ws over plain TCP with Upgrade: websocket",
-                      "lines": [f"status: {conn.status_line or conn.error}"],
-                      "summary": "plaintext upgraded (101)" if conn.upgraded else "plaintext refused"})
-        conn.close()
+    def steps(self):
+        """The sections of a run, (name for --only, method), in order."""
+        return [("long", lambda: self.long_observations(self.args.observe)), ("transport", self.transport),
+                ("origin", self.origin), ("auth", self.auth_cases), ("messages", self.messages),
+                ("size", self.size), ("rate", self.rate), ("protocol", self.protocol)]
+
+    # -- cases that do not depend on the messages -----------------------------------------------
+    def tls_case(self):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -776,31 +917,336 @@ class Probe:
                     res = f"TLS handshake succeeded: {t.version()}"
         except (OSError, ssl.SSLError) as e:
             res = f"TLS handshake failed: {e.__class__.__name__}: {e}"
-        cases.append({"id": "TLS-ENDPOINT", "title": "a TLS ClientHello to the same port",
-                      "sent": "TLS ClientHello (any version) to 127.0.0.1:PORT", "lines": [res],
-                      "summary": "no TLS endpoint" if "failed" in res else res})
-        self.add("Transport (TLS)", cases)
+        return {"id": "TLS-ENDPOINT", "title": "a TLS ClientHello to the same port",
+                "sent": "TLS ClientHello (any version) to 127.0.0.1:PORT", "lines": [res],
+                "summary": "no TLS endpoint" if "failed" in res else res}
 
-    def origin(self):
-        origins = [ALLOWED_ORIGIN, "https://evil.example", "null", None,
-                   "https://app.example.com.evil.example", "https://evilapp.example.com",
-                   "https://appXexample.com", "https://evil.app.example.com",
-                   "http://app.example.com", "https://app.example.com:8443"]
+    def origin_cases(self, sent):
+        """The legitimate handshake from each of ORIGINS; `sent` says so ({path}: the request's)."""
         cases = []
-        for o in origins:
+        for o in ORIGINS:
             conn = self.connect(origin=o)
             label = "(no Origin header)" if o is None else o
             cases.append({"id": "ORIGIN " + label, "title": f"handshake with Origin {label}",
-                          "sent": "the legitimate handshake (its credential included: ?token= or Authorization), Origin changed",
+                          "sent": sent.format(path=conn.path),
                           "lines": [f"status: {conn.status_line or conn.error}"],
                           "summary": "upgraded (101)" if conn.upgraded else f"refused ({conn.status})"})
             conn.close()
+        return cases
+
+    def credential_reuse(self, legit=None,
+                         sent="login (the legitimate way) + valid payment, three times with the one credential"):
+        """Is the legitimate credential single-use and short-lived (a ticket), or reusable?
+        `legit()`: a connection logged in with the one credential, (conn, ok, how)."""
+        c = {"id": "AUTH-CREDENTIAL-REUSE",
+             "title": "the same legitimate credential on 2 connections at once, then again 3.5 s later (beyond a 2 s TTL + 1 s slack)",
+             "sent": sent, "lines": []}
+        results, held = [], []
+        t0 = time.monotonic()
+        for label, delay in (("1st connection", 0.0), ("2nd connection, 1st still open", 0.0),
+                             ("3rd connection", 3.5)):
+            time.sleep(delay)
+            conn, ok, how = (legit or self.legit)()
+            acked = ok and self.pay_valid(conn, grace=0)[0]
+            c["lines"].append(f"{label} at +{time.monotonic() - t0:.1f}s: login: {how}; valid payment: "
+                              + ("ack" if acked else "no ack"))
+            results.append(ok and acked)
+            held.append(conn)
+        for conn in held:
+            conn.close()
+        c["summary"] = ("the one credential authenticated all 3 connections (reusable, concurrent, still valid after 3.5 s)"
+                        if all(results) else f"authenticated: {results}")
+        return c
+
+    def deflate_case(self):
+        """permessage-deflate offered on the legitimate handshake: (the case, negotiated)."""
+        conn = self.connect(headers={"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"})
+        ext = conn.header("Sec-WebSocket-Extensions")
+        negotiated = bool(ext and "permessage-deflate" in ext.lower())
+        conn.close()
+        return {"id": "SIZE-DEFLATE-DECLINED", "title": "permessage-deflate offered in the legitimate handshake",
+                "sent": "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+                "lines": [f"status: {conn.status_line}", f"Sec-WebSocket-Extensions in the 101: {ext!r}"],
+                "summary": f"permessage-deflate NEGOTIATED ({ext})" if negotiated else "not negotiated"}, negotiated
+
+    def protocol_cases(self, message, what, ping_title, probe_only=PROBE_ONLY, **ping_watch):
+        """protocol_specs(message, what), each after the valid payment was acknowledged, then a
+        well-formed ping from the client (probe only; read by `self.watch(**ping_watch)`)."""
+        cases = [self.case(cid, title, sent, lambda conn, m=make: conn.send(m())[1], send_valid=True,
+                           window=3.0)
+                 for cid, title, sent, make in protocol_specs(message, what, probe_only)]
+        ping = self.case("PROBE-CLIENT-PING", ping_title, "ping payload 'probe'",
+                         lambda conn: conn.send(frame(9, b"probe"))[1], window=1.0, **ping_watch)
+        pongs = [e for e in ping.get("events", []) if e[1] == "pong"]
+        ping["summary"] = (f"pong ({pongs[0][2]}) at +{pongs[0][0]:.3f}s; " if pongs else "NO pong; ") + ping["summary"]
+        return cases + [ping]
+
+    def idle_case(self, conn, cid, title, sent, seconds, lines, first=None, pay_after=False):
+        """`conn` watched for `seconds` after `first` (a text sent first, if any); with
+        `pay_after`, then the valid payment when it is still open. `lines`: the case's so far."""
+        conn.mark()
+        if first:
+            conn.send_text(first)
+            lines.append(f"sent {first} at +0.000s")
+        evs = collect(conn, seconds)
+        lines += ["event: " + line for line in self.fmt(evs)]
+        if pay_after and not conn.done:
+            lines.append(f"valid payment after {seconds:.0f}s: " + self.summary(self.pay_valid(conn)[1]))
+        conn.close()
+        return {"id": cid, "title": title, "sent": sent, "lines": lines,
+                "summary": self.idle_summary(conn, evs, seconds)}
+
+    def heartbeat_case(self, cid, title, sent, seconds, answer):
+        """Logged in, then idle, answering the heartbeat or not (then the valid payment if so)."""
+        conn, ok, how = self.legit(answer_pings=answer)
+        return self.idle_case(conn, cid, title, sent, seconds, [f"login: {how}"], pay_after=answer)
+
+    def cookies_probe(self, paths=None, origin=None, verbose=False):
+        """Plain GETs of `paths` (default: / and the WebSocket path) for their Set-Cookie headers.
+        `verbose`: the start of the body after the status, `(no response)` for none."""
+        for path in paths or ["/", self.path]:
+            raw = plain_get(self.host, self.port, path, origin)
+            head, _, body = raw.partition(b"\r\n\r\n")
+            head = head.decode("latin-1")
+            if verbose:
+                status = (head.split("\r\n")[0] if head else "(no response)") + (f" {body[:120]!r}" if body else "")
+            else:
+                status = head.split("\r\n")[0] if head else raw[:80].decode("latin-1")
+            with self.lock:
+                self.cookies.append((f"plain GET {path} -> {status}", None))
+                for line in head.split("\r\n")[1:]:
+                    k, _, v = line.partition(":")
+                    if k.strip().lower() == "set-cookie":
+                        self.cookies.append((f"plain GET {path}", v.strip()))
+
+    # -- output ---------------------------------------------------------------------------------
+    def command_line(self, argv):
+        return "INTEROP_TOKEN=<TOKEN> " + self.red(" ".join(shlex.quote(a) for a in argv))
+
+    def markdown(self, argv, started):
+        out = self.preamble(argv, started)
+        if self.server:
+            restarts = self.server.restarts
+            out += [f"Server restarts after a crash: {len(restarts)}" + (f" (exit codes {restarts})" if restarts else ""),
+                    ""]
+        for title, cases in self.sections:
+            out += [f"## {title}", ""]
+            for c in cases:
+                out.append(f"### {c['id']}: {self.red(c['title'])}")
+                out.append(f"- sent: `{self.red(c['sent'])}`")
+                for line in c["lines"]:
+                    out.append(f"- {self.red(line)}")
+                out.append(f"- **summary: {self.red(c['summary'])}**")
+                out.append("")
+        out += ["## Cookies", ""]
+        sets = [(w, v) for w, v in self.cookies if v]
+        for w, v in self.cookies:
+            if v is None:
+                out.append(f"- {w}")
+        out.append(f"- Set-Cookie headers seen on any of the {self.handshakes} handshake responses or the plain GETs: "
+                   + ("; ".join(f"{w}: {self.red(v)}" for w, v in sets) if sets else "NONE"))
+        out.append("")
+        return "\n".join(out) + "\n"
+
+
+def target_arguments(ap, **path):
+    """--server, --url and --path (`path`: add_argument's keywords for it)."""
+    ap.add_argument("--server", help="command that starts the server and prints 'PORT <n>'")
+    ap.add_argument("--url", help="ws://host:port/path of an already running server")
+    ap.add_argument("--path", **path)
+
+
+def run_arguments(ap, observe, watched, sections):
+    """--name, --out, --observe (`observe` s by default, watching for `watched`) and --only."""
+    ap.add_argument("--name", default="server")
+    ap.add_argument("--out", help="Markdown file to write (default: stdout)")
+    ap.add_argument("--observe", type=float, default=observe,
+                    help=f"seconds to watch idle connections for {watched} (default {observe:.0f})")
+    ap.add_argument("--only", help=f"comma-separated sections: {sections}")
+
+
+def run(ap, probe):
+    """Parses the command line; runs `probe(args)` (which starts the server): its steps (--only
+    picks some), then the plain GETs; writes the Markdown to --out or stdout."""
+    args = ap.parse_args()
+    if not args.server and not args.url:
+        ap.error("--server or --url is required")
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    p = probe(args)
+    p.t_start = time.monotonic()
+    only = set(args.only.split(",")) if args.only else None
+    try:
+        for name, fn in p.steps():
+            if only is None or name in only:
+                print(f"[{p.tag}] {name}", file=sys.stderr, flush=True)
+                fn()
+        p.cookies_probe()
+        text = p.markdown(sys.argv, started)
+    finally:
+        if p.server:
+            p.server.stop()
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+class Probe(ProbeBase):
+    """The plain WebSocket probe: the valid payment as a JSON text message, authenticated by
+    --auth."""
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.auth = args.auth
+        self.sids = set()    # session cookie values seen (written as <SID>)
+        self.logins = []     # LoginResult of every POST to the login path (cookie-login)
+
+    # -- connection profiles --------------------------------------------------------------------
+    def connect(self, origin=ALLOWED_ORIGIN, credential=True, query=None, headers=None,
+                answer_pings=True, cookie=None, path=None, subprotocols=None):
+        """The legitimate handshake, varied. `credential=False` strips the credential (no
+        ?token=, no Authorization, no session cookie). `cookie`: a Cookie header value sent as
+        given (for cookie-login targets it replaces the fresh login's cookie); `path`: another
+        request path (the query is appended to it); `subprotocols`: Sec-WebSocket-Protocol."""
+        q = {}
+        if self.auth == "query" and credential:
+            q["token"] = self.token
+        q.update(query or {})
+        h = {}
+        if self.auth == "header" and credential:
+            h["Authorization"] = f"Bearer {self.token}"
+        if self.auth == "cookie-login" and credential and cookie is None:
+            cookie = self.session_login().cookie
+        if cookie:
+            h["Cookie"] = cookie
+        if subprotocols:
+            h["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
+        h.update(headers or {})
+        return self.handshake(path or self.path, q, h, origin, answer_pings)
+
+    def session_login(self, token=None):
+        """cookie-login: POST {"token": token (default: the valid one)} to the login path; the
+        session cookie(s) its Set-Cookie headers set, as a Cookie header value."""
+        token = self.token if token is None else token
+        body = json.dumps({"token": token})
+        res = LoginResult(token == self.token)
+        try:
+            hc = http.client.HTTPConnection(self.host, self.port, timeout=5)
+            hc.request("POST", self.args.login_path, body=body,
+                       headers={"Content-Type": "application/json", "Origin": ALLOWED_ORIGIN})
+            r = hc.getresponse()
+            res.status = f"HTTP/1.{1 if r.version == 11 else 0} {r.status} {r.reason}"
+            res.set_cookies = r.headers.get_all("Set-Cookie") or []
+            res.body = r.read(2048).decode("utf-8", "replace")
+            hc.close()
+        except (OSError, http.client.HTTPException) as e:
+            res.status = f"ERROR {e.__class__.__name__}: {e}"
+        pairs = [sc.split(";", 1)[0].strip() for sc in res.set_cookies]
+        with self.lock:
+            for pair in pairs:
+                value = pair.partition("=")[2]
+                if value:
+                    self.sids.add(value)
+            self.logins.append(res)
+        res.cookie = "; ".join(pairs) or None
+        return res
+
+    def red(self, text):
+        """`text` with the token written <TOKEN> and session cookie values <SID>."""
+        text = redact(text, self.token)
+        for sid in sorted(self.sids, key=len, reverse=True):
+            text = text.replace(sid, "<SID>")
+        return text
+
+    def login(self, conn, timeout=2.0):
+        """The legitimate authentication; returns (ok, description)."""
+        if not conn.upgraded:
+            return False, f"handshake not upgraded ({conn.status_line or conn.error})"
+        if self.auth == "none":
+            return True, "no authentication"
+        if self.auth == "header":
+            return True, "Authorization: Bearer <TOKEN> on the upgrade request accepted (101)"
+        if self.auth == "cookie-login":
+            return True, (f"the session cookie of POST {self.args.login_path} sent as Cookie on the "
+                          "upgrade request accepted (101)")
+        if self.auth == "first-message":
+            conn.send_text(json.dumps({"type": "auth", "token": self.token}))
+            want = "auth_ok"
+        else:
+            want = "welcome"
+        evs = collect(conn, timeout, stop_on_text=True, grace=0)
+        ok = any(reply_type(e) == want for e in evs)
+        return ok, f"{want} received" if ok else f"no {want}: {fmt_events(evs)}"
+
+    def pay_valid(self, conn, grace=0.3):
+        """The valid payment on `conn`: (acknowledged, the events after it)."""
+        conn.mark()
+        conn.send_text(VALID)
+        evs = collect(conn, 2.0, stop_on_text=True, grace=grace)
+        return any(reply_type(e) == "ack" for e in evs), evs
+
+    def watch(self, conn, window, stop_on_text=True):
+        return collect(conn, window, stop_on_text=stop_on_text)
+
+    def summary(self, evs):
+        return summarize(evs)
+
+    def fmt(self, evs):
+        return fmt_events(evs)
+
+    def idle_summary(self, conn, evs, seconds):
+        return ping_summary(evs, seconds)
+
+    def steps(self):
+        return super().steps() + ([("login", self.login_section)] if self.auth == "cookie-login" else [])
+
+    # -- the probes -----------------------------------------------------------------------------
+    def transport(self):
+        conn = self.connect()
+        cases = [{"id": "TLS-PLAINTEXT-UPGRADE", "title": "ws:// upgrade from the allowed origin",
+                  "sent": "GET /ws over plain TCP with Upgrade: websocket",
+                  "lines": [f"status: {conn.status_line or conn.error}"],
+                  "summary": "plaintext upgraded (101)" if conn.upgraded else "plaintext refused"}]
+        conn.close()
+        cases.append(self.tls_case())
+        self.add("Transport (TLS)", cases)
+
+    def origin(self):
+        cases = self.origin_cases("the legitimate handshake (its credential included: ?token=, Authorization or "
+                                  "the session cookie), Origin changed")
+        if self.auth == "cookie-login":
+            cases.append(self.cswsh())
         self.add("Origin (CSWSH)", cases)
+
+    def cswsh(self):
+        """Cross-Site WebSocket Hijacking: the victim logs in (the legitimate way); a page on
+        a foreign origin opens the WebSocket, and the browser attaches the victim's session
+        cookie (its only credential); then the valid payment. Does the handshake upgrade, and
+        is the payment acked?"""
+        victim = self.session_login()
+        c = self.case(
+            "ORIGIN-FOREIGN-WITH-SESSION-COOKIE",
+            "Cross-Site WebSocket Hijacking: Origin https://evil.example carrying the victim's session cookie (no other credential), then the valid payment",
+            f"POST {self.args.login_path} (the victim's login) -> Cookie; handshake Origin: https://evil.example, "
+            f"Cookie: <SID> (the victim's); text {VALID}",
+            lambda conn: conn.send_text(VALID)[1], login=False, window=3.0, differential=False,
+            conn_kwargs={"origin": "https://evil.example", "credential": False,
+                         "cookie": victim.cookie or "none=none"})
+        c["lines"].insert(0, f"the victim's login: {victim.status}; Set-Cookie: "
+                          + (" | ".join(self.red(v) for v in victim.set_cookies) or "NONE"))
+        c["lines"].insert(1, f"handshake: {c['status_line']}")
+        acked = any(reply_type(e) == "ack" for e in c.get("events", []))
+        if c["upgraded"]:
+            c["summary"] = ("upgraded (101) with the victim's cookie from a foreign origin, and the payment was ACKED "
+                            "(cross-site hijacking succeeds)" if acked else
+                            f"upgraded (101) with the victim's cookie from a foreign origin; payment: {c['summary']}")
+        return c
 
     def auth_cases(self):
         cases = []
         # No credential at all, then a business message.
-        c = self.case("AUTH-NO-CREDENTIAL", "no credential at all (no URL token, no Authorization, no auth message), a valid payment as the first message",
+        c = self.case("AUTH-NO-CREDENTIAL", "no credential at all (no URL token, no Authorization, no session cookie, no auth message), a valid payment as the first message",
                       f"text {VALID}", lambda conn: conn.send_text(VALID)[1],
                       login=False, window=3.0, conn_kwargs={"credential": False})
         cases.append(c)
@@ -823,68 +1269,117 @@ class Probe:
                 f"handshake Authorization: Bearer wrong, text {VALID}", lambda conn: conn.send_text(VALID)[1],
                 login=False, window=3.0,
                 conn_kwargs={"credential": False, "headers": {"Authorization": "Bearer wrong"}}))
-        # Credential in the URL query.
-        for param in ["token", "access_token", "ticket", "auth", "jwt"]:
+        elif self.auth == "cookie-login":
+            wrong = self.session_login(token="wrong")
+            c = self.case(
+                "AUTH-WRONG-TOKEN", f"POST {self.args.login_path} with a wrong token, then the handshake with whatever cookie it set, then a valid payment",
+                f'POST {self.args.login_path} {{"token":"wrong"}}; handshake with its cookie (if any), text {VALID}',
+                lambda conn: conn.send_text(VALID)[1], login=False, window=3.0,
+                conn_kwargs={"credential": False, "cookie": wrong.cookie})
+            c["lines"].insert(0, f"login with a wrong token: {wrong.status}; Set-Cookie: "
+                              + (" | ".join(self.red(v) for v in wrong.set_cookies) or "NONE")
+                              + f"; body {wrong.body[:120]!r}")
+            cases.append(c)
+            legit = self.session_login()
+            name = (legit.cookie or "connect.sid=x").split(";")[0].partition("=")[0]
+            forged = f"{name}=s%3A{base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip('=')}.forged"
             cases.append(self.case(
-                f"URL-{param}", f"the valid token in ?{param}= and no other credential (no Authorization header, no auth message), then a valid payment",
+                "AUTH-FORGED-COOKIE", f"the session cookie's name with a value the server never issued ({name}=s%3A<random>.forged), then a valid payment",
+                f"handshake Cookie: {name}=<random>, text {VALID}", lambda conn: conn.send_text(VALID)[1],
+                login=False, window=3.0, conn_kwargs={"credential": False, "cookie": forged}))
+        # Credential in the URL query.
+        for param in URL_PARAMS:
+            cases.append(self.case(
+                f"URL-{param}", f"the valid token in ?{param}= and no other credential (no Authorization header, no session cookie, no auth message), then a valid payment",
                 f"handshake ?{param}=<TOKEN>, text {VALID}", lambda conn: conn.send_text(VALID)[1],
                 login=False, window=3.0,
                 conn_kwargs={"credential": False, "query": {param: self.token}}))
+        if self.auth == "cookie-login":
+            sid = self.session_login().cookie or "none=none"
+            cases.append(self.case(
+                "PROBE-URL-SESSION-ID", "probe only: a valid session cookie's value in ?token= and no Cookie header, then a valid payment",
+                f"handshake ?token=<SID>, text {VALID}", lambda conn: conn.send_text(VALID)[1],
+                login=False, window=3.0,
+                conn_kwargs={"credential": False, "query": {"token": sid.partition("=")[2]}}))
+        # Credential in the path and in Sec-WebSocket-Protocol (URLTOKEN-PATH-CREDENTIAL,
+        # URLTOKEN-SUBPROTOCOL-CREDENTIAL).
+        cases.append(self.case(
+            "PATH-CREDENTIAL", "the valid token appended to the path (/ws/<TOKEN>) and no other credential, then a valid payment",
+            f"handshake GET {self.path.rstrip('/')}/<TOKEN>, text {VALID}", lambda conn: conn.send_text(VALID)[1],
+            login=False, window=3.0,
+            conn_kwargs={"credential": False, "path": f"{self.path.rstrip('/')}/{self.token}"}))
+        cases.append(self.case(
+            "SUBPROTOCOL-CREDENTIAL", "the valid token offered as a subprotocol (Sec-WebSocket-Protocol: <TOKEN>) and no other credential, then a valid payment",
+            f"handshake Sec-WebSocket-Protocol: <TOKEN>, text {VALID}", lambda conn: conn.send_text(VALID)[1],
+            login=False, window=3.0, conn_kwargs={"credential": False, "subprotocols": [self.token]}))
         cases.append(self.credential_reuse())
         self.add("Authentication", cases)
 
+    def login_section(self):
+        """cookie-login: the login response (status, Set-Cookie and its attributes), from every
+        login this run made."""
+        first = next((r for r in self.logins if r.valid), None)
+        if first is None:
+            first = self.session_login()
+        valid = [r for r in self.logins if r.valid]
+        lines = [f"request: POST {self.args.login_path} Content-Type: application/json, body {{\"token\":\"<TOKEN>\"}}",
+                 f"status: {first.status}", f"body: {first.body[:200]!r}"]
+        shapes = {}
+        for r in valid:
+            for sc in r.set_cookies:
+                pair, _, attrs = sc.partition(";")
+                shapes.setdefault(f"{pair.partition('=')[0]}=<SID>;{attrs}", 0)
+                shapes[f"{pair.partition('=')[0]}=<SID>;{attrs}"] += 1
+        for shape, n in shapes.items():
+            lines.append(f"Set-Cookie ({n} of {len(valid)} valid logins): {shape}")
+        summary = []
+        for sc in first.set_cookies:
+            name = sc.split(";", 1)[0].partition("=")[0]
+            a = cookie_attributes(sc)
+            summary.append(f"{name}: Secure {'yes' if 'secure' in a else 'NO'}, HttpOnly "
+                           f"{'yes' if 'httponly' in a else 'NO'}, SameSite "
+                           f"{a.get('samesite') if a.get('samesite') not in (None, True) else 'NOT SET'}, "
+                           f"Path {a.get('path', '(none)')}, Domain {a.get('domain', '(none: host-only)')}, "
+                           f"Expires/Max-Age {a.get('expires') or a.get('max-age') or '(none: a session cookie)'}")
+        statuses = {}
+        for r in valid:
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+        lines.append(f"{len(valid)} logins with the valid token in this run: "
+                     + ", ".join(f"{n} x {st}" for st, n in statuses.items())
+                     + (" (the failed ones: while the server was down, before its restart)"
+                        if any(st.startswith("ERROR") for st in statuses) else ""))
+        ids = [r.cookie for r in valid if r.cookie]
+        lines.append(f"session ids set: {len(set(ids))} distinct of {len(ids)}"
+                     + (" (a new session id on every login)" if len(set(ids)) == len(ids) else ""))
+        c = {"id": "LOGIN-SET-COOKIE", "title": f"the legitimate login (POST {self.args.login_path}) and the cookie it sets",
+             "sent": f'POST {self.args.login_path} {{"token":"<TOKEN>"}}', "lines": lines,
+             "summary": "; ".join(summary) if summary else "NO Set-Cookie on the login response"}
+        self.add("Login (session cookie)", [c])
+
     def credential_reuse(self):
         """Is the legitimate credential single-use and short-lived (a ticket), or reusable?"""
-        c = {"id": "AUTH-CREDENTIAL-REUSE",
-             "title": "the same legitimate credential on 2 connections at once, then again 3.5 s later (beyond a 2 s TTL + 1 s slack)",
-             "sent": "login (the legitimate way) + valid payment, three times with the one credential", "lines": []}
-        results = []
-        t0 = time.monotonic()
-        held = []
-        for label, delay in (("1st connection", 0.0), ("2nd connection, 1st still open", 0.0),
-                             ("3rd connection", 3.5)):
-            time.sleep(delay)
-            conn, ok, how = self.legit()
-            acked = False
-            if ok:
-                conn.mark()
-                conn.send_text(VALID)
-                evs = collect(conn, 2.0, stop_on_text=True, grace=0)
-                acked = any(reply_type(e) == "ack" for e in evs)
-            c["lines"].append(f"{label} at +{time.monotonic() - t0:.1f}s: login: {how}; valid payment: "
-                              + ("ack" if acked else "no ack"))
-            results.append(ok and acked)
-            held.append(conn)
-        for conn in held:
-            conn.close()
+        one = self.session_login().cookie if self.auth == "cookie-login" else None
+        if one is None:
+            c = super().credential_reuse()
+        else:
+            def legit():
+                conn = self.connect(cookie=one)
+                ok, how = self.login(conn)
+                return conn, ok, how
+            c = super().credential_reuse(legit, f"one login (POST {self.args.login_path}), then its session "
+                                                "cookie on three handshakes + valid payment")
         if self.auth == "none":
             c["summary"] = "no credential exists: every connection is served without one"
-        elif all(results):
-            c["summary"] = "the one credential authenticated all 3 connections (reusable, concurrent, still valid after 3.5 s)"
-        else:
-            c["summary"] = f"authenticated: {results}"
         return c
 
     def messages(self):
         """The differential message attacks of suites/messages.yaml: each is the valid payment
         changed in one property, on a connection that has just carried the valid payment."""
-        texts = [("MSG-MALFORMED-JSON", "malformed JSON: the valid payment with its last byte cut off",
-                  VALID[:-1])]
-        texts += [(f"MSG-SCHEMA[{vid}]", f"schema violation: {desc}", text)
-                  for vid, desc, text in SCHEMA_VIOLATIONS]
-        texts += [
-            ("PROBE-TYPE-NUMBER", 'probe only (not a wsaudit case): "type" is the number 5',
-             VALID.replace('"payment"', "5", 1)),
-            ("MSG-HUGE-JSON", "the valid payment with its first field's value replaced by a 20,000-element array",
-             embed_first(VALID, "[" + ",".join(["0"] * 20000) + "]")),
-            ("MSG-DEEP-JSON", "the valid payment with its first field's value replaced by arrays nested 10,000 deep",
-             embed_first(VALID, "[" * 10000 + "]" * 10000)),
-        ]
+        texts = payload_mutations("malformed JSON: the valid payment with its last byte cut off")
         cases = [self.case("MSG-VALID", "the valid payment (positive control)", f"text {VALID}",
                            lambda conn: conn.send_text(VALID)[1])]
         for cid, title, text in texts:
-            shown = text if len(text) <= 160 else f"{text[:48]}... ({len(text.encode())} B)"
-            cases.append(self.case(cid, title, f"text {shown}",
+            cases.append(self.case(cid, title, f"text {shown(text)}",
                                    lambda conn, t=text: conn.send_text(t)[1], send_valid=True, window=3.0))
         cases.append(self.case(
             "MSG-BINARY", "the valid payment in a binary frame instead of a text frame", f"binary {VALID}",
@@ -898,12 +1393,6 @@ class Probe:
 
     def size(self):
         cases = []
-
-        def send_note(conn, data):
-            t = time.monotonic()
-            n, stop = conn.send(data)
-            return f"wrote {n} of {len(data)} B in {time.monotonic() - t:.3f}s" + (f" ({stop})" if stop else "")
-
         under = padded(VALID, 64 * KIB - 1)
         cases.append(self.case(
             "SIZE-UNDER-LIMIT", "the valid payment padded with trailing spaces to 64 KiB - 1 (positive control)",
@@ -925,33 +1414,19 @@ class Probe:
             "SIZE-DECLARED-100MIB", "a text frame header declaring 100 MiB, then only the valid payment padded to 4 KiB",
             "header len=104857600, 4096 B (the valid payment + spaces)", lambda conn: send_note(conn, decl),
             window=3.0, send_valid=True, differential=False))
-
-        def fragmented(size, n):
-            big = padded(VALID, size).encode()
-            chunk = -(-len(big) // n)
-            parts = [big[i:i + chunk] for i in range(0, len(big), chunk)]
-            return chunk, b"".join(frame(1 if i == 0 else 0, p, fin=(i == len(parts) - 1))
-                                   for i, p in enumerate(parts))
-        chunk, frag = fragmented(64 * KIB + 1, 8)
+        chunk, frag = fragments(padded(VALID, 64 * KIB + 1).encode(), 8)
         cases.append(self.case(
             "SIZE-FRAGMENTED", "the valid payment padded to 64 KiB + 1, in 8 fragments",
             f"text frame + 7 continuation frames of <= {chunk} B, 65537 B in all",
             lambda conn: send_note(conn, frag), window=3.0, send_valid=True))
-        chunk16, frag16 = fragmented(16 * MIB + 1, 4)
+        chunk16, frag16 = fragments(padded(VALID, 16 * MIB + 1).encode(), 4)
         cases.append(self.case(
             "SIZE-FRAGMENTED 16 MiB + 1", "probe only: the valid payment padded to 16 MiB + 1, in 4 fragments (frame vs message limit)",
             f"text frame + 3 continuation frames of <= {chunk16} B, {16 * MIB + 1} B in all",
             lambda conn: send_note(conn, frag16), window=5.0, send_valid=True))
         # permessage-deflate offered.
-        conn = self.connect(headers={"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"})
-        ext = conn.header("Sec-WebSocket-Extensions")
-        lines = [f"status: {conn.status_line}", f"Sec-WebSocket-Extensions in the 101: {ext!r}"]
-        negotiated = bool(ext and "permessage-deflate" in ext.lower())
-        conn.close()
-        cases.append({"id": "SIZE-DEFLATE-DECLINED", "title": "permessage-deflate offered in the legitimate handshake",
-                      "sent": "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
-                      "lines": lines,
-                      "summary": f"permessage-deflate NEGOTIATED ({ext})" if negotiated else "not negotiated"})
+        deflate, negotiated = self.deflate_case()
+        cases.append(deflate)
         if negotiated:
             for cid, size, label in [("SIZE-DEFLATE-BOMB 1 MiB", MIB, "1 MiB"),
                                      ("SIZE-DEFLATE-BOMB 4 MiB + 1", 4 * MIB + 1, "4 MiB + 1")]:
@@ -968,143 +1443,43 @@ class Probe:
 
     def rate(self):
         burst = b"".join(frame(1, VALID.encode()) for _ in range(200))
-
-        def flood(conn):
-            t = time.monotonic()
-            n, stop = conn.send(burst)
-            return f"wrote 200 frames ({n} B) in {time.monotonic() - t:.3f}s" + (f" ({stop})" if stop else "")
         c = self.case("RATE-FLOOD-200", "200 valid payments back to back on one connection",
-                      "200 x text " + VALID, flood, window=3.0, stop_on_text=False)
+                      "200 x text " + VALID, lambda conn: send_note(conn, burst, frames=200), window=3.0,
+                      stop_on_text=False)
         self.add("Rate limit", [c])
 
     def protocol(self):
         """suites/protocol.yaml: each violation after the valid payment was acknowledged."""
-        V = VALID.encode()
-        specs = [
-            ("PROTO-RESERVED-OPCODE-DATA", "the valid payment in a frame with the reserved data opcode 0x3",
-             "frame opcode 3, the valid payment", frame(3, V)),
-            ("PROTO-RESERVED-OPCODE-CONTROL", "a frame with the reserved control opcode 0xB",
-             "frame opcode 11, payload 00", frame(11, b"\x00")),
-            ("PROTO-RSV1-WITHOUT-EXTENSION", "the valid payment with RSV1 set, no extension negotiated",
-             "text frame, RSV1, the valid payment", frame(1, V, rsv1=True)),
-            ("PROTO-RSV2-RSV3", "the valid payment with RSV2 and RSV3 set",
-             "text frame, RSV2+RSV3, the valid payment", frame(1, V, rsv2=True, rsv3=True)),
-            ("PROTO-UNMASKED", "the valid payment in an unmasked client frame",
-             "unmasked text frame, the valid payment", frame(1, V, masked=False)),
-            ("PROTO-FRAGMENTED-PING", "a ping without FIN", "ping FIN=0 payload 00", frame(9, b"\x00", fin=False)),
-            ("PROTO-OVERSIZED-PING", "a ping with a 126-byte payload", "ping, 126 x 'a'", frame(9, b"a" * 126)),
-            ("PROTO-CONTINUATION-FIRST", "a continuation frame with nothing to continue",
-             "continuation frame 7b7d", frame(0, b"{}")),
-            ("PROTO-CLOSE-CODE-1005", "a close frame with the reserved code 1005", "close payload 03ed",
-             frame(8, struct.pack("!H", 1005))),
-            ("PROTO-CLOSE-CODE-999", "a close frame with the out-of-range code 999", "close payload 03e7",
-             frame(8, struct.pack("!H", 999))),
-            ("PROTO-CLOSE-ONE-BYTE", "a close frame with a one-byte payload", "close payload 03", frame(8, b"\x03")),
-            ("PROBE-CLOSE-5000", "probe only (not a wsaudit case): a close frame with code 5000",
-             "close payload 1388", frame(8, struct.pack("!H", 5000))),
-        ]
         cases = [self.case("PROTO-VALID", "well-formed masked text frame with the valid payment (positive control)",
                            f"text {VALID}", lambda conn: conn.send_text(VALID)[1])]
-        for cid, title, sent, data in specs:
-            cases.append(self.case(cid, title, sent, lambda conn, d=data: conn.send(d)[1], send_valid=True,
-                                   window=3.0))
-        ping = self.case("PROBE-CLIENT-PING", "probe only (not a wsaudit case): a well-formed ping from the client",
-                         "ping payload 'probe'", lambda conn: conn.send(frame(9, b"probe"))[1],
-                         window=1.0)
-        pongs = [e for e in ping.get("events", []) if e[1] == "pong"]
-        if pongs:
-            ping["summary"] = f"pong ({pongs[0][2]}) at +{pongs[0][0]:.3f}s; " + ping["summary"]
-        else:
-            ping["summary"] = "NO pong; " + ping["summary"]
-        cases.append(ping)
+        cases += self.protocol_cases(lambda: VALID.encode(), "the valid payment",
+                                     "probe only (not a wsaudit case): a well-formed ping from the client")
         self.add("Protocol (RFC 6455)", cases)
-
-    def cookies_probe(self):
-        for path in ["/", self.path]:
-            try:
-                with socket.create_connection((self.host, self.port), timeout=3) as s:
-                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n\r\n".encode())
-                    s.settimeout(2)
-                    raw = b""
-                    while b"\r\n\r\n" not in raw and len(raw) < 65536:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            break
-                        raw += chunk
-            except OSError as e:
-                raw = f"ERROR {e}".encode()
-            head = raw.partition(b"\r\n\r\n")[0].decode("latin-1")
-            status = head.split("\r\n")[0] if head else raw[:80].decode("latin-1")
-            with self.lock:
-                self.cookies.append((f"plain GET {path} -> {status}", None))
-                for line in head.split("\r\n")[1:]:
-                    k, _, v = line.partition(":")
-                    if k.strip().lower() == "set-cookie":
-                        self.cookies.append((f"plain GET {path}", v.strip()))
 
     # -- long observations (run concurrently) ---------------------------------------------------
     def long_observations(self, seconds):
-        results = {}
-
-        def hb_answering():
-            conn, ok, how = self.legit(answer_pings=True)
-            lines = [f"login: {how}"]
-            conn.mark()
-            evs = collect(conn, seconds)
-            lines += ["event: " + line for line in fmt_events(evs)]
-            if not conn.ended and not conn.got_close:
-                conn.mark()
-                conn.send_text(VALID)
-                evs2 = collect(conn, 2.0, stop_on_text=True)
-                lines.append(f"valid payment after {seconds:.0f}s: " + summarize(evs2))
-            conn.close()
-            results["hb_answering"] = {
-                "id": "HB-ANSWERING", "title": f"logged in, answering pings, observed {seconds:.0f}s",
-                "sent": "login, then nothing (pings answered with pongs)", "lines": lines,
-                "summary": ping_summary(evs, seconds)}
-
-        def hb_silent():
-            conn, ok, how = self.legit(answer_pings=False)
-            lines = [f"login: {how}"]
-            conn.mark()
-            evs = collect(conn, seconds)
-            lines += ["event: " + line for line in fmt_events(evs)]
-            conn.close()
-            results["hb_silent"] = {
-                "id": "HB-NOT-ANSWERING", "title": f"logged in, NOT answering pings, observed up to {seconds:.0f}s",
-                "sent": "login, then nothing (pings ignored)", "lines": lines,
-                "summary": ping_summary(evs, seconds)}
-
         def unauth_idle():
             conn = self.connect(credential=False, answer_pings=True)
             if not conn.upgraded:
-                results["unauth_idle"] = {
-                    "id": "UNAUTH-IDLE", "title": "no credential, answering pings, never authenticating",
-                    "sent": "handshake without the credential", "lines": [f"handshake: {conn.status_line or conn.error}"],
-                    "summary": f"handshake refused ({conn.status}): an unauthenticated connection never exists"}
-                return
-            conn.mark()
-            evs = collect(conn, seconds)
-            conn.close()
-            results["unauth_idle"] = {
-                "id": "UNAUTH-IDLE", "title": f"no credential, answering pings, never authenticating, observed up to {seconds:.0f}s",
-                "sent": "handshake without the credential, then nothing (pings answered)",
-                "lines": ["event: " + line for line in fmt_events(evs)],
-                "summary": ping_summary(evs, seconds)}
+                return {"id": "UNAUTH-IDLE", "title": "no credential, answering pings, never authenticating",
+                        "sent": "handshake without the credential", "lines": [f"handshake: {conn.status_line or conn.error}"],
+                        "summary": f"handshake refused ({conn.status}): an unauthenticated connection never exists"}
+            return self.idle_case(
+                conn, "UNAUTH-IDLE", f"no credential, answering pings, never authenticating, observed up to {seconds:.0f}s",
+                "handshake without the credential, then nothing (pings answered)", seconds, [])
 
-        threads = [threading.Thread(target=f) for f in (hb_answering, hb_silent, unauth_idle)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.add("Heartbeat and idle connections (observed concurrently)",
-                 [results["hb_answering"], results["hb_silent"], results["unauth_idle"]])
+        self.add("Heartbeat and idle connections (observed concurrently)", concurrently([
+            lambda: self.heartbeat_case("HB-ANSWERING", f"logged in, answering pings, observed {seconds:.0f}s",
+                                        "login, then nothing (pings answered with pongs)", seconds, True),
+            lambda: self.heartbeat_case("HB-NOT-ANSWERING", f"logged in, NOT answering pings, observed up to {seconds:.0f}s",
+                                        "login, then nothing (pings ignored)", seconds, False),
+            unauth_idle]))
 
     # -- output ---------------------------------------------------------------------------------
-    def markdown(self, argv, started):
+    def preamble(self, argv, started):
         out = [f"# Observed behaviour: {self.args.name}", "",
                "Generated by tests/interop/probe.py (an independent stdlib-only client; no wsaudit). Command line:",
-               "", "```", "INTEROP_TOKEN=<TOKEN> " + redact(" ".join(shlex.quote(a) for a in argv), self.token), "```", "",
+               "", "```", self.command_line(argv), "```", "",
                f"Run at {started} UTC; probe took {time.monotonic() - self.t_start:.0f}s. Times are seconds after the "
                "probe's last write (`+0.004s`). Every attack runs on a fresh connection that logged in the "
                "legitimate way first (unless stated), from Origin https://app.example.com. Message, size and "
@@ -1114,86 +1489,71 @@ class Probe:
                "same connection again; then a fresh client logs in and sends the valid payment (`fresh client "
                "afterwards`; a dead server is restarted on the same port, as a supervisor would).",
                f"Valid payment: `{VALID}`", ""]
-        if self.server:
-            restarts = self.server.restarts
-            out.append(f"Server restarts after a crash: {len(restarts)}" +
-                       (f" (exit codes {restarts})" if restarts else ""))
-            out.append("")
-        for title, cases in self.sections:
-            out += [f"## {title}", ""]
-            for c in cases:
-                out.append(f"### {c['id']}: {c['title']}")
-                out.append(f"- sent: `{redact(c['sent'], self.token)}`")
-                for line in c["lines"]:
-                    out.append(f"- {redact(line, self.token)}")
-                out.append(f"- **summary: {redact(c['summary'], self.token)}**")
-                out.append("")
-        out += ["## Cookies", ""]
-        sets = [(w, v) for w, v in self.cookies if v]
-        for w, v in self.cookies:
-            if v is None:
-                out.append(f"- {w}")
-        out.append(f"- Set-Cookie headers seen on any of the {self.handshakes} handshake responses or the plain GETs: "
-                   + ("; ".join(f"{w}: {v}" for w, v in sets) if sets else "NONE"))
-        out.append("")
-        return "\n".join(out) + "\n"
+        if self.auth == "cookie-login":
+            out[-1:-1] = ["", f"Legitimate login (`--auth cookie-login`): before every legitimate connection a fresh "
+                          f"`POST {self.args.login_path}` with `{{\"token\":\"<TOKEN>\"}}`; the cookie(s) of its Set-Cookie "
+                          "are sent as `Cookie:` on the upgrade request (session ids written `<SID>`). "
+                          "Attacks without credentials send no cookie."]
+        return out
 
 
 DROP = object()
 
 
+class LoginResult:
+    """One POST to the login path (cookie-login): its status, Set-Cookie headers and the
+    Cookie header value they make."""
+
+    def __init__(self, valid):
+        self.valid = valid
+        self.status = ""
+        self.set_cookies = []
+        self.body = ""
+        self.cookie = None
+
+
+def cookie_attributes(set_cookie):
+    """The attributes of one Set-Cookie value: {lower-case name: value or True}."""
+    attrs = {}
+    for part in set_cookie.split(";")[1:]:
+        k, eq, v = part.strip().partition("=")
+        if k:
+            attrs[k.lower()] = v.strip() if eq else True
+    return attrs
+
+
 def ping_summary(evs, seconds):
     pings = [e[0] for e in evs if e[1] == "ping"]
-    data = [e for e in evs if e[1] in ("text", "binary")]
-    end = next((e for e in evs if e[1] in ("close", "eof", "reset", "garbage")), None)
-    s = f"{len(pings)} ping(s)" + (f" at {', '.join(f'+{p:.1f}s' for p in pings)}" if pings else f" in {seconds:.0f}s")
+    data = [e for e in evs if is_data(e)]
+    s = f"{len(pings)} ping(s)" + (times_at(pings) or f" in {seconds:.0f}s")
     if data:
         s += f"; {len(data)} data message(s)"
+    return s + idle_end(evs, seconds)
+
+
+def times_at(times):
+    """` at +1.0s, +26.0s` (empty for none)."""
+    return f" at {', '.join(f'+{t:.1f}s' for t in times)}" if times else ""
+
+
+def idle_end(evs, seconds):
+    """How a connection watched for `seconds` ended, as `; ...`."""
+    end = next((e for e in evs if e[1] in ENDS), None)
     if end is None:
-        s += f"; still open after {seconds:.0f}s"
-    elif end[1] == "close":
-        s += f"; closed {end[2]} at +{end[0]:.1f}s"
-    else:
-        s += f"; {end[1]} (no close frame) at +{end[0]:.1f}s"
-    return s
+        return f"; still open after {seconds:.0f}s"
+    if end[1] == "close":
+        return f"; closed {end[2]} at +{end[0]:.1f}s"
+    return f"; {end[1]} (no close frame) at +{end[0]:.1f}s"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", help="command that starts the server and prints 'PORT <n>'")
-    ap.add_argument("--url", help="ws://host:port/path of an already running server")
-    ap.add_argument("--path", default="/ws")
-    ap.add_argument("--auth", choices=["first-message", "query", "header", "none"], required=True)
-    ap.add_argument("--name", default="server")
-    ap.add_argument("--out", help="Markdown file to write (default: stdout)")
-    ap.add_argument("--observe", type=float, default=50.0,
-                    help="seconds to watch idle connections for pings and closes (default 50)")
-    ap.add_argument("--only", help="comma-separated sections: transport,origin,auth,messages,size,rate,protocol,long")
-    args = ap.parse_args()
-    if not args.server and not args.url:
-        ap.error("--server or --url is required")
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    p = Probe(args)
-    p.t_start = time.monotonic()
-    only = set(args.only.split(",")) if args.only else None
-    steps = [("long", lambda: p.long_observations(args.observe)), ("transport", p.transport),
-             ("origin", p.origin), ("auth", p.auth_cases), ("messages", p.messages),
-             ("size", p.size), ("rate", p.rate), ("protocol", p.protocol)]
-    try:
-        for name, fn in steps:
-            if only is None or name in only:
-                print(f"[probe] {name}", file=sys.stderr, flush=True)
-                fn()
-        p.cookies_probe()
-        text = p.markdown(sys.argv, started)
-    finally:
-        if p.server:
-            p.server.stop()
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    target_arguments(ap, default="/ws")
+    ap.add_argument("--auth", choices=["first-message", "query", "header", "cookie-login", "none"], required=True)
+    ap.add_argument("--login-path", default="/login",
+                    help="cookie-login: the path of the login request (default /login)")
+    run_arguments(ap, 50.0, "pings and closes", "transport,origin,auth,messages,size,rate,protocol,long,login")
+    run(ap, Probe)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@
 //!    The rate measurement (`RATE-MEASURE`, a ramp at 50/s) is reported from the same audits
 //!    (goal <= 5 s).
 //! 2. Peak RSS of a `wsaudit run` process across a full audit, which includes a frame declaring
-//!    100 MiB (goal <= 32 MiB), read from `getrusage(RUSAGE_CHILDREN)` after it exits.
+//!    100 MiB (goal <= 32 MiB), read from `getrusage(RUSAGE_CHILDREN)` after it exits; and of a
+//!    run against a hostile server that negotiates permessage-deflate and answers with
+//!    compressed frames inflating to 512 MiB each (goal <= 32 MiB: each is cut at the 1 MiB
+//!    read cap), read from `wait4`.
 //! 3. Flood send rate on one loopback connection, 32-byte messages, frames pre-encoded, through
 //!    the engine's own flood loop (goal >= 500k messages/s), plaintext and TLS.
 //! 4. What a dialect adds to the audit: the full reference-fast audit's wall time with the
@@ -99,6 +102,15 @@ fn main() -> Result<()> {
         format!("{:.1} MiB", peak as f64 / 1024.0),
         "<= 32 MiB",
         Some(peak <= 32 * 1024),
+    ));
+
+    println!("== peak RSS of a `wsaudit run` process against compressed bombs");
+    let bombed = rt.block_on(bombed_peak_rss())?;
+    rows.push((
+        "harness peak RSS, a server sending 512 MiB deflate bombs".into(),
+        format!("{:.1} MiB", bombed as f64 / 1024.0),
+        "<= 32 MiB",
+        Some(bombed <= 32 * 1024),
     ));
 
     println!("== flood send rate, one loopback connection, 32-byte messages");
@@ -226,6 +238,101 @@ fn harness_peak_rss() -> Result<u64> {
     Ok(u64::try_from(usage.ru_maxrss).unwrap_or(0))
 }
 
+/// Runs `wsaudit run` (schema and size controls) against [`bomb_server`]; returns the run
+/// process's peak RSS in KiB, from `wait4` (that child alone).
+async fn bombed_peak_rss() -> Result<u64> {
+    let addr = bomb_server().await?;
+    let dir = tempfile::tempdir()?;
+    let target = dir.path().join("bombs.yaml");
+    std::fs::write(
+        &target,
+        format!(
+            "target: bombs\nurl: ws://{addr}/ws\norigin: https://app.example.com\nauth:\n  first_message: '{{\"type\":\"auth\"}}'\nmessages:\n  valid: ['{{\"type\":\"payment\",\"amount\":1,\"reference\":\"TX-123456\",\"currency\":\"USD\"}}']\nlimits: {{ connect_timeout: 5s, case_timeout: 20s, max_parallel: 8, recovery: 2s }}\n"
+        ),
+    )?;
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/policy.yaml");
+    let exe = env!("CARGO_BIN_EXE_wsaudit");
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .args([
+            "run",
+            "--policy",
+            policy,
+            "--only",
+            "WS-MSG-01,WS-MSG-03",
+            "--target",
+        ])
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = i32::try_from(child.id())?;
+    let usage = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: wait4 only writes into the two values we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a child of ours, valid pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        (r == pid).then_some(usage.ru_maxrss)
+    })
+    .await?
+    .ok_or("wait4 failed")?;
+    println!(
+        "   `wsaudit run` against the bomb server took {:.2}s; peak RSS {usage} KiB",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(u64::try_from(usage).unwrap_or(0))
+}
+
+/// A hostile WebSocket server on 127.0.0.1: claims permessage-deflate in every 101, then after
+/// the client's first bytes sends compressed text frames inflating to 512 MiB each, without
+/// pause, until the client leaves.
+async fn bomb_server() -> Result<std::net::SocketAddr> {
+    // 1 MiB of spaces compressed with a sync flush repeats once the window is all spaces:
+    // repeating that segment makes 512 MiB without compressing 512 MiB.
+    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+    let spaces = vec![b' '; 1 << 20];
+    let mut segment = || -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(1 << 16);
+        c.compress_vec(&spaces, &mut out, flate2::FlushCompress::Sync)?;
+        Ok(out)
+    };
+    let (first, second, third) = (segment()?, segment()?, segment()?);
+    if second != third {
+        return Err("the compressed segment does not repeat".into());
+    }
+    let mut payload = first;
+    for _ in 0..510 {
+        payload.extend_from_slice(&second);
+    }
+    payload.truncate(payload.len() - 4);
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    let mut h = wsaudit::wire::header(wsaudit::wire::OpCode::Data(wsaudit::wire::Data::Text), None);
+    h.rsv1 = true;
+    wsaudit::wire::encode_frame(&mut frame, &h, &payload);
+    let frame = Arc::new(frame);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let frame = frame.clone();
+            tokio::spawn(async move {
+                if !answer_upgrade(&mut s, "Sec-WebSocket-Extensions: permessage-deflate\r\n").await
+                {
+                    return;
+                }
+                let mut buf = vec![0u8; 16 * 1024];
+                // The client's first frame (its login), then bombs until it leaves.
+                if !matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                    return;
+                }
+                while s.write_all(&frame).await.is_ok() {}
+            });
+        }
+    });
+    Ok(addr)
+}
+
 /// A WebSocket sink on 127.0.0.1: answers the upgrade, then reads and discards everything.
 async fn sink(tls: Option<Arc<rustls::ServerConfig>>) -> Result<std::net::SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -246,13 +353,17 @@ async fn sink(tls: Option<Arc<rustls::ServerConfig>>) -> Result<std::net::Socket
     Ok(addr)
 }
 
-async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
-    let mut buf = vec![0u8; 256 * 1024];
+/// Reads a request head and answers 101 with the right accept key and `extra` header lines;
+/// false when the client left first.
+async fn answer_upgrade<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    s: &mut S,
+    extra: &str,
+) -> bool {
+    let mut buf = vec![0u8; 16 * 1024];
     let mut head = Vec::new();
-    // Read the request head, answer 101 with the right accept key, then discard.
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
@@ -265,11 +376,17 @@ async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S
         .to_string();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
     );
-    if s.write_all(response.as_bytes()).await.is_err() {
+    s.write_all(response.as_bytes()).await.is_ok()
+}
+
+async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
+    // Answer the upgrade, then discard.
+    if !answer_upgrade(&mut s, "").await {
         return;
     }
+    let mut buf = vec![0u8; 256 * 1024];
     while let Ok(n) = s.read(&mut buf).await {
         if n == 0 {
             return;

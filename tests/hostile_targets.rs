@@ -183,6 +183,24 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // 512 MiB of spaces in half a megabyte, frame after frame: each is inflated to
+            // the client's 1 MiB cap and cut there (the memory budget holds the harness to it).
+            name: "compressed-bombs",
+            setup: Server(tls(
+                Upgrade::Accept(After::CompressedBombs),
+                TicketReply::Issue,
+            )),
+            only: &["WS-ORIGIN-01", "WS-AUTH-01"],
+            check: |a, _| {
+                a.expect("WS-ORIGIN-01/ORIGIN-FOREIGN", Fail, "upgraded")?;
+                a.expect(
+                    "WS-AUTH-01/TICKET-FRESH",
+                    Fail,
+                    "inflates past the client's read cap",
+                )
+            },
+        },
+        Scenario {
             name: "endless-frames",
             setup: Server(Behaviour {
                 layer: Layer::Http,
@@ -575,6 +593,7 @@ scenario_tests! {
     a_1gb_content_length => "1gb-content-length",
     endless_headers => "endless-headers",
     a_frame_declaring_2_pow_63_bytes => "frame-declaring-2^63-bytes",
+    compressed_frames_inflating_to_512_mib => "compressed-bombs",
     an_endless_stream_of_frames => "endless-frames",
     thousands_of_pings_a_second => "ping-flood",
     a_close_in_the_middle_of_a_frame => "close-mid-frame",

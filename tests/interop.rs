@@ -269,6 +269,17 @@ fn verdict(word: &str) -> Verdict {
 
 /// Audits one server with tests/interop/policy.yaml and returns the report and the expected file.
 async fn audit(server: &Server) -> (RunReport, ExpectedFile, u32) {
+    audit_with(server, "policy.yaml", "expected.yaml", &[]).await
+}
+
+/// Audits one server with the interop policy `policy`, running the controls `only` names (all
+/// when empty), against its ground truth in `<server>/<expected>`.
+async fn audit_with(
+    server: &Server,
+    policy: &str,
+    expected: &str,
+    only: &[&str],
+) -> (RunReport, ExpectedFile, u32) {
     let token = format!("interop-{:016x}", rand_token());
     let running = start(server, &token);
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -277,13 +288,14 @@ async fn audit(server: &Server) -> (RunReport, ExpectedFile, u32) {
     let env = |name: &str| (name == "INTEROP_TOKEN").then(|| token.clone());
     let target = LoadedTarget::parse(SourceFile::read(&path).expect("read target"), &env)
         .unwrap_or_else(|e| panic!("{}: target: {e}", server.dir));
-    let policy = LoadedPolicy::load(&interop_dir().join("policy.yaml")).expect("interop policy");
+    let policy = LoadedPolicy::load(&interop_dir().join(policy)).expect("interop policy");
     let suites = wsaudit::config::check::load_suites(&[]).expect("suites");
     let plan = wsaudit::plan::compile(&policy, &target, &suites)
         .unwrap_or_else(|e| panic!("{}: compile: {e}", server.dir));
     let rt = Arc::new(TargetRuntime::new(&target).expect("runtime"));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let opts = RunOptions::all(cancel);
+    let mut opts = RunOptions::all(cancel);
+    opts.only = only.iter().map(|c| c.to_string()).collect();
     let report = run(&plan, &policy, rt.clone(), opts).await;
     let report = {
         let secrets = rt.secrets();
@@ -298,10 +310,11 @@ async fn audit(server: &Server) -> (RunReport, ExpectedFile, u32) {
         report
     };
     let restarts = *running.restarts.lock().unwrap_or_else(|e| e.into_inner());
-    let file = interop_dir().join(server.dir).join("expected.yaml");
+    let file = interop_dir().join(server.dir).join(expected);
     let expected: ExpectedFile = match std::fs::read_to_string(&file) {
-        Ok(text) => serde_yaml::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}/expected.yaml: {e}", server.dir)),
+        Ok(text) => {
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}/{expected}: {e}", server.dir))
+        }
         // Reported as a difference for every control, with wsaudit's verdicts and reasons.
         Err(_) => ExpectedFile {
             server: server.dir.replace('_', "-"),
@@ -392,6 +405,38 @@ async fn every_interop_server_gets_its_ground_truth_control_by_control() {
     );
     a_crash_on_a_parse_error_is_never_a_size_limit(&audits[2].0, audits[2].2);
     no_case_is_an_error(&DIALECT_SERVERS, &dialect_audits);
+}
+
+/// With a policy that allows compression, the deflate cases run against a server that
+/// compresses everything it sends (Python `websockets`, permessage-deflate on by default): the
+/// login works with compression negotiated, and the deflate bomb gets its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressing_server_gets_verdicts_for_every_deflate_case() {
+    wsaudit::crypto::install_crypto_provider();
+    let server = &SERVERS[0];
+    assert_eq!(server.dir, "python_websockets");
+    let (report, expected, _) = audit_with(
+        server,
+        "policy-deflate.yaml",
+        "expected-deflate.yaml",
+        &["WS-MSG-03"],
+    )
+    .await;
+    let diff = differences(&report, &expected);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+    let bomb = report
+        .cases
+        .iter()
+        .find(|c| c.case_id == "WS-MSG-03/SIZE-DEFLATE-BOMB")
+        .expect("the deflate bomb ran");
+    assert!(
+        bomb.evidence
+            .transcript
+            .iter()
+            .any(|l| l.contains("came compressed (permessage-deflate)")),
+        "the server's compressed replies were read: {:#?}",
+        bomb.evidence.transcript
+    );
 }
 
 /// The differences between each server's report and its ground truth, one entry per server.

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
+use super::inflate::{InflateError, Inflater};
 use super::tls::TlsFacts;
 use super::{ClientError, Deadline, Phase, io_error};
 use crate::config::Secrets;
@@ -431,15 +432,17 @@ impl Connection {
     /// Starts a connection over an upgraded stream; `prefix` holds bytes read past the
     /// handshake. Must run inside a tokio runtime (the reader is a task).
     pub fn new<S: Stream>(stream: S, prefix: &[u8]) -> Self {
-        Self::with_transcript(stream, prefix, ConnectionLog::new(), None)
+        Self::with_transcript(stream, prefix, ConnectionLog::new(), None, false)
     }
 
-    /// Like [`Connection::new`], continuing a transcript and keeping the TLS facts.
+    /// Like [`Connection::new`], continuing a transcript and keeping the TLS facts; `deflate`
+    /// when the handshake negotiated permessage-deflate (compressed messages are inflated).
     pub fn with_transcript<S: Stream>(
         stream: S,
         prefix: &[u8],
         transcript: ConnectionLog,
         tls: Option<TlsFacts>,
+        deflate: bool,
     ) -> Self {
         let boxed: BoxStream = Box::new(stream);
         let (rd, wr) = tokio::io::split(boxed);
@@ -459,6 +462,7 @@ impl Connection {
             tx,
             shared.clone(),
             writer.clone(),
+            deflate.then(Inflater::new),
         ));
         Self {
             writer,
@@ -834,18 +838,38 @@ fn lcm(a: usize, b: usize) -> usize {
 /// A message being reassembled from fragments.
 enum Partial {
     None,
-    /// Collecting a text (true) or binary (false) message.
-    Collecting(bool, Vec<u8>),
+    /// Collecting a message.
+    Collecting(Message),
     /// Dropping the rest of a message that went over the cap.
     Skipping,
 }
 
-/// Reads frames until the connection ends, answering pings and queuing events.
+/// A data message as it came off the wire.
+struct Message {
+    /// Text (else binary).
+    text: bool,
+    /// Compressed with permessage-deflate (RSV1 on its first frame).
+    compressed: bool,
+    /// Its payload, frames joined.
+    data: Vec<u8>,
+}
+
+/// What one frame completed.
+enum Completed {
+    /// A data message.
+    Message(Message),
+    /// Anything else.
+    Event(Event),
+}
+
+/// Reads frames until the connection ends, answering pings and queuing events; compressed
+/// messages are inflated when the handshake negotiated permessage-deflate (`inflater`).
 async fn read_loop(
     mut reader: FrameReader<ReadHalf<BoxStream>>,
     tx: mpsc::Sender<Event>,
     shared: Arc<Shared>,
     writer: Writer,
+    mut inflater: Option<Inflater>,
 ) {
     let mut partial = Partial::None;
     let end = loop {
@@ -863,7 +887,7 @@ async fn read_loop(
             }
         };
         let kept = match &partial {
-            Partial::Collecting(_, data) if !h.is_control() => data.len() as u64,
+            Partial::Collecting(m) if !h.is_control() => m.data.len() as u64,
             _ => 0,
         };
         if kept.saturating_add(h.length) > READ_CAP as u64 {
@@ -901,7 +925,12 @@ async fn read_loop(
                 };
             }
         };
-        let event = match on_frame(&h, payload, &mut partial) {
+        let completed = match on_frame(&h, payload, &mut partial) {
+            Some(Completed::Message(m)) => Some(message_event(m, inflater.as_mut(), &shared)),
+            Some(Completed::Event(e)) => Some(e),
+            None => None,
+        };
+        let event = match completed {
             Some(Event::Ping(p)) => {
                 answer_ping(&shared, &writer, &p).await;
                 Event::Ping(p)
@@ -925,52 +954,95 @@ async fn read_loop(
     let _ = queue(&tx, &shared, end).await;
 }
 
-/// Turns one frame into an event; `None` while a fragmented message is incomplete.
-fn on_frame(h: &RawHeader, payload: Vec<u8>, partial: &mut Partial) -> Option<Event> {
-    let message = |text: bool, data: Vec<u8>| {
-        if text {
-            Event::Text(
-                String::from_utf8(data)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            )
-        } else {
-            Event::Binary(data)
+/// The event of a complete data message: inflated first when it came compressed on a
+/// connection that negotiated permessage-deflate (bounded by [`READ_CAP`], like every other
+/// message; the transcript notes the compression and any cut).
+fn message_event(m: Message, inflater: Option<&mut Inflater>, shared: &Shared) -> Event {
+    let data = match (m.compressed, inflater) {
+        (true, Some(inflater)) => {
+            let wire = m.data.len();
+            match inflater.inflate(&m.data, READ_CAP) {
+                Ok(data) => {
+                    shared.record(
+                        Direction::Note,
+                        format!(
+                            "the next message came compressed (permessage-deflate): {wire} B on \
+                             the wire, {} B inflated",
+                            data.len()
+                        ),
+                    );
+                    data
+                }
+                Err(e) => {
+                    shared.record(
+                        Direction::Note,
+                        format!("a compressed message of {wire} B on the wire {e}"),
+                    );
+                    return Event::Skipped {
+                        opcode: if m.text { opcode::TEXT } else { opcode::BINARY },
+                        declared_len: wire as u64,
+                        reason: match e {
+                            InflateError::TooLarge { .. } => {
+                                "inflates past the client's read cap (cut there)"
+                            }
+                            InflateError::Corrupt(_) => "compressed data that does not inflate",
+                        },
+                    };
+                }
+            }
         }
+        _ => m.data,
     };
+    if m.text {
+        Event::Text(
+            String::from_utf8(data)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    } else {
+        Event::Binary(data)
+    }
+}
+
+/// What one frame completes; `None` while a fragmented message is incomplete.
+fn on_frame(h: &RawHeader, payload: Vec<u8>, partial: &mut Partial) -> Option<Completed> {
     let skipped = |reason| {
-        Some(Event::Skipped {
+        Some(Completed::Event(Event::Skipped {
             opcode: h.opcode_bits,
             declared_len: h.length,
             reason,
-        })
+        }))
     };
     match h.opcode_bits {
-        opcode::PING => Some(Event::Ping(payload)),
-        opcode::PONG => Some(Event::Pong(payload)),
+        opcode::PING => Some(Completed::Event(Event::Ping(payload))),
+        opcode::PONG => Some(Completed::Event(Event::Pong(payload))),
         opcode::CLOSE => {
             let c = parse_close(&payload);
-            Some(Event::Close {
+            Some(Completed::Event(Event::Close {
                 code: c.code,
                 reason: c.reason,
-            })
+            }))
         }
         opcode::TEXT | opcode::BINARY => {
-            let text = h.opcode_bits == opcode::TEXT;
+            let m = Message {
+                text: h.opcode_bits == opcode::TEXT,
+                compressed: h.header.rsv1,
+                data: payload,
+            };
             if h.header.is_final {
                 *partial = Partial::None;
-                Some(message(text, payload))
+                Some(Completed::Message(m))
             } else {
-                *partial = Partial::Collecting(text, payload);
+                *partial = Partial::Collecting(m);
                 None
             }
         }
         opcode::CONTINUATION => match std::mem::replace(partial, Partial::None) {
-            Partial::Collecting(text, mut data) => {
-                data.extend_from_slice(&payload);
+            Partial::Collecting(mut m) => {
+                m.data.extend_from_slice(&payload);
                 if h.header.is_final {
-                    Some(message(text, data))
+                    Some(Completed::Message(m))
                 } else {
-                    *partial = Partial::Collecting(text, data);
+                    *partial = Partial::Collecting(m);
                     None
                 }
             }
@@ -1219,6 +1291,86 @@ mod tests {
         FrameSpec::new(opcode, payload.to_vec())
             .mask(Mask::Unmasked)
             .encode()
+    }
+
+    /// `data` compressed as a permessage-deflate sender does, continuing `c`'s context.
+    fn compressed(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+            .expect("compress");
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_are_inflated_and_a_bomb_is_cut_at_the_cap() {
+        let (a, mut peer) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::with_transcript(a, &[], ConnectionLog::new(), None, true);
+        let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+        let auth_ok = compressed(&mut c, br#"{"type":"auth_ok"}"#);
+        // Fragmented: RSV1 on the first frame only.
+        let (head, tail) = auth_ok.split_at(auth_ok.len() / 2);
+        let mut wire = FrameSpec::new(opcode::TEXT, head.to_vec())
+            .rsv(true, false, false)
+            .fin(false)
+            .mask(Mask::Unmasked)
+            .encode();
+        wire.extend(server_frame(opcode::CONTINUATION, tail));
+        peer.write_all(&wire).await.expect("write");
+        assert_eq!(
+            conn.read_event(Duration::from_secs(5)).await,
+            Event::Text(r#"{"type":"auth_ok"}"#.into())
+        );
+        // An uncompressed message on the same connection is read as it is.
+        peer.write_all(&server_frame(opcode::TEXT, b"plain"))
+            .await
+            .expect("write");
+        assert_eq!(
+            conn.read_event(Duration::from_secs(5)).await,
+            Event::Text("plain".into())
+        );
+        // 64 MiB of spaces in a few KiB: cut at the cap, nothing close to it allocated.
+        let mut bomb_stream = flate2::Compress::new(flate2::Compression::best(), false);
+        let bomb = compressed(&mut bomb_stream, &vec![b' '; 64 * 1024 * 1024]);
+        assert!(bomb.len() < 128 * 1024, "{}", bomb.len());
+        let mut fresh = Connection::with_transcript(
+            {
+                let (a, b) = tokio::io::duplex(256 * 1024);
+                peer = b;
+                a
+            },
+            &[],
+            ConnectionLog::new(),
+            None,
+            true,
+        );
+        let frame = FrameSpec::new(opcode::TEXT, bomb.clone())
+            .rsv(true, false, false)
+            .mask(Mask::Unmasked)
+            .encode();
+        let writer = tokio::spawn(async move {
+            let _ = peer.write_all(&frame).await;
+            peer
+        });
+        match fresh.read_event(Duration::from_secs(20)).await {
+            Event::Skipped {
+                declared_len,
+                reason,
+                ..
+            } => {
+                assert_eq!(declared_len, bomb.len() as u64);
+                assert!(reason.contains("read cap"), "{reason}");
+            }
+            other => panic!("expected the bomb skipped, got {other:?}"),
+        }
+        let t = fresh.transcript().to_string();
+        assert!(
+            t.contains("inflates past the client's cap of 1048576 bytes"),
+            "{t}"
+        );
+        drop(writer);
+        let t = conn.transcript().to_string();
+        assert!(t.contains("came compressed (permessage-deflate)"), "{t}");
     }
 
     #[tokio::test]

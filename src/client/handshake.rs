@@ -510,7 +510,13 @@ pub async fn handshake_on<S: Stream>(
             return Err(ClientError::BadAccept { got, expected });
         }
     }
-    let connection = Connection::with_transcript(stream, &rest, transcript, tls.clone());
+    // RFC 7692: the extension is in force when the server's answer names it.
+    let deflate = head.headers.iter().any(|(n, v)| {
+        n == "sec-websocket-extensions"
+            && v.split(',')
+                .any(|e| e.split(';').next().map(str::trim) == Some("permessage-deflate"))
+    });
+    let connection = Connection::with_transcript(stream, &rest, transcript, tls.clone(), deflate);
     Ok(Handshake {
         response: HandshakeResponse {
             status: head.status,

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod evidence;
 pub mod handshake;
 pub mod http;
+pub mod inflate;
 pub mod tls;
 
 use std::fmt;

@@ -35,8 +35,8 @@ impl Progress {
             // A case's line is its own result; the report then gates attacks on their positive
             // controls, so a PASS here can still end as ERROR there.
             eprintln!(
-                "[0/{total}] each line is a case's own result as it finishes; the report is final \
-                 (an attack whose positive control failed is ERROR there)"
+                "{total} cases; each line below is a case's own result as it finishes, and the \
+                 report is final (an attack whose positive control failed is ERROR there)"
             );
             Progress::Lines { total, done: 0 }
         }

@@ -115,6 +115,10 @@ pub enum After {
     /// After the client's first two frames (login, one message), half a frame, then the TCP
     /// connection closes.
     CloseMidFrame,
+    /// permessage-deflate claimed in the 101 (offered or not), then after the client's first
+    /// frame (its login), compressed text frames of about 512 KiB each inflating to 512 MiB of
+    /// spaces, as fast as the client reads.
+    CompressedBombs,
     /// A permissive app that answers auth and payments and echoes what it got (tickets,
     /// cookies, URLs) back in replies and close reasons; optionally pinging ~2000 times a second.
     App {
@@ -638,6 +642,13 @@ async fn upgrade(mut s: Io, req: &Request, how: Upgrade, rec: &Record) {
                 return;
             }
             let mut response = switching(&accept_key(req));
+            if after == After::CompressedBombs {
+                response = response.replacen(
+                    "\r\n\r\n",
+                    "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                    1,
+                );
+            }
             if let (After::App { .. }, Some(cookie)) = (after, req.header("cookie")) {
                 // The cookie echoed in the reason phrase, where a 60-character preview cuts it.
                 response = response.replacen(
@@ -735,6 +746,39 @@ async fn upgraded(mut s: Io, req: &Request, after: After, rec: &Record) {
                     return;
                 }
                 while s.write_all(f).await.is_ok() {}
+            }
+        }
+        After::CompressedBombs => {
+            if client_frames(&mut s, 1).await {
+                // One bomb for every connection: the memory measured is the harness's.
+                static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+                let bomb = BOMB.get_or_init(|| {
+                    // Compressing 512 MiB would take a debug build seconds: compress 1 MiB of
+                    // spaces three times with a sync flush after each, and once the output
+                    // repeats (the window is all spaces either way), repeat that segment.
+                    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+                    let spaces = vec![b' '; 1 << 20];
+                    let mut segment = || {
+                        let mut out = Vec::with_capacity(1 << 16);
+                        c.compress_vec(&spaces, &mut out, flate2::FlushCompress::Sync)
+                            .expect("compress");
+                        out
+                    };
+                    let (first, second, third) = (segment(), segment(), segment());
+                    assert_eq!(second, third, "the steady-state segment repeats");
+                    let mut out = first;
+                    for _ in 0..510 {
+                        out.extend_from_slice(&second);
+                    }
+                    // The last sync flush's 00 00 ff ff is what permessage-deflate strips.
+                    out.truncate(out.len() - 4);
+                    let mut f = Vec::with_capacity(out.len() + 10);
+                    let mut h = header(OpCode::Data(wsaudit::wire::Data::Text), None);
+                    h.rsv1 = true;
+                    encode_frame(&mut f, &h, &out);
+                    f
+                });
+                while s.write_all(bomb).await.is_ok() {}
             }
         }
         After::CloseMidFrame => {

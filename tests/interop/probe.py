@@ -10,6 +10,9 @@ usage:
   INTEROP_TOKEN=... python3 probe.py --server "python3 python_websockets/server.py" \
       --auth first-message --name python-websockets --out python_websockets/observed.md
   python3 probe.py --url ws://127.0.0.1:8080/ws --auth none          (no restarts possible)
+  ... --deflate --only deflate --append --out python_websockets/observed.md
+                                   (permessage-deflate negotiated: login, compressed payments, the
+                                    deflate bomb; appended to an existing observed.md)
 
 --auth: first-message  first message {"type":"auth","token":TOKEN} -> {"type":"auth_ok"}
         query          ?token=TOKEN in the URL -> {"type":"welcome"} after the upgrade
@@ -55,6 +58,8 @@ ALLOWED_ORIGIN = "https://app.example.com"
 KIB = 1024
 MIB = 1024 * 1024
 
+INFLATE_CAP = 16 * MIB   # the most a compressed server message may inflate to here
+
 OP_NAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 ENDS = ("close", "eof", "reset", "garbage")   # the events that end a connection
 
@@ -88,6 +93,23 @@ def frame(opcode, payload=b"", fin=True, rsv1=False, rsv2=False, rsv3=False, mas
         key = os.urandom(4)
         return header + key + mask_bytes(payload, key)
     return header + payload
+
+
+def parse_deflate(header):
+    """The permessage-deflate parameters of a Sec-WebSocket-Extensions response header:
+    {name: value, or True for a parameter without one} (window bits as int), or None when it
+    negotiates no permessage-deflate."""
+    for ext in (header or "").split(","):
+        name, *params = [p.strip() for p in ext.split(";")]
+        if name.lower() != "permessage-deflate":
+            continue
+        out = {}
+        for p in params:
+            k, eq, v = p.partition("=")
+            v = v.strip().strip('"')
+            out[k.strip().lower()] = (int(v) if v.isdigit() else v) if eq else True
+        return out
+    return None
 
 
 def padded(message: str, size: int) -> str:
@@ -181,7 +203,10 @@ class Conn:
         self.got_close = False
         self.sent_close = False
         self.fragments = None     # (opcode, bytearray) of a fragmented server message
-        self.inflater = None
+        self.inflater = None      # permessage-deflate negotiated: the server's messages' inflater
+        self.deflate = None       # its negotiated parameters (parse_deflate), when negotiated
+        self.inflating = None     # [wire bytes, inflated bytes] of the compressed message being read
+        self.data_log = []        # deflate negotiated: one line per server data message (RSV1 or not)
         self.status = None
         self.status_line = ""
         self.resp_headers = []
@@ -251,7 +276,8 @@ class Conn:
         accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
         if self.header("Sec-WebSocket-Accept") != accept:
             self.error = "101 with a wrong Sec-WebSocket-Accept"
-        if "permessage-deflate" in (self.header("Sec-WebSocket-Extensions") or "").lower():
+        self.deflate = parse_deflate(self.header("Sec-WebSocket-Extensions"))
+        if self.deflate is not None:
             self.inflater = zlib.decompressobj(-15)
         self.mark()
         if rest:
@@ -314,8 +340,8 @@ class Conn:
             n = struct.unpack("!Q", b[2:10])[0]
             pos = 10
         bad = None
-        if rsv and not (rsv == 0x40 and self.inflater and opcode in (0, 1, 2)):
-            bad = "RSV bits set"
+        if rsv and not (rsv == 0x40 and self.inflater and opcode in (1, 2)):
+            bad = "RSV bits set" + (" (RSV1 on a continuation frame)" if rsv == 0x40 and opcode == 0 else "")
         elif opcode not in OP_NAMES:
             bad = f"reserved opcode {opcode}"
         elif masked:
@@ -330,8 +356,18 @@ class Conn:
             return False
         payload = bytes(b[pos:pos + n])
         self.buf = b[pos + n:]
-        if rsv == 0x40:
-            payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+        if opcode in (1, 2) and self.fragments is None:
+            if rsv == 0x40:
+                # RSV1 on the first frame: a compressed message (RFC 7692 section 6).
+                if self.deflate.get("server_no_context_takeover"):
+                    self.inflater = zlib.decompressobj(-15)
+                self.inflating = [0, 0]
+            else:
+                self.inflating = None
+        if self.inflating is not None and opcode in (0, 1, 2):
+            payload = self._inflate(payload, bool(fin))
+            if payload is None:
+                return False
         if opcode == 9:
             self.pings.append(time.monotonic() - self.t0)
             self._push("ping", f"{len(payload)} B payload")
@@ -367,6 +403,31 @@ class Conn:
             self._message(opcode, payload)
         return True
 
+    def _inflate(self, payload, fin):
+        """One frame of a compressed message, inflated: at most INFLATE_CAP bytes a message
+        (a hostile server's deflate bomb ends the connection, as `garbage`, instead of memory)."""
+        self.inflating[0] += len(payload)
+        room = INFLATE_CAP - self.inflating[1]
+        out = b""
+        for data in (payload, b"\x00\x00\xff\xff" if fin else b""):
+            if not data:
+                continue
+            try:
+                chunk = self.inflater.decompress(data, room + 1)
+            except zlib.error as e:
+                self._push("garbage", f"compressed message that does not inflate: {e}")
+                self.ended = True
+                return None
+            out += chunk
+            room -= len(chunk)
+            if room < 0 or self.inflater.unconsumed_tail:
+                self._push("garbage", f"compressed message inflating past the probe's cap of {INFLATE_CAP} B "
+                                      f"({self.inflating[0]} B on the wire so far)")
+                self.ended = True
+                return None
+        self.inflating[1] += len(out)
+        return out
+
     def _reply(self, data):
         if self.sending:
             self.pending_out.append(data)
@@ -374,6 +435,15 @@ class Conn:
             self.send(data)
 
     def _message(self, opcode, data):
+        if self.deflate is not None:
+            kind = "text" if opcode == 1 else "binary"
+            if self.inflating is not None:
+                wire, size = self.inflating
+                how = f"RSV1 (compressed): {wire} B on the wire, inflated to {size} B"
+            else:
+                how = f"no RSV1 (not compressed): {len(data)} B"
+            self.data_log.append(f"+{self.now():.3f}s {kind} {how}: {clip(data.decode('utf-8', 'replace'))}")
+            self.inflating = None
         if opcode == 1:
             self._push("text", data.decode("utf-8", "replace"))
         else:
@@ -460,6 +530,25 @@ class Conn:
 
     def send_text(self, text):
         return self.send(frame(1, text.encode()))
+
+    def compressed(self, text, level=9):
+        """`text` as a permessage-deflate message payload: a fresh raw DEFLATE stream (no
+        context taken over, so valid whatever was negotiated), within the negotiated
+        client_max_window_bits (15 when the server set none), sync-flushed, its trailing
+        00 00 ff ff cut (RFC 7692 section 7.2.1)."""
+        bits = (self.deflate or {}).get("client_max_window_bits") or 15
+        comp = zlib.compressobj(level, zlib.DEFLATED, -max(9, bits))
+        body = comp.compress(text.encode()) + comp.flush(zlib.Z_SYNC_FLUSH)
+        return body[:-4] if body.endswith(b"\x00\x00\xff\xff") else body
+
+    def send_compressed(self, text, level=9, mark=False):
+        """`text` compressed in one text frame with RSV1: (bytes written, stop reason, the frame).
+        `mark`: times restart once it is compressed, just before the write."""
+        data = frame(1, self.compressed(text, level), rsv1=True)
+        if mark:
+            self.mark()
+        n, stop = self.send(data)
+        return n, stop, data
 
     def close(self):
         if self.sock is None:
@@ -1023,21 +1112,49 @@ class ProbeBase:
     def command_line(self, argv):
         return "INTEROP_TOKEN=<TOKEN> " + self.red(" ".join(shlex.quote(a) for a in argv))
 
-    def markdown(self, argv, started):
-        out = self.preamble(argv, started)
-        if self.server:
-            restarts = self.server.restarts
-            out += [f"Server restarts after a crash: {len(restarts)}" + (f" (exit codes {restarts})" if restarts else ""),
-                    ""]
+    def restarts_lines(self):
+        if not self.server:
+            return []
+        restarts = self.server.restarts
+        return [f"Server restarts after a crash: {len(restarts)}" + (f" (exit codes {restarts})" if restarts else ""),
+                ""]
+
+    def sections_markdown(self, level="##"):
+        """The sections (`level` headings) and their cases (one level down)."""
+        out = []
         for title, cases in self.sections:
-            out += [f"## {title}", ""]
+            out += [f"{level} {title}", ""]
             for c in cases:
-                out.append(f"### {c['id']}: {self.red(c['title'])}")
+                out.append(f"{level}# {c['id']}: {self.red(c['title'])}")
                 out.append(f"- sent: `{self.red(c['sent'])}`")
                 for line in c["lines"]:
                     out.append(f"- {self.red(line)}")
                 out.append(f"- **summary: {self.red(c['summary'])}**")
                 out.append("")
+        return out
+
+    def append_title(self):
+        """The heading of a run appended to an existing observed.md (--append)."""
+        return f"Appended run: {', '.join(title for title, _ in self.sections)}"
+
+    def append_note(self):
+        """What an appended run did differently, as lines (none by default)."""
+        return []
+
+    def markdown_appended(self, argv, started):
+        """The run as one `##` section to append to an existing observed.md: its command line,
+        its sections one level down, no cookie summary."""
+        out = ["", f"## {self.append_title()}", "",
+               "Appended by tests/interop/probe.py (an independent stdlib-only client; no wsaudit). Command line:",
+               "", "```", self.command_line(argv), "```", "",
+               f"Run at {started} UTC; probe took {time.monotonic() - self.t_start:.0f}s. Times, the valid payment first, "
+               "the valid payment afterwards and the fresh client afterwards as above."]
+        out += self.append_note() + [""] + self.restarts_lines()
+        out += self.sections_markdown("###")
+        return "\n".join(out) + "\n"
+
+    def markdown(self, argv, started):
+        out = self.preamble(argv, started) + self.restarts_lines() + self.sections_markdown()
         out += ["## Cookies", ""]
         sets = [(w, v) for w, v in self.cookies if v]
         for w, v in self.cookies:
@@ -1063,6 +1180,9 @@ def run_arguments(ap, observe, watched, sections):
     ap.add_argument("--observe", type=float, default=observe,
                     help=f"seconds to watch idle connections for {watched} (default {observe:.0f})")
     ap.add_argument("--only", help=f"comma-separated sections: {sections}")
+    ap.add_argument("--append", action="store_true",
+                    help="append the run to --out as one `##` section (its command line at the top, no "
+                         "cookie summary) instead of writing a whole file")
 
 
 def run(ap, probe):
@@ -1080,13 +1200,16 @@ def run(ap, probe):
             if only is None or name in only:
                 print(f"[{p.tag}] {name}", file=sys.stderr, flush=True)
                 fn()
-        p.cookies_probe()
-        text = p.markdown(sys.argv, started)
+        if args.append:
+            text = p.markdown_appended(sys.argv, started)
+        else:
+            p.cookies_probe()
+            text = p.markdown(sys.argv, started)
     finally:
         if p.server:
             p.server.stop()
     if args.out:
-        with open(args.out, "w") as f:
+        with open(args.out, "a" if args.append else "w") as f:
             f.write(text)
     else:
         print(text)
@@ -1199,7 +1322,8 @@ class Probe(ProbeBase):
         return ping_summary(evs, seconds)
 
     def steps(self):
-        return super().steps() + ([("login", self.login_section)] if self.auth == "cookie-login" else [])
+        return super().steps() + ([("login", self.login_section)] if self.auth == "cookie-login" else []) \
+            + ([("deflate", self.deflate_section)] if self.args.deflate else [])
 
     # -- the probes -----------------------------------------------------------------------------
     def transport(self):
@@ -1441,6 +1565,121 @@ class Probe(ProbeBase):
                     send_valid=True))
         self.add("Size", cases)
 
+    def deflate_section(self):
+        """--deflate: permessage-deflate offered (--deflate-offer) and negotiated. The legitimate
+        login (sent uncompressed, as wsaudit's login is) and whether its reply comes compressed;
+        the valid payment compressed; then, as wsaudit's SIZE-DEFLATE-BOMB does, after the
+        uncompressed valid payment was acked, the valid payment padded with trailing spaces to
+        the limit x 16 and compressed (and one byte more, probe only). Every data message the
+        server sends on these connections is listed with whether it carried RSV1."""
+        offer = self.args.deflate_offer
+        hk = {"headers": {"Sec-WebSocket-Extensions": offer}}
+        limit = self.args.deflate_limit
+        cases = []
+
+        def negotiated(conn):
+            ext = conn.header("Sec-WebSocket-Extensions")
+            return [f"Sec-WebSocket-Extensions in the 101: {ext!r}",
+                    "negotiated permessage-deflate parameters: "
+                    + (", ".join(f"{k}={v}" if v is not True else k for k, v in conn.deflate.items()) or "(none)"
+                       if conn.deflate is not None else "NOT NEGOTIATED")]
+
+        def log_lines(conn):
+            return [f"server data message ({i + 1}): {line}" for i, line in enumerate(conn.data_log)] \
+                or ["server data messages: none"]
+
+        # LOGIN-DEFLATE: the handshake and the login.
+        conn = self.connect(**hk)
+        c = {"id": "LOGIN-DEFLATE", "title": f"the legitimate handshake offering `{offer}`, then the legitimate login "
+                                             "(its auth message uncompressed)",
+             "sent": f"Sec-WebSocket-Extensions: {offer}; the login", "lines": [f"status: {conn.status_line or conn.error}"]}
+        if not conn.upgraded:
+            c["summary"] = f"handshake refused: {conn.status_line or conn.error}"
+            self.add("permessage-deflate", [c])
+            return
+        c["lines"] += negotiated(conn)
+        ok, how = self.login(conn)
+        c["lines"].append(f"login: {how}")
+        c["lines"] += log_lines(conn)
+        first = conn.data_log[0].split(" ", 1)[1] if conn.data_log else "none"
+        c["summary"] = (f"permessage-deflate {'negotiated (' + conn.header('Sec-WebSocket-Extensions') + ')' if conn.deflate is not None else 'NOT negotiated'}; "
+                        f"login {'ok' if ok else 'FAILED'}; the reply: {first}")
+        conn.close()
+        cases.append(c)
+        if conn.deflate is None:
+            self.add("permessage-deflate", cases)
+            return
+
+        # Probe only: the auth message itself compressed.
+        conn = self.connect(**hk)
+        c = {"id": "PROBE-LOGIN-DEFLATE-COMPRESSED", "title": "probe only: the login with its auth message compressed (RSV1)",
+             "sent": f"Sec-WebSocket-Extensions: {offer}; the auth message compressed",
+             "lines": [f"status: {conn.status_line or conn.error}"] + negotiated(conn)}
+        if self.auth == "first-message":
+            _, stop, data = conn.send_compressed(json.dumps({"type": "auth", "token": self.token}), mark=True)
+            c["lines"].append(f"auth message compressed, a {len(data)} B frame with RSV1" + (f" ({stop})" if stop else ""))
+            evs = collect(conn, 2.0, stop_on_text=True, grace=0)
+            c["lines"] += ["reply: " + line for line in fmt_events(evs)] + log_lines(conn)
+            c["summary"] = summarize(evs)
+            cases.append(c)
+        conn.close()
+
+        holder = []
+
+        def keep(conn, send):
+            holder.append(conn)
+            return send(conn)
+
+        def with_log(c):
+            i = next((k for k, line in enumerate(c["lines"]) if line.startswith("fresh client afterwards")), len(c["lines"]))
+            c["lines"][i:i] = (negotiated(holder[-1]) + log_lines(holder[-1])) if holder else []
+            return c
+
+        def compressed_note(conn, text):
+            t = time.monotonic()
+            n, stop, data = conn.send_compressed(text, mark=True)
+            return (f"{len(text.encode())} B compressed (in {conn.mark_t - t:.3f}s, before the write) to a "
+                    f"{len(data)} B text frame with RSV1; wrote {n} of {len(data)} B in {conn.now():.3f}s"
+                    + (f" ({stop})" if stop else ""))
+
+        # VALID-DEFLATE: the valid payment compressed.
+        cases.append(with_log(self.case(
+            "VALID-DEFLATE", "the valid payment compressed (RSV1), after the login",
+            f"Sec-WebSocket-Extensions: {offer}; login; the valid payment compressed, one text frame with RSV1",
+            lambda conn: keep(conn, lambda cn: compressed_note(cn, VALID)), conn_kwargs=hk)))
+
+        # DEFLATE-BOMB: the limit x 16, and one byte more.
+        for cid, size, what in [("DEFLATE-BOMB", 16 * limit, f"{limit} x 16, as wsaudit's SIZE-DEFLATE-BOMB"),
+                                ("DEFLATE-BOMB + 1", 16 * limit + 1, f"{limit} x 16 + 1, probe only")]:
+            text = padded(VALID, size)
+            holder.clear()
+            cases.append(with_log(self.case(
+                cid, f"after the acked valid payment (uncompressed), the valid payment padded with trailing spaces to "
+                     f"{size} B ({what}), compressed (RSV1)",
+                f"Sec-WebSocket-Extensions: {offer}; login; valid payment; the payment + spaces, {size} B, "
+                "compressed, one text frame with RSV1",
+                lambda conn, t=text: keep(conn, lambda cn: compressed_note(cn, t)),
+                window=3.0, send_valid=True, conn_kwargs=hk)))
+        self.add("permessage-deflate", cases)
+
+    def append_title(self):
+        if self.args.deflate and [t for t, _ in self.sections] == ["permessage-deflate"]:
+            return f"permessage-deflate negotiated (`--deflate`, offer `{self.args.deflate_offer}`)"
+        return super().append_title()
+
+    def append_note(self):
+        if not self.args.deflate:
+            return []
+        return ["", f"`--deflate`: every connection of this section offers `Sec-WebSocket-Extensions: {self.args.deflate_offer}`. "
+                "The probe inflates the server's compressed messages (RSV1 on the first frame: raw DEFLATE with "
+                "00 00 ff ff appended, the context kept across messages unless server_no_context_takeover, at most "
+                f"{INFLATE_CAP} B a message) and lists every data message the server sent on the connection with "
+                "whether it carried RSV1 (`server data message`, times as in its case's replies: the login's from the "
+                "101, the rest from the probe's last write). It compresses a message as a fresh raw DEFLATE stream "
+                "(level 9, within the negotiated client_max_window_bits), sync-flushed, its trailing 00 00 ff ff cut, "
+                "in one text frame with RSV1; the auth message, the valid payment first and the valid payment afterwards "
+                "are sent uncompressed, as wsaudit sends them."]
+
     def rate(self):
         burst = b"".join(frame(1, VALID.encode()) for _ in range(200))
         c = self.case("RATE-FLOOD-200", "200 valid payments back to back on one connection",
@@ -1552,7 +1791,17 @@ def main():
     ap.add_argument("--auth", choices=["first-message", "query", "header", "cookie-login", "none"], required=True)
     ap.add_argument("--login-path", default="/login",
                     help="cookie-login: the path of the login request (default /login)")
-    run_arguments(ap, 50.0, "pings and closes", "transport,origin,auth,messages,size,rate,protocol,long,login")
+    ap.add_argument("--deflate", action="store_true",
+                    help="also run the permessage-deflate section (`deflate`): offer it, and with it negotiated "
+                         "log in, send the valid payment compressed, then compressed payments inflating to "
+                         "--deflate-limit x 16 and one byte more")
+    ap.add_argument("--deflate-offer", default="permessage-deflate; client_max_window_bits",
+                    help="the Sec-WebSocket-Extensions offered by the deflate section (default: "
+                         "'permessage-deflate; client_max_window_bits'; wsaudit offers 'permessage-deflate')")
+    ap.add_argument("--deflate-limit", type=int, default=64 * KIB,
+                    help="the policy's message limit in bytes (default 65536, policy-deflate.yaml's 64KiB); "
+                         "the deflate bomb inflates to 16 times it")
+    run_arguments(ap, 50.0, "pings and closes", "transport,origin,auth,messages,size,rate,protocol,long,login,deflate")
     run(ap, Probe)
 
 

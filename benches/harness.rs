@@ -15,6 +15,9 @@
 //!    reference server speaking each dialect, against raw (goal <= 1.05x, the fastest of two
 //!    audits each, so that one scheduling hiccup does not decide it).
 
+#[path = "../tests/common/deflate_bomb.rs"]
+mod deflate_bomb;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -288,28 +291,7 @@ async fn bombed_peak_rss() -> Result<u64> {
 /// the client's first bytes sends compressed text frames inflating to 512 MiB each, without
 /// pause, until the client leaves.
 async fn bomb_server() -> Result<std::net::SocketAddr> {
-    // 1 MiB of spaces compressed with a sync flush repeats once the window is all spaces:
-    // repeating that segment makes 512 MiB without compressing 512 MiB.
-    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
-    let spaces = vec![b' '; 1 << 20];
-    let mut segment = || -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(1 << 16);
-        c.compress_vec(&spaces, &mut out, flate2::FlushCompress::Sync)?;
-        Ok(out)
-    };
-    let (first, second, third) = (segment()?, segment()?, segment()?);
-    if second != third {
-        return Err("the compressed segment does not repeat".into());
-    }
-    let mut payload = first;
-    for _ in 0..510 {
-        payload.extend_from_slice(&second);
-    }
-    payload.truncate(payload.len() - 4);
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    let mut h = wsaudit::wire::header(wsaudit::wire::OpCode::Data(wsaudit::wire::Data::Text), None);
-    h.rsv1 = true;
-    wsaudit::wire::encode_frame(&mut frame, &h, &payload);
+    let frame = deflate_bomb::frame(512);
     let frame = Arc::new(frame);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -190,18 +190,10 @@ fn assert_one_row_each<'a>(rows: &[&'a str], switches: impl Iterator<Item = &'a 
     );
 }
 
-/// Asserts every case of a full-server report passes (attestations are skipped, and so are
-/// the forgeries of the other form of ticket: the JWT ones on the server's opaque tickets).
+/// Asserts every case of a full-server report gets [`full_server_verdict`].
 fn assert_all_pass(full: &RunReport, which: Policy) {
     for c in &full.cases {
-        let expected = if c.role == Role::Attestation
-            || (c.case_id.starts_with("WS-AUTH-01/TICKET-TAMPER[")
-                && c.reason.contains("forges JWTs"))
-        {
-            Verdict::Skipped
-        } else {
-            Verdict::Pass
-        };
+        let expected = full_server_verdict(c);
         assert_eq!(
             c.verdict,
             expected,
@@ -433,19 +425,8 @@ async fn each_flaw_fails_exactly_its_control_through_its_variant() {
         let runs =
             futures_util::future::join_all(pair.iter().map(|(flaw, ..)| audit_flawed(flaw))).await;
         for ((flaw, control, case), report) in pair.iter().zip(runs) {
-            let verdicts: BTreeMap<&str, Verdict> = report
-                .controls
-                .iter()
-                .map(|c| (c.id.as_str(), c.verdict))
-                .collect();
-            for (id, verdict) in &verdicts {
-                let expected = if id == control {
-                    Verdict::Fail
-                } else if *id == "WS-LOG-01" {
-                    Verdict::Skipped
-                } else {
-                    Verdict::Pass
-                };
+            for (id, verdict) in &control_verdicts(&report) {
+                let expected = expected_verdict(id, &[control]);
                 if *verdict != expected {
                     problems.push(format!(
                         "--flaw {flaw}: control {id} is {verdict:?}, expected {expected:?}\n{}",

@@ -14,7 +14,7 @@ mod matrices;
 use matrices::*;
 use wsaudit::demo::audit_server_only;
 use wsaudit::dialect::DialectName;
-use wsaudit::report::{Role, RunReport, Verdict};
+use wsaudit::report::RunReport;
 use wsaudit::server::flaw::Flaws;
 use wsaudit::server::{ServerOptions, Weakened};
 
@@ -79,13 +79,7 @@ fn problems(row: &Row, report: &RunReport) -> Vec<String> {
         }
     }
     for (id, verdict) in &verdicts {
-        let expected = if row.failing.contains(&id.as_str()) {
-            Verdict::Fail
-        } else if id == "WS-LOG-01" {
-            Verdict::Skipped
-        } else {
-            Verdict::Pass
-        };
+        let expected = expected_verdict(id, &row.failing);
         if *verdict != expected {
             out.push(format!(
                 "--dialect {} --weaken '{}' --flaw '{}': control {id} is {verdict:?}, expected {expected:?}\n{}",
@@ -155,15 +149,9 @@ async fn every_dialect_passes_whole_and_fails_exactly_each_weakened_or_flawed_co
         .await;
         for (row, report) in chunk.iter().zip(reports) {
             if row.weaken.is_empty() && row.flaw.is_empty() {
-                // The full server: every case passes (the JWT forgeries do not apply to its
-                // opaque tickets; attestations are not testable from outside).
+                // The full server: every case passes.
                 for c in &report.cases {
-                    let skipped = c.role == Role::Attestation || c.reason.contains("forges JWTs");
-                    let expected = if skipped {
-                        Verdict::Skipped
-                    } else {
-                        Verdict::Pass
-                    };
+                    let expected = full_server_verdict(c);
                     if c.verdict != expected {
                         found.push(format!(
                             "--dialect {}: full server, {} is {:?}: {}",

@@ -183,11 +183,6 @@ impl Reply {
         matches!(self.kind, Kind::Closed | Kind::Dropped | Kind::Fault)
     }
 
-    /// Whether this acknowledges something (a business message or an authentication).
-    pub fn is_acceptance(&self) -> bool {
-        matches!(self.kind, Kind::Ack | Kind::AuthAccepted)
-    }
-
     /// Whether it carries application data (anything but control frames and endings).
     pub fn is_data(&self) -> bool {
         matches!(
@@ -291,7 +286,7 @@ impl Channel {
 
     /// Whether the 101 negotiated extension `name` (case-insensitive, parameters ignored).
     pub fn negotiated(&self, name: &str) -> bool {
-        extension_names(self.extensions.as_deref())
+        crate::client::extension_names(self.extensions.as_deref())
             .iter()
             .any(|n| n.eq_ignore_ascii_case(name))
     }
@@ -724,19 +719,6 @@ pub fn pad(text: &str, size: usize) -> String {
         out.push_str(&" ".repeat(size - out.len()));
     }
     out
-}
-
-/// The extension names a `Sec-WebSocket-Extensions` response header negotiates, lower-cased,
-/// without their parameters (`permessage-deflate; client_no_context_takeover` is
-/// `permessage-deflate`). No header, or an empty one, negotiates nothing.
-pub fn extension_names(header: Option<&str>) -> Vec<String> {
-    header
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|ext| ext.split(';').next())
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect()
 }
 
 #[cfg(test)]

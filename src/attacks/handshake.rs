@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::channel::extension_names;
 use super::profile::{OriginChoice, Variation};
 use super::session::{DEFAULT_CONNECTION, HandshakeSeen, LastSent, Link, Session};
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::ClientError;
+use crate::client::extension_names;
 use crate::plan::expect::{HandshakeRefused, HandshakeUpgraded, UrlWithoutParams};
 use crate::plan::step::{Connect, CookieChoice};
 

@@ -61,9 +61,6 @@ pub fn client_values<'a>(
 
 /// Runs the target's setup requests for a fresh legitimate client (see [`super::setup`]).
 pub async fn setup(rt: &TargetRuntime, log: &CaseLog) -> Result<Arc<SetupState>, String> {
-    if rt.target.setup.is_empty() {
-        return Ok(Arc::new(SetupState::default()));
-    }
     super::setup::run(rt, log).await.map(Arc::new)
 }
 

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use flate2::{Compress, Compression, FlushCompress};
 use tokio::time::Instant;
 
 use super::channel::{Channel, Kind};
@@ -121,7 +120,7 @@ impl Perform for Send {
                 .into_owned(),
                 None => return Ok(()),
             };
-            let compressed = deflate(plain.as_bytes());
+            let compressed = crate::client::deflate::compress_message(plain.as_bytes());
             log.note(format!(
                 "{} B compressed to {} B",
                 plain.len(),
@@ -729,30 +728,4 @@ pub async fn flood_unpaced(
         }
         sent += n;
     }
-}
-
-/// Raw DEFLATE as permessage-deflate sends it (sync flush, trailing 00 00 ff ff removed).
-fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut c = Compress::new(Compression::best(), false);
-    let mut out = Vec::with_capacity(data.len() / 64 + 1024);
-    loop {
-        let before = c.total_in() as usize;
-        if c.compress_vec(
-            &data[before.min(data.len())..],
-            &mut out,
-            FlushCompress::Sync,
-        )
-        .is_err()
-        {
-            break;
-        }
-        if c.total_in() as usize >= data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(64 * 1024);
-    }
-    if out.ends_with(&[0, 0, 0xff, 0xff]) {
-        out.truncate(out.len() - 4);
-    }
-    out
 }

@@ -159,14 +159,14 @@ impl ConnectProfile {
         } else {
             &self.url
         };
-        let mut url = if crate::config::target::setup_refs(base.as_str()).is_empty() {
-            base.clone()
-        } else {
-            let decoded = crate::config::target::decode_braces(base.as_str());
-            Url::parse(&fill(&decoded)?).map_err(|e| ClientError::InvalidUrl {
-                url: "the target's URL with its setup values".into(),
-                reason: e.to_string(),
-            })?
+        let mut url = match crate::config::target::url_template(base.as_str()) {
+            std::borrow::Cow::Borrowed(_) => base.clone(),
+            std::borrow::Cow::Owned(template) => {
+                Url::parse(&fill(&template)?).map_err(|e| ClientError::InvalidUrl {
+                    url: "the target's URL with its setup values".into(),
+                    reason: e.to_string(),
+                })?
+            }
         };
         let credentials = v.credentials && !v.cookies_only;
         if v.strip_query || !credentials {

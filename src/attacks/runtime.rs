@@ -240,26 +240,16 @@ impl TargetRuntime {
         log: &CaseLog,
     ) -> Result<String, String> {
         // The hub's URL as the upgrade request names it (its query included), over HTTP.
-        let base = req.url();
-        let scheme = if base.scheme() == "wss" {
-            "https"
-        } else {
-            "http"
-        };
-        let authority = &base[url::Position::BeforeHost..url::Position::AfterPort];
         let (path, query) = req
             .target
             .split_once('?')
             .map_or((req.target.as_str(), None), |(p, q)| (p, Some(q)));
-        let mut url = format!(
-            "{scheme}://{authority}{}/negotiate?negotiateVersion=1",
-            path.trim_end_matches('/')
-        );
-        if let Some(q) = query {
-            url.push('&');
-            url.push_str(q);
-        }
-        let mut spec = HttpRequestSpec::new("POST", &url);
+        let mut hub = crate::client::http_url(req.url())
+            .ok_or_else(|| format!("{} is not a WebSocket URL", req.url().scheme()))?;
+        hub.set_path(path);
+        hub.set_query(query);
+        let url = crate::dialect::signalr::negotiate_url(&hub);
+        let mut spec = HttpRequestSpec::new("POST", url.as_str());
         for (name, value) in &req.headers {
             let lower = name.to_ascii_lowercase();
             let websocket_only = lower.starts_with("sec-websocket")

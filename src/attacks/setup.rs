@@ -22,13 +22,9 @@ pub async fn run(rt: &TargetRuntime, log: &CaseLog) -> Result<SetupState, String
             ..Values::default()
         };
         let render = |t: &str| values.render(t).map_err(|e| format!("setup[{i}]: {e}"));
-        // A URL parser wrote the path's `{{setup.NAME}}` percent-encoded.
-        let written = step.request.url.0.as_str();
-        let url = if crate::config::target::setup_refs(written).is_empty() {
-            render(written)?
-        } else {
-            render(&crate::config::target::decode_braces(written))?
-        };
+        let url = render(&crate::config::target::url_template(
+            step.request.url.0.as_str(),
+        ))?;
         let mut spec = HttpRequestSpec::new(step.request.method.as_str(), &url);
         for (name, value) in &step.request.headers {
             spec = spec.header(name, &render(value)?);

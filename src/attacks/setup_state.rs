@@ -26,7 +26,7 @@ impl SetupState {
     /// The jar's cookies that belong on a request to `url` (a `ws`/`wss` URL is matched as the
     /// `http`/`https` URL of the same host and path), as name and value.
     pub fn cookies_for(&self, url: &Url) -> Vec<(String, String)> {
-        let Some(http) = as_http(url) else {
+        let Some(http) = crate::client::http_url(url) else {
             return Vec::new();
         };
         self.jar
@@ -54,21 +54,6 @@ impl SetupState {
             .filter_map(|h| cookie_store::RawCookie::parse(h.to_string()).ok());
         self.jar.store_response_cookies(cookies, url);
     }
-}
-
-/// `url` with `ws` as `http` and `wss` as `https`, for cookie matching.
-fn as_http(url: &Url) -> Option<Url> {
-    let mut u = url.clone();
-    let scheme = match url.scheme() {
-        "ws" => "http",
-        "wss" => "https",
-        "http" | "https" => return Some(u),
-        _ => return None,
-    };
-    let port = u.port();
-    u.set_scheme(scheme).ok()?;
-    u.set_port(port).ok()?;
-    Some(u)
 }
 
 #[cfg(test)]

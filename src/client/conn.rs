@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::deflate::{InflateError, Inflater};
 use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
-use super::inflate::{InflateError, Inflater};
 use super::tls::TlsFacts;
 use super::{ClientError, Deadline, Phase, io_error};
 use crate::config::Secrets;
@@ -932,12 +932,13 @@ async fn read_loop(
         };
         let event = match completed {
             Some(Event::Ping(p)) => {
-                answer_ping(&shared, &writer, &p).await;
+                answer_heartbeat(&shared, &writer, Some((opcode::PONG, &p)), p.len(), "ping").await;
                 Event::Ping(p)
             }
             Some(Event::Text(t)) => match shared.text_heartbeat.get().and_then(|hb| hb(&t)) {
                 Some(reply) => {
-                    answer_text_ping(&shared, &writer, t.len(), reply).await;
+                    let reply = reply.as_deref().map(|r| (opcode::TEXT, r.as_bytes()));
+                    answer_heartbeat(&shared, &writer, reply, t.len(), "protocol ping").await;
                     Event::Ping(t.into_bytes())
                 }
                 None => Event::Text(t),
@@ -1058,39 +1059,24 @@ fn on_frame(h: &RawHeader, payload: Vec<u8>, partial: &mut Partial) -> Option<Co
     }
 }
 
-/// Logs a ping and, unless switched off, answers it with a pong carrying the same payload.
-async fn answer_ping(shared: &Shared, writer: &Writer, payload: &[u8]) {
+/// Logs a heartbeat of `len` bytes from the server (`what`: a ping, a protocol ping) and,
+/// unless answering is switched off, sends `reply` (opcode and payload: a pong, the
+/// protocol's answer) within [`PONG_DEADLINE`].
+async fn answer_heartbeat(
+    shared: &Shared,
+    writer: &Writer,
+    reply: Option<(u8, &[u8])>,
+    len: usize,
+    what: &str,
+) {
     let answer = shared.answer_pings.load(Ordering::Relaxed);
     let mut answered = false;
-    if answer {
-        let mut pong = Vec::with_capacity(payload.len() + 14);
-        crate::wire::encode_frame(
-            &mut pong,
-            &crate::wire::header(OpCode::from(opcode::PONG), Some(rand::random())),
-            payload,
-        );
-        answered = tokio::time::timeout(PONG_DEADLINE, async {
-            let mut w = writer.lock().await;
-            w.write_all(&pong).await?;
-            w.flush().await
-        })
-        .await
-        .is_ok_and(|r| r.is_ok());
-    }
-    log_ping(shared, payload.len(), answer, answered, "ping");
-}
-
-/// Logs a protocol heartbeat (a whole text message) and, unless switched off, sends its
-/// answer as a text message.
-async fn answer_text_ping(shared: &Shared, writer: &Writer, len: usize, reply: Option<String>) {
-    let answer = shared.answer_pings.load(Ordering::Relaxed);
-    let mut answered = false;
-    if let (true, Some(reply)) = (answer, reply) {
-        let mut frame = Vec::with_capacity(reply.len() + 14);
+    if let (true, Some((op, payload))) = (answer, reply) {
+        let mut frame = Vec::with_capacity(payload.len() + 14);
         crate::wire::encode_frame(
             &mut frame,
-            &crate::wire::header(OpCode::from(opcode::TEXT), Some(rand::random())),
-            reply.as_bytes(),
+            &crate::wire::header(OpCode::from(op), Some(rand::random())),
+            payload,
         );
         answered = tokio::time::timeout(PONG_DEADLINE, async {
             let mut w = writer.lock().await;
@@ -1100,7 +1086,7 @@ async fn answer_text_ping(shared: &Shared, writer: &Writer, len: usize, reply: O
         .await
         .is_ok_and(|r| r.is_ok());
     }
-    log_ping(shared, len, answer, answered, "protocol ping");
+    log_ping(shared, len, answer, answered, what);
 }
 
 /// Keeps a ping in the ping log and the transcript.
@@ -1293,21 +1279,11 @@ mod tests {
             .encode()
     }
 
-    /// `data` compressed as a permessage-deflate sender does, continuing `c`'s context.
-    fn compressed(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() + 1024);
-        c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
-            .expect("compress");
-        out.truncate(out.len() - 4);
-        out
-    }
-
     #[tokio::test]
     async fn compressed_messages_are_inflated_and_a_bomb_is_cut_at_the_cap() {
         let (a, mut peer) = tokio::io::duplex(64 * 1024);
         let mut conn = Connection::with_transcript(a, &[], ConnectionLog::new(), None, true);
-        let mut c = flate2::Compress::new(flate2::Compression::best(), false);
-        let auth_ok = compressed(&mut c, br#"{"type":"auth_ok"}"#);
+        let auth_ok = super::super::deflate::compress_message(br#"{"type":"auth_ok"}"#);
         // Fragmented: RSV1 on the first frame only.
         let (head, tail) = auth_ok.split_at(auth_ok.len() / 2);
         let mut wire = FrameSpec::new(opcode::TEXT, head.to_vec())
@@ -1330,8 +1306,7 @@ mod tests {
             Event::Text("plain".into())
         );
         // 64 MiB of spaces in a few KiB: cut at the cap, nothing close to it allocated.
-        let mut bomb_stream = flate2::Compress::new(flate2::Compression::best(), false);
-        let bomb = compressed(&mut bomb_stream, &vec![b' '; 64 * 1024 * 1024]);
+        let bomb = super::super::deflate::compress_message(&vec![b' '; 64 * 1024 * 1024]);
         assert!(bomb.len() < 128 * 1024, "{}", bomb.len());
         let mut fresh = Connection::with_transcript(
             {

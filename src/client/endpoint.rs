@@ -27,6 +27,24 @@ pub fn parse_url(text: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
+/// `url` as the HTTP URL of the same host, port, path and query: `ws` as `http`, `wss` as
+/// `https` (`http`/`https` as they are); `None` for any other scheme. A login, a SignalR
+/// negotiation or a cookie's domain and path match go to this URL of a WebSocket endpoint.
+pub fn http_url(url: &Url) -> Option<Url> {
+    let scheme = match url.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        "http" | "https" => return Some(url.clone()),
+        _ => return None,
+    };
+    let mut u = url.clone();
+    // `set_scheme` keeps an explicit port; a default port of the old scheme stays implicit.
+    let port = u.port();
+    u.set_scheme(scheme).ok()?;
+    u.set_port(port).ok()?;
+    Some(u)
+}
+
 /// Where to connect: host, port, and whether TLS is spoken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

@@ -245,6 +245,19 @@ impl UpgradeRequest {
     }
 }
 
+/// The extension names a `Sec-WebSocket-Extensions` response header negotiates, lower-cased,
+/// without their parameters (`permessage-deflate; client_no_context_takeover` is
+/// `permessage-deflate`). No header, or an empty one, negotiates nothing.
+pub fn extension_names(header: Option<&str>) -> Vec<String> {
+    header
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|ext| ext.split(';').next())
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// The parsed head of an HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -511,11 +524,15 @@ pub async fn handshake_on<S: Stream>(
         }
     }
     // RFC 7692: the extension is in force when the server's answer names it.
-    let deflate = head.headers.iter().any(|(n, v)| {
-        n == "sec-websocket-extensions"
-            && v.split(',')
-                .any(|e| e.split(';').next().map(str::trim) == Some("permessage-deflate"))
-    });
+    let deflate = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "sec-websocket-extensions")
+        .any(|(_, v)| {
+            extension_names(Some(v))
+                .iter()
+                .any(|e| e == "permessage-deflate")
+        });
     let connection = Connection::with_transcript(stream, &rest, transcript, tls.clone(), deflate);
     Ok(Handshake {
         response: HandshakeResponse {

@@ -7,11 +7,11 @@
 //! length, a Content-Length) is allocated, only what arrived, up to fixed caps.
 
 pub mod conn;
+pub mod deflate;
 pub mod endpoint;
 pub mod evidence;
 pub mod handshake;
 pub mod http;
-pub mod inflate;
 pub mod tls;
 
 use std::fmt;
@@ -21,8 +21,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use conn::{Connection, Event, FrameSpec, Mask, StreamReport, StreamStop};
+pub use endpoint::http_url;
 pub use evidence::ConnectionLog;
-pub use handshake::{Handshake, HandshakeResponse, UpgradeRequest, connect};
+pub use handshake::{Handshake, HandshakeResponse, UpgradeRequest, connect, extension_names};
 pub use http::{HttpClient, HttpOptions, HttpRequestSpec, HttpResponse, SetCookie, Ticket};
 pub use tls::{CertCheck, TlsClient, TlsFacts, TlsOptions, TlsVersions};
 

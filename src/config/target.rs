@@ -681,11 +681,21 @@ fn check_setup_refs(texts: &[(YamlPath, &str)], defined: &[&str], report: &mut R
 
 /// `text` with percent-encoded braces decoded: a URL parser encodes the `{{setup.NAME}}` of a
 /// path as `%7B%7Bsetup.NAME%7D%7D`.
-pub fn decode_braces(text: &str) -> String {
+fn decode_braces(text: &str) -> String {
     text.replace("%7B", "{")
         .replace("%7D", "}")
         .replace("%7b", "{")
         .replace("%7d", "}")
+}
+
+/// A URL as parsed, ready for rendering: with its `{{setup.NAME}}` placeholders decoded back
+/// when it has any (a URL parser percent-encodes the braces of a path), as it is otherwise.
+pub fn url_template(url: &str) -> std::borrow::Cow<'_, str> {
+    if setup_refs(url).is_empty() {
+        std::borrow::Cow::Borrowed(url)
+    } else {
+        std::borrow::Cow::Owned(decode_braces(url))
+    }
 }
 
 /// The names of the `{{setup.NAME}}` placeholders in `text` (also percent-encoded, as a URL

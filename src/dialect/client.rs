@@ -173,10 +173,7 @@ impl ClientCodec {
             )),
             Dialect::GraphqlTransportWs { .. } => Some(graphql_ws::connection_init(auth)),
             Dialect::Stomp { heart_beat, .. } => {
-                let mut frame = stomp::Frame::new("CONNECT")
-                    .header("accept-version", "1.2,1.1,1.0")
-                    .header("host", &self.host)
-                    .header("heart-beat", &format!("{},{}", heart_beat.0, heart_beat.1));
+                let mut frame = stomp::connect_frame(&self.host, *heart_beat);
                 if let Some(auth) = auth {
                     for (name, value) in headers_of(auth)? {
                         frame = frame.header(&name, &value);

@@ -341,12 +341,6 @@ impl Dialect {
             }
         }
     }
-
-    /// Whether `auth.first_message` must be a JSON object (it is merged into a protocol
-    /// message rather than sent as it is).
-    pub fn auth_is_object(&self) -> bool {
-        !self.is_raw()
-    }
 }
 
 impl<'de> Deserialize<'de> for Dialect {

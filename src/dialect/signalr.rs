@@ -151,6 +151,20 @@ pub fn negotiated_token(body: &str) -> Result<String, String> {
         .ok_or_else(|| "the negotiate response has no connectionToken".to_string())
 }
 
+/// The negotiate URL of a hub at `hub` (its `http`/`https` URL, query included):
+/// `<path>/negotiate?negotiateVersion=1&<the hub's query>`.
+pub fn negotiate_url(hub: &url::Url) -> url::Url {
+    let mut u = hub.clone();
+    let path = format!("{}/negotiate", hub.path().trim_end_matches('/'));
+    u.set_path(&path);
+    let query = match hub.query() {
+        Some(q) if !q.is_empty() => format!("negotiateVersion=1&{q}"),
+        _ => "negotiateVersion=1".to_string(),
+    };
+    u.set_query(Some(&query));
+    u
+}
+
 /// Whether a WebSocket message is nothing but ping records.
 pub fn is_ping_only(text: &str) -> bool {
     let recs = records(text);

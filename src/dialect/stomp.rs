@@ -108,6 +108,15 @@ fn unescape(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// A `CONNECT` frame to `host` accepting versions 1.2 down to 1.0 and offering `heart_beat`
+/// (what the client sends, what it asks for, in ms); credential headers go on top.
+pub fn connect_frame(host: &str, heart_beat: (u32, u32)) -> Frame {
+    Frame::new("CONNECT")
+        .header("accept-version", "1.2,1.1,1.0")
+        .header("host", host)
+        .header("heart-beat", &format!("{},{}", heart_beat.0, heart_beat.1))
+}
+
 /// What one WebSocket message held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {

@@ -48,8 +48,6 @@ pub struct Findings {
     pub subprotocol: Option<String>,
     /// The credential question.
     pub credential: Credential,
-    /// Names of cookies the handshake set.
-    pub cookies: Vec<String>,
     /// What each probe saw, one line each.
     pub facts: Vec<String>,
     /// Why nothing could be reached, when nothing could.
@@ -64,7 +62,6 @@ impl Findings {
             dialect: None,
             subprotocol: None,
             credential: Credential::Unknown,
-            cookies: Vec::new(),
             facts: Vec::new(),
             unreachable: None,
         }
@@ -76,16 +73,6 @@ impl Findings {
 
     fn shown_url(&self) -> String {
         crate::client::display_url(&self.url)
-    }
-
-    fn note_cookies(&mut self, headers: &[(String, String)]) {
-        for (name, value) in headers {
-            if name == "set-cookie"
-                && let Some((cookie, _)) = value.split_once('=')
-            {
-                self.cookies.push(cookie.trim().to_string());
-            }
-        }
     }
 }
 
@@ -141,16 +128,9 @@ pub fn websocket_url(text: &str) -> Result<Url, InitError> {
 
 /// The Origin of the site serving `url` (`https://host[:port]` for `wss`), the default Origin.
 pub fn own_origin(url: &Url) -> String {
-    let scheme = if url.scheme() == "wss" {
-        "https"
-    } else {
-        "http"
-    };
-    let host = url.host_str().unwrap_or("localhost");
-    match url.port() {
-        Some(p) => format!("{scheme}://{host}:{p}"),
-        None => format!("{scheme}://{host}"),
-    }
+    crate::client::http_url(url)
+        .map_or_else(|| url.origin(), |u| u.origin())
+        .ascii_serialization()
 }
 
 /// What the user told `init` besides the URL.
@@ -333,12 +313,7 @@ fn credential_block(f: &Findings, dialect: DialectName) -> String {
     s.push_str("# connect:\n#   headers: { Authorization: \"Bearer ${API_TOKEN}\" }\n");
     s.push_str("# A session cookie from a login request (its cookies fill the jar):\n");
     let login = {
-        let mut u = f.url.clone();
-        let _ = u.set_scheme(if f.url.scheme() == "wss" {
-            "https"
-        } else {
-            "http"
-        });
+        let mut u = crate::client::http_url(&f.url).unwrap_or_else(|| f.url.clone());
         u.set_path("/login");
         u.set_query(None);
         u

@@ -11,7 +11,6 @@ use crate::client::{
     ClientError, Connection, Event, Handshake, HttpClient, HttpOptions, HttpRequestSpec, TlsClient,
     UpgradeRequest, connect,
 };
-use crate::config::Secrets;
 use crate::dialect::{DialectName, graphql_ws, signalr, socketio, stomp};
 
 /// Subprotocols offered by the first handshake: the dialects that a server chooses by name.
@@ -93,7 +92,6 @@ impl Prober {
             .response
             .header("sec-websocket-protocol")
             .map(str::to_string);
-        f.note_cookies(&h.response.headers);
         f.fact(format!(
             "handshake offering {}: HTTP {status} {}{}",
             OFFERED.join(", "),
@@ -203,11 +201,7 @@ impl Prober {
     /// STOMP: `CONNECT` without credential headers.
     async fn stomp(&self, f: &mut Findings, conn: &mut Connection, chosen: Option<&str>) {
         let host = self.url.host_str().unwrap_or("localhost").to_string();
-        let connect = stomp::Frame::new("CONNECT")
-            .header("accept-version", "1.2,1.1,1.0")
-            .header("host", &host)
-            .header("heart-beat", "0,0")
-            .encode();
+        let connect = stomp::connect_frame(&host, (0, 0)).encode();
         if conn.send_text(&connect).await.is_err() {
             return;
         }
@@ -326,18 +320,11 @@ impl Prober {
 
     /// SignalR: `POST <url>/negotiate?negotiateVersion=1`, then its JSON handshake.
     async fn signalr(&self, f: &mut Findings) {
-        let mut negotiate = self.url.clone();
-        let scheme = if self.url.scheme() == "wss" {
-            "https"
-        } else {
-            "http"
-        };
-        if negotiate.set_scheme(scheme).is_err() {
+        let Some(hub) = crate::client::http_url(&self.url) else {
             return;
-        }
-        let path = format!("{}/negotiate", self.url.path().trim_end_matches('/'));
-        negotiate.set_path(&path);
-        negotiate.set_query(Some("negotiateVersion=1"));
+        };
+        let negotiate = signalr::negotiate_url(&hub);
+        let path = negotiate.path().to_string();
         let Ok(http) = HttpClient::new(&self.tls, HttpOptions::default()) else {
             return;
         };
@@ -382,8 +369,7 @@ impl Prober {
             return;
         };
         conn.add_secret(&token);
-        let hello = format!(r#"{{"protocol":"json","version":1}}{}"#, signalr::RS);
-        if conn.send_text(&hello).await.is_ok() {
+        if conn.send_text(signalr::HANDSHAKE).await.is_ok() {
             match first_text(&mut conn, LISTEN).await {
                 Heard::Text(t) => {
                     let ok = signalr::records(&t)
@@ -435,5 +421,5 @@ async fn leave(conn: &Connection) {
 
 /// A short, printable preview of what a server sent (it goes into a comment of the file).
 fn preview(text: &str) -> String {
-    Secrets::new().preview(text.as_bytes(), 80)
+    crate::config::secrets::preview(text.as_bytes(), 80)
 }

@@ -201,10 +201,7 @@ where
                     }
                 }
             }},
-            // A SignalR server says nothing before its handshake response (the client takes the
-            // first record for it).
-            _ = ticker.tick(), if heartbeat.is_some()
-                && (shared.dialect != DialectName::SignalrJson || speaker.opened()) => {
+            _ = ticker.tick(), if heartbeat.is_some() && speaker.may_beat() => {
                 let write_failed = match heartbeat.as_mut().map(Heartbeat::tick) {
                     Some(Beat::Ping(p)) => match speaker.heartbeat() {
                         Some(text) => wr.send(OpCode::Data(Data::Text), text.as_bytes()).await.is_err(),

@@ -572,6 +572,12 @@ impl Speaker {
         }
     }
 
+    /// Whether the server may send its heartbeat yet: a SignalR server says nothing before its
+    /// handshake response (the client takes the first record for it).
+    pub fn may_beat(&self) -> bool {
+        self.name != DialectName::SignalrJson || self.opened
+    }
+
     /// Whether the protocol must be connected (CONNECT, `connection_init`, the SignalR
     /// handshake) before anything else, even with authentication switched off.
     pub fn opened(&self) -> bool {

@@ -9,6 +9,9 @@
 #[path = "../fixtures/closed_port.rs"]
 pub mod closed_port;
 
+#[path = "../common/deflate_bomb.rs"]
+mod deflate_bomb;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -752,32 +755,7 @@ async fn upgraded(mut s: Io, req: &Request, after: After, rec: &Record) {
             if client_frames(&mut s, 1).await {
                 // One bomb for every connection: the memory measured is the harness's.
                 static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-                let bomb = BOMB.get_or_init(|| {
-                    // Compressing 512 MiB would take a debug build seconds: compress 1 MiB of
-                    // spaces three times with a sync flush after each, and once the output
-                    // repeats (the window is all spaces either way), repeat that segment.
-                    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
-                    let spaces = vec![b' '; 1 << 20];
-                    let mut segment = || {
-                        let mut out = Vec::with_capacity(1 << 16);
-                        c.compress_vec(&spaces, &mut out, flate2::FlushCompress::Sync)
-                            .expect("compress");
-                        out
-                    };
-                    let (first, second, third) = (segment(), segment(), segment());
-                    assert_eq!(second, third, "the steady-state segment repeats");
-                    let mut out = first;
-                    for _ in 0..510 {
-                        out.extend_from_slice(&second);
-                    }
-                    // The last sync flush's 00 00 ff ff is what permessage-deflate strips.
-                    out.truncate(out.len() - 4);
-                    let mut f = Vec::with_capacity(out.len() + 10);
-                    let mut h = header(OpCode::Data(wsaudit::wire::Data::Text), None);
-                    h.rsv1 = true;
-                    encode_frame(&mut f, &h, &out);
-                    f
-                });
+                let bomb = BOMB.get_or_init(|| deflate_bomb::frame(512));
                 while s.write_all(bomb).await.is_ok() {}
             }
         }

@@ -1,12 +1,64 @@
-//! permessage-deflate (RFC 7692) on the receiving side: a server that negotiated the extension
+//! permessage-deflate (RFC 7692) both ways. Sending: a message compressed as the extension
+//! sends it (the deflate attacks). Receiving: a server that negotiated the extension
 //! compresses what it sends, and the harness must read it. Everything a server sends is
 //! bounded, inflated bytes included: a message that inflates past the cap is cut there (a
 //! decompression bomb costs the harness at most the cap), and the reason says so.
 
-use flate2::{Decompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The tail RFC 7692 strips from every compressed message and the receiver appends back.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The sending half: one raw DEFLATE stream whose context later messages may refer back to
+/// (context takeover, the extension's default).
+pub struct Deflater {
+    stream: Compress,
+}
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deflater {
+    /// A fresh stream at the best compression.
+    pub fn new() -> Self {
+        Self {
+            stream: Compress::new(Compression::best(), false),
+        }
+    }
+
+    /// `data` as one compressed message: a sync flush, its trailing `00 00 ff ff` removed.
+    pub fn message(&mut self, data: &[u8]) -> Vec<u8> {
+        let start = self.stream.total_in();
+        let mut out = Vec::with_capacity(data.len() / 64 + 1024);
+        loop {
+            let done = usize::try_from(self.stream.total_in() - start).unwrap_or(data.len());
+            if self
+                .stream
+                .compress_vec(&data[done.min(data.len())..], &mut out, FlushCompress::Sync)
+                .is_err()
+            {
+                break;
+            }
+            let done = usize::try_from(self.stream.total_in() - start).unwrap_or(data.len());
+            if done >= data.len() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(64 * 1024);
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        out
+    }
+}
+
+/// `data` compressed as a single permessage-deflate message, on a fresh stream.
+pub fn compress_message(data: &[u8]) -> Vec<u8> {
+    Deflater::new().message(data)
+}
 
 /// How inflating one message failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,29 +162,18 @@ const CHUNK: usize = 16 * 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Compress, Compression, FlushCompress};
-
-    /// Compresses `data` as a permessage-deflate sender does, continuing `c`'s context.
-    fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() + 1024);
-        c.compress_vec(data, &mut out, FlushCompress::Sync)
-            .expect("compress");
-        assert!(out.ends_with(&TAIL));
-        out.truncate(out.len() - 4);
-        out
-    }
 
     #[test]
     fn messages_inflate_across_a_shared_context() {
-        let mut c = Compress::new(Compression::default(), false);
+        let mut c = Deflater::new();
         let mut d = Inflater::new();
-        let first = deflate(&mut c, br#"{"type":"auth_ok"}"#);
+        let first = c.message(br#"{"type":"auth_ok"}"#);
         assert_eq!(
             d.inflate(&first, 1024).expect("first"),
             br#"{"type":"auth_ok"}"#
         );
         // The second message refers back to the first (context takeover).
-        let second = deflate(&mut c, br#"{"type":"auth_ok"}"#);
+        let second = c.message(br#"{"type":"auth_ok"}"#);
         assert!(second.len() < first.len());
         assert_eq!(
             d.inflate(&second, 1024).expect("second"),
@@ -142,8 +183,7 @@ mod tests {
 
     #[test]
     fn a_bomb_is_cut_at_the_cap() {
-        let mut c = Compress::new(Compression::best(), false);
-        let bomb = deflate(&mut c, &vec![b' '; 8 * 1024 * 1024]);
+        let bomb = compress_message(&vec![b' '; 8 * 1024 * 1024]);
         assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
         let mut d = Inflater::new();
         assert_eq!(
@@ -151,8 +191,7 @@ mod tests {
             Err(InflateError::TooLarge { limit: 1024 * 1024 })
         );
         // Exactly at the cap is fine.
-        let mut c = Compress::new(Compression::best(), false);
-        let exact = deflate(&mut c, &vec![b'a'; 4096]);
+        let exact = compress_message(&[b'a'; 4096]);
         assert_eq!(
             Inflater::new().inflate(&exact, 4096).map(|v| v.len()),
             Ok(4096)

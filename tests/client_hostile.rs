@@ -113,11 +113,11 @@ async fn a_wrong_accept_key_is_a_typed_error() {
 }
 
 #[tokio::test]
-async fn a_frame_declaring_2_pow_63_bytes_is_skipped_not_allocated() {
+async fn a_frame_declaring_2_pow_63_minus_1_bytes_is_skipped_not_allocated() {
     let port = hostile(|mut s, req| async move {
         let mut out = switching(&accept_for(&req));
         out.extend_from_slice(&[0x82, 0x7F]);
-        out.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        out.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
         out.extend_from_slice(b"a few bytes");
         let _ = s.write_all(&out).await;
         hold(s).await;
@@ -128,11 +128,56 @@ async fn a_frame_declaring_2_pow_63_bytes_is_skipped_not_allocated() {
         conn.read_event(GUARD).await,
         Event::Skipped {
             opcode: 2,
-            declared_len: 1 << 63,
+            declared_len: u64::MAX >> 1,
             reason: "larger than the client's read cap"
         }
     );
     assert_eq!(conn.read_event(SHORT).await, Event::Timeout);
+}
+
+#[tokio::test]
+async fn a_length_with_its_top_bit_set_fails_the_connection() {
+    let port = hostile(|mut s, req| async move {
+        let mut out = switching(&accept_for(&req));
+        out.extend_from_slice(&[0x82, 0x7F]);
+        out.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        let _ = s.write_all(&out).await;
+        hold(s).await;
+    })
+    .await;
+    let mut conn = upgraded(port).await;
+    match conn.read_event(GUARD).await {
+        Event::Violation(v) => {
+            assert_eq!(v.rule, "RFC 6455 §5.2");
+            assert!(v.what.contains("most significant bit"), "{v}");
+        }
+        other => panic!("expected a violation, got {other:?}"),
+    }
+    assert!(conn.has_ended());
+}
+
+#[tokio::test]
+async fn a_101_a_browser_refuses_is_a_typed_violation() {
+    for (broken, named) in [
+        ("Upgrade: websocket\r\n", "Upgrade: websocket"),
+        ("Connection: Upgrade\r\n", "Connection: Upgrade"),
+    ] {
+        let port = hostile(move |mut s, req| async move {
+            let out = String::from_utf8(switching(&accept_for(&req)))
+                .expect("ascii")
+                .replace(broken, "");
+            let _ = s.write_all(out.as_bytes()).await;
+            hold(s).await;
+        })
+        .await;
+        match connect(&ws(port), &tls(), GUARD).await {
+            Err(ClientError::Violation(v)) => {
+                assert_eq!(v.rule, "RFC 6455 §4.1");
+                assert!(v.what.contains(named), "{v}");
+            }
+            other => panic!("expected a violation naming {named}, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use hostile::{
-    After, Audit, Behaviour, Cert, Hostile, Layer, Record, TOKEN, TicketReply, UNRESOLVABLE,
-    Upgrade,
+    After, Audit, Behaviour, Break, Cert, Hostile, Layer, Record, TOKEN, TOKEN_VAR, TicketReply,
+    UNRESOLVABLE, Upgrade,
 };
 use wsaudit::report::Verdict::{Error, Fail, Pass, Skipped};
 use wsaudit::report::{html, json, junit, sarif, terminal};
@@ -40,6 +40,9 @@ enum Setup {
     Refused,
     /// A host name that does not resolve.
     Unresolvable,
+    /// A server whose ticket endpoint (its URL carrying the API token as `?api_key=`)
+    /// redirects to a second server, under another host name.
+    RedirectElsewhere,
 }
 
 /// One hostile target, the controls its audit runs, and what its report must show.
@@ -178,26 +181,32 @@ fn scenarios() -> Vec<Scenario> {
                 a.expect(
                     "WS-AUTH-01/TICKET-FRESH",
                     Fail,
-                    "declaring 9223372036854775808 B skipped",
+                    "declaring 9223372036854775807 B skipped",
                 )
             },
         },
         Scenario {
-            // 512 MiB of spaces in half a megabyte, frame after frame: each is inflated to
-            // the client's 1 MiB cap and cut there (the memory budget holds the harness to it).
+            // 512 MiB of spaces in half a megabyte, frame after frame, to the client that
+            // offers compression: each is inflated to the client's 1 MiB cap and cut there
+            // (the memory budget holds the harness to it).
             name: "compressed-bombs",
             setup: Server(tls(
                 Upgrade::Accept(After::CompressedBombs),
                 TicketReply::Issue,
             )),
-            only: &["WS-ORIGIN-01", "WS-AUTH-01"],
-            check: |a, _| {
-                a.expect("WS-ORIGIN-01/ORIGIN-FOREIGN", Fail, "upgraded")?;
+            only: &["WS-MSG-03/SIZE-DEFLATE-BOMB"],
+            check: |a, r| {
+                // The login is never answered, only bombed: nothing to judge, all read.
                 a.expect(
-                    "WS-AUTH-01/TICKET-FRESH",
-                    Fail,
+                    "WS-MSG-03/SIZE-DEFLATE-BOMB",
+                    Error,
                     "inflates past the client's read cap",
-                )
+                )?;
+                let bombs = r.bombs.load(std::sync::atomic::Ordering::Relaxed);
+                if bombs == 0 {
+                    return Err("the server wrote no compressed bomb".into());
+                }
+                Ok(())
             },
         },
         Scenario {
@@ -322,6 +331,9 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // The canary: the whole plan against a server echoing the API token, every ticket
+            // and every cookie raw and in every encoding of `hostile::encodings`, in text
+            // frames, close reasons, 403 bodies and response headers.
             name: "echoes-secrets",
             setup: Server(tls(
                 Upgrade::Accept(After::App { ping_flood: false }),
@@ -330,7 +342,231 @@ fn scenarios() -> Vec<Scenario> {
             only: ALL,
             check: no_secret_in_any_output,
         },
+        Scenario {
+            name: "ticket-redirect-same-origin",
+            setup: Server(tls(
+                Upgrade::Accept(After::App { ping_flood: false }),
+                TicketReply::RedirectSameOrigin,
+            )),
+            only: &["WS-AUTH-01/TICKET-FRESH"],
+            check: |a, r| {
+                let c = a.case("WS-AUTH-01/TICKET-FRESH")?;
+                let evidence = a.evidence("WS-AUTH-01/TICKET-FRESH")?;
+                if c.verdict == Error
+                    || !evidence.contains(
+                        "redirect followed (same origin): HTTP 307 from https://127.0.0.1:",
+                    )
+                    || !evidence.contains("/ws/ticket/issued")
+                {
+                    return Err(format!(
+                        "a same-origin redirect is followed and named: {:?} {evidence}",
+                        c.verdict
+                    ));
+                }
+                no_referer(r)?;
+                no_secret_leaks(a, r).map(drop)
+            },
+        },
+        Scenario {
+            name: "ticket-redirect-to-another-host",
+            setup: Setup::RedirectElsewhere,
+            only: &["WS-AUTH-01", "WS-COOKIE-01"],
+            check: |a, r| {
+                a.none(Pass, &[])?;
+                a.expect(
+                    "WS-AUTH-01/TICKET-FRESH",
+                    Error,
+                    "redirected to another origin, not followed",
+                )?;
+                a.expect("WS-AUTH-01/TICKET-FRESH", Error, "to https://localhost:")?;
+                let elsewhere = r.elsewhere.get().ok_or("no second server")?;
+                let reached = elsewhere
+                    .accepted
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if reached > 0 {
+                    return Err(format!(
+                        "{reached} connection(s) reached the host the redirect named"
+                    ));
+                }
+                no_referer(r)?;
+                no_secret_leaks(a, r).map(drop)
+            },
+        },
+        broken(
+            "101-without-upgrade-header",
+            Break::NoUpgradeHeader,
+            |a, r| {
+                broken_rule(
+                    a,
+                    r,
+                    "PROTO-SERVER-HANDSHAKE",
+                    "no `Upgrade: websocket` header",
+                    true,
+                )
+            },
+        ),
+        broken(
+            "101-without-connection-upgrade",
+            Break::NoConnectionHeader,
+            |a, r| {
+                broken_rule(
+                    a,
+                    r,
+                    "PROTO-SERVER-HANDSHAKE",
+                    "no `Connection: Upgrade` header",
+                    true,
+                )
+            },
+        ),
+        broken(
+            "unoffered-subprotocol",
+            Break::UnofferedSubprotocol,
+            |a, r| {
+                broken_rule(
+                    a,
+                    r,
+                    "PROTO-SERVER-HANDSHAKE",
+                    "the server chose subprotocol `chat`",
+                    true,
+                )
+            },
+        ),
+        broken("unoffered-extension", Break::UnofferedExtension, |a, r| {
+            broken_rule(
+                a,
+                r,
+                "PROTO-SERVER-HANDSHAKE",
+                "extension `x-webkit-deflate-frame`, which the client did not offer",
+                true,
+            )
+        }),
+        broken("http-after-the-101", Break::HttpAfter101, |a, r| {
+            broken_rule(
+                a,
+                r,
+                "PROTO-SERVER-HANDSHAKE",
+                "RSV1 set, and no extension",
+                true,
+            )
+        }),
+        broken("masked-server-frames", Break::MaskedFrames, |a, r| {
+            broken_rule(a, r, "PROTO-SERVER-FRAMES", "masked", true)
+        }),
+        broken("rsv1-without-extension", Break::Rsv1Frames, |a, r| {
+            broken_rule(
+                a,
+                r,
+                "PROTO-SERVER-FRAMES",
+                "RSV1 set, and no extension",
+                true,
+            )
+        }),
+        broken("ping-of-200-bytes", Break::OversizedPing, |a, r| {
+            broken_rule(a, r, "PROTO-SERVER-FRAMES", "at most 125", true)
+        }),
+        broken("fragmented-ping", Break::FragmentedPing, |a, r| {
+            broken_rule(a, r, "PROTO-SERVER-FRAMES", "fragmented", true)
+        }),
+        broken("close-code-1005", Break::CloseCode1005, |a, r| {
+            broken_rule(a, r, "PROTO-SERVER-FRAMES", "code 1005", false)
+        }),
+        broken("text-not-utf8", Break::InvalidUtf8, |a, r| {
+            broken_rule(a, r, "PROTO-SERVER-FRAMES", "not valid UTF-8", true)
+        }),
+        broken("data-after-close", Break::DataAfterClose, |a, r| {
+            a.expect(
+                "WS-PROTO-01/PROTO-SERVER-FRAMES",
+                Fail,
+                "after its close frame",
+            )?;
+            a.expect("WS-PROTO-01/PROTO-VALID", Pass, "")?;
+            a.none(Error, &[])?;
+            // The app answers a 126-byte ping with a pong as long: it took the malformed
+            // frame, and its answer breaks RFC 6455 too.
+            a.expect(
+                "WS-PROTO-01/PROTO-OVERSIZED-PING",
+                Fail,
+                "by breaking a pong frame carries 126 bytes",
+            )?;
+            no_secret_leaks(a, r).map(drop)
+        }),
     ]
+}
+
+/// A scenario against the echoing app breaking `rule`, auditing the protocol control beside
+/// a message and an origin case (a few cases: fourteen such audits run at once).
+fn broken(
+    name: &'static str,
+    rule: Break,
+    check: fn(&Audit, &Record) -> Result<(), String>,
+) -> Scenario {
+    Scenario {
+        name,
+        setup: Setup::Server(Behaviour::tls(Upgrade::Breaks(rule), TicketReply::Issue)),
+        only: &[
+            "WS-PROTO-01",
+            "WS-MSG-01/MSG-VALID",
+            "WS-ORIGIN-01/ORIGIN-FOREIGN",
+        ],
+        check,
+    }
+}
+
+/// What a server breaking a rule a browser enforces must get: the protocol control's `case`
+/// fails naming it; no case passes or fails on a connection that met it (those are `error`,
+/// naming it), but for an attack whose own malformed frame the server answered with a break
+/// (a failure: it took the frame); where the legitimate path meets it
+/// (`on_legitimate_path`), the positive control is `error`; and no secret leaks.
+fn broken_rule(
+    a: &Audit,
+    r: &Record,
+    case: &str,
+    what: &str,
+    on_legitimate_path: bool,
+) -> Result<(), String> {
+    a.expect(&format!("WS-PROTO-01/{case}"), Fail, what)?;
+    let judged_on_it: Vec<String> = a
+        .report
+        .cases
+        .iter()
+        .filter(|c| matches!(c.verdict, Pass | Fail))
+        .filter(|c| !c.case_id.starts_with("WS-PROTO-01/PROTO-SERVER-"))
+        .filter(|c| !(c.verdict == Fail && c.reason.contains("instead of refusing it")))
+        .filter(|c| {
+            format!("{} {}", c.reason, c.evidence.transcript.join("\n"))
+                .contains("the server broke")
+        })
+        .map(|c| format!("{} {:?}", c.case_id, c.verdict))
+        .collect();
+    if !judged_on_it.is_empty() {
+        return Err(format!(
+            "{}: judged on a connection a browser fails: {judged_on_it:?}",
+            a.name
+        ));
+    }
+    if on_legitimate_path {
+        a.expect(
+            "WS-PROTO-01/PROTO-VALID",
+            Error,
+            "a browser fails such a connection",
+        )?;
+        a.expect("WS-MSG-01/MSG-VALID", Error, what)?;
+    } else if !a.report.cases.iter().any(|c| {
+        !c.case_id.starts_with("WS-PROTO-01/PROTO-SERVER-")
+            && c.reason.contains(what)
+            && (c.verdict == Error || c.reason.contains("instead of refusing it"))
+    }) {
+        return Err(format!("{}: no attack met the broken rule", a.name));
+    }
+    no_secret_leaks(a, r).map(drop)
+}
+
+/// No request to the server carried a `Referer`.
+fn no_referer(r: &Record) -> Result<(), String> {
+    match r.referers.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Ok(()),
+        n => Err(format!("{n} request(s) carried a Referer")),
+    }
 }
 
 /// A TLS failure: the certificate/version check fails with rustls' reason, every other case is
@@ -347,8 +583,8 @@ fn tls_failure(a: &Audit, reason: &str) -> Result<(), String> {
     )
 }
 
-/// The API token, every ticket and every session cookie the server issued, or any 12
-/// consecutive characters of one, appear in no output: terminal, JSON, JUnit, SARIF, HTML.
+/// The canary: the server issued and echoed secrets (raw and encoded), and none of them, in
+/// any form, appears in any output (see [`no_secret_leaks`]).
 fn no_secret_in_any_output(a: &Audit, record: &Record) -> Result<(), String> {
     let issued = record.issued_now();
     let echoed = record.echoed.load(std::sync::atomic::Ordering::Relaxed);
@@ -358,18 +594,50 @@ fn no_secret_in_any_output(a: &Audit, record: &Record) -> Result<(), String> {
             issued.len()
         ));
     }
-    let windows: HashSet<&[u8]> = std::iter::once(TOKEN)
+    let outputs = no_secret_leaks(a, record)?;
+    for (kind, text) in outputs {
+        if !text.contains("***") {
+            return Err(format!("the {kind} output shows no redaction at all"));
+        }
+    }
+    // Every encoded form reached the outputs' redaction: each was echoed at least once.
+    let forms = hostile::encodings(TOKEN).len();
+    if echoed < forms {
+        return Err(format!(
+            "only {echoed} echoes, fewer than the {forms} encoded forms"
+        ));
+    }
+    Ok(())
+}
+
+/// The API token, every ticket and every session cookie the server issued appear in no
+/// output (terminal, JSON, JUnit, SARIF, HTML) in any form: no 12 consecutive characters of
+/// one as written, and no 9 consecutive bytes of one once the text is read as `%XX` escapes,
+/// JSON `\u` escapes, hex runs (at either nibble offset) or base64 and base64url runs (at
+/// every character offset). The decoding is this test's own, independent of wsaudit's
+/// redaction. Returns the outputs checked.
+fn no_secret_leaks(a: &Audit, record: &Record) -> Result<Vec<(&'static str, String)>, String> {
+    let issued = record.issued_now();
+    let secrets: Vec<&str> = std::iter::once(TOKEN)
         .chain(issued.iter().map(String::as_str))
+        .collect();
+    let windows: HashSet<&[u8]> = secrets
+        .iter()
         .flat_map(|s| s.as_bytes().windows(12))
         .collect();
+    let decoded_windows: HashSet<&[u8]> = secrets
+        .iter()
+        .flat_map(|s| s.as_bytes().windows(9))
+        .collect();
     let redacted = a.report.redact(|s| a.secrets.redact(s));
-    for (kind, text) in [
+    let outputs = vec![
         ("terminal", terminal::render(&redacted)),
         ("JSON", json::render(&redacted)),
         ("JUnit", junit::render(&redacted)),
         ("SARIF", sarif::render(&redacted)),
         ("HTML", html::render(&redacted)),
-    ] {
+    ];
+    for (kind, text) in &outputs {
         if let Some(at) = text
             .as_bytes()
             .windows(12)
@@ -377,15 +645,118 @@ fn no_secret_in_any_output(a: &Audit, record: &Record) -> Result<(), String> {
         {
             let around = &text.as_bytes()[at.saturating_sub(60)..(at + 72).min(text.len())];
             return Err(format!(
-                "a secret leaks into the {kind} output: …{}…",
+                "{}: a secret leaks into the {kind} output: …{}…",
+                a.name,
                 String::from_utf8_lossy(around)
             ));
         }
-        if !text.contains("***") {
-            return Err(format!("the {kind} output shows no redaction at all"));
+        for (how, view) in decodings::views(text) {
+            if view.windows(9).any(|w| decoded_windows.contains(w)) {
+                return Err(format!(
+                    "{}: a secret leaks into the {kind} output {how}",
+                    a.name
+                ));
+            }
         }
     }
-    Ok(())
+    Ok(outputs)
+}
+
+/// Reading text the ways a secret can be hidden in it, independently of wsaudit.
+mod decodings {
+    /// The text's bytes as `%XX`-decoded, `\u`-decoded, and every hex or base64 run decoded.
+    pub fn views(text: &str) -> Vec<(&'static str, Vec<u8>)> {
+        let mut out = vec![
+            (
+                "once %XX escapes are decoded",
+                percent_encoding::percent_decode_str(text).collect(),
+            ),
+            ("once JSON \\u escapes are decoded", json_u(text)),
+        ];
+        for run in runs(text, |c| c.is_ascii_hexdigit(), 18) {
+            for skip in 0..2 {
+                out.push(("in a hex run", hex(&run[skip..])));
+            }
+        }
+        for run in runs(
+            text,
+            |c| c.is_ascii_alphanumeric() || "+/-_".contains(c),
+            12,
+        ) {
+            for skip in 0..4 {
+                out.push(("in a base64 run", base64(&run[skip.min(run.len())..])));
+            }
+        }
+        out
+    }
+
+    fn runs(text: &str, member: impl Fn(char) -> bool, min: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        for c in text.chars().chain(std::iter::once(' ')) {
+            if member(c) {
+                cur.push(c);
+            } else {
+                if cur.len() >= min {
+                    out.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+            }
+        }
+        out
+    }
+
+    fn json_u(text: &str) -> Vec<u8> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("\\u") {
+            out.push_str(&rest[..at]);
+            let code = rest
+                .get(at + 2..at + 6)
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            match code.and_then(|c| char::from_u32(u32::from(c))) {
+                Some(c) => {
+                    out.push(c);
+                    rest = &rest[at + 6..];
+                }
+                None => {
+                    out.push('\\');
+                    rest = &rest[at + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out.into_bytes()
+    }
+
+    fn hex(run: &str) -> Vec<u8> {
+        run.as_bytes()
+            .chunks_exact(2)
+            .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+            .collect()
+    }
+
+    fn base64(run: &str) -> Vec<u8> {
+        let value = |c: u8| -> u32 {
+            match c {
+                b'A'..=b'Z' => u32::from(c - b'A'),
+                b'a'..=b'z' => u32::from(c - b'a') + 26,
+                b'0'..=b'9' => u32::from(c - b'0') + 52,
+                b'+' | b'-' => 62,
+                _ => 63,
+            }
+        };
+        let mut out = Vec::new();
+        for quad in run.as_bytes().chunks(4) {
+            let mut acc = 0u32;
+            for (i, c) in quad.iter().enumerate() {
+                acc |= value(*c) << (18 - 6 * i);
+            }
+            let bytes = acc.to_be_bytes();
+            out.extend_from_slice(&bytes[1..(quad.len() * 6 / 8) + 1]);
+        }
+        out
+    }
 }
 
 /// Every scenario's outcome (a one-line summary, or what went wrong) and the shared figures.
@@ -410,6 +781,8 @@ struct Growth {
 struct Ready {
     scenario: Scenario,
     server: Option<Hostile>,
+    /// The server a redirect points to, kept running until the audit is over.
+    _elsewhere: Option<Hostile>,
     /// Keeps a refused port reserved until the audit is over.
     _closed: Option<hostile::closed_port::ClosedPort>,
     _dir: tempfile::TempDir,
@@ -420,7 +793,27 @@ async fn set_up(scenario: Scenario) -> Ready {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = None;
     let mut closed = None;
+    let mut elsewhere = None;
     let path = match scenario.setup {
+        Setup::RedirectElsewhere => {
+            let other = Hostile::start(Behaviour::tls(Upgrade::Refuse, TicketReply::Issue)).await;
+            let h = Hostile::start(Behaviour::tls(
+                Upgrade::Accept(After::App { ping_flood: false }),
+                TicketReply::RedirectElsewhere(other.addr.port()),
+            ))
+            .await;
+            let _ = h.record.elsewhere.set(other.record.clone());
+            let p = hostile::write_target(
+                dir.path(),
+                &h.ws_url(),
+                &format!("{}?api_key=${{{TOKEN_VAR}}}", h.ticket_url()),
+                h.ca_pem.as_deref(),
+                hostile::LIMITS,
+            );
+            server = Some(h);
+            elsewhere = Some(other);
+            p
+        }
         Setup::Server(b) => {
             let h = Hostile::start(b).await;
             let p = h.write_target(dir.path());
@@ -450,6 +843,7 @@ async fn set_up(scenario: Scenario) -> Ready {
     Ready {
         scenario,
         server,
+        _elsewhere: elsewhere,
         _closed: closed,
         _dir: dir,
         prepared,
@@ -606,4 +1000,18 @@ scenario_tests! {
     a_ticket_endpoint_answering_html => "ticket-endpoint-html",
     a_ticket_endpoint_redirecting_forever => "ticket-endpoint-redirect-loop",
     a_server_echoing_secrets => "echoes-secrets",
+    a_same_origin_ticket_redirect_is_followed_and_named => "ticket-redirect-same-origin",
+    a_ticket_redirect_to_another_host_is_not_followed => "ticket-redirect-to-another-host",
+    a_101_without_upgrade_header => "101-without-upgrade-header",
+    a_101_without_connection_upgrade => "101-without-connection-upgrade",
+    a_subprotocol_nobody_offered => "unoffered-subprotocol",
+    an_extension_nobody_offered => "unoffered-extension",
+    http_text_after_the_101 => "http-after-the-101",
+    masked_server_frames => "masked-server-frames",
+    rsv1_without_an_extension => "rsv1-without-extension",
+    a_ping_of_200_bytes => "ping-of-200-bytes",
+    a_fragmented_ping => "fragmented-ping",
+    a_close_with_code_1005 => "close-code-1005",
+    text_that_is_not_utf8 => "text-not-utf8",
+    data_after_the_close_frame => "data-after-close",
 }

@@ -566,6 +566,12 @@ impl Channel {
         self.conn.transcript()
     }
 
+    /// The rules of RFC 6455 the server broke on this connection (see
+    /// [`Connection::violations`]).
+    pub fn violations(&self) -> Vec<crate::client::Violation> {
+        self.conn.violations()
+    }
+
     /// Closes politely (a close frame, bounded wait).
     pub async fn close(self, code: u16, reason: &str) {
         let _ = self.conn.close(code, reason).await;
@@ -639,7 +645,8 @@ impl Channel {
             Event::Ping(_) | Event::Pong(_) | Event::Skipped { .. } => Kind::Control,
             Event::Close { .. } => Kind::Closed,
             Event::Dropped { .. } => Kind::Dropped,
-            Event::ReaderFailed { .. } => Kind::Fault,
+            // Neither a refusal nor an answer: the session reports the violation instead.
+            Event::ReaderFailed { .. } | Event::Violation(_) => Kind::Fault,
             Event::Timeout => Kind::Timeout,
         };
         Reply {

@@ -51,6 +51,11 @@ impl Perform for Parallel {
                         s.note_fault(fault.clone());
                         StepError::Inconclusive(format!("{at}: harness fault: {fault}"))
                     }
+                    // Reported again by the case: `join` kept the violation.
+                    StepFailure::Violation(v) => StepError::Inconclusive(format!(
+                        "{at}: the server broke {}; a browser fails such a connection",
+                        v.violation
+                    )),
                     StepFailure::Step(StepError::NotApplicable(e)) => {
                         StepError::NotApplicable(format!("{at}: {e}"))
                     }

@@ -2,9 +2,14 @@
 //! declared length other than the bytes sent, fragments, and large payloads streamed from a
 //! small reused buffer.
 
+use tokio::time::Instant;
+
+use super::channel::Kind;
 use super::session::{LastSent, Session};
-use super::{Perform, StepResult};
-use crate::client::{FrameSpec, Mask};
+use super::{Judge, Judgement, Perform, StepResult};
+use crate::client::conn::AFTER_CLOSE_GRACE;
+use crate::client::{Event, FrameSpec, Mask};
+use crate::plan::expect::{CONFORMS_WAIT, Conforms};
 use crate::plan::step::SendFrame;
 
 /// Largest payload built in memory; bigger ones are streamed.
@@ -20,6 +25,9 @@ impl Perform for SendFrame {
             None => None,
         };
         let timeout = s.rt().target.limits.case_timeout;
+        if let Some(link) = s.current() {
+            link.mutated = true;
+        }
         let Some(conn) = s.channel() else {
             log.note("no connection (the handshake was refused): nothing sent");
             return Ok(());
@@ -119,5 +127,47 @@ impl Perform for SendFrame {
             link.last_sent = LastSent::Data(1);
         }
         Ok(())
+    }
+}
+
+impl Judge for Conforms {
+    /// `conforms`: reads the connection to its end (at most [`CONFORMS_WAIT`]), then lists
+    /// every rule of RFC 6455 the server broke in the case, its 101 included.
+    async fn judge(&self, s: &mut Session) -> Judgement {
+        let refused = s.no_channel();
+        if s.channel().is_some() {
+            let deadline = Instant::now() + CONFORMS_WAIT;
+            loop {
+                let r = s.next_reply(deadline).await;
+                if r.kind == Kind::Timeout {
+                    break;
+                }
+                if r.is_end() {
+                    if matches!(r.event, Event::Close { .. }) {
+                        // The reader watches a little longer for bytes after the close.
+                        tokio::time::sleep(AFTER_CLOSE_GRACE * 2).await;
+                    }
+                    break;
+                }
+            }
+        }
+        let broken = s.violations();
+        if !broken.is_empty() {
+            let list: Vec<String> = broken.iter().map(ToString::to_string).collect();
+            return Judgement::Broken(format!(
+                "the server broke RFC 6455 where a browser checks it: {}",
+                list.join("; ")
+            ));
+        }
+        match refused {
+            Some(Some(status)) => Judgement::Inconclusive(format!(
+                "the handshake was refused with HTTP {status}: no 101 or frame to check"
+            )),
+            Some(None) => Judgement::Inconclusive("no connection was opened: nothing to check".into()),
+            None => Judgement::Holds(
+                "the 101 and every frame the server sent follow the rules of RFC 6455 a browser enforces"
+                    .into(),
+            ),
+        }
     }
 }

@@ -88,6 +88,7 @@ impl Perform for Connect {
             fresh_auth_pending: false,
             pings_off_at: None,
             valid_confirmed: false,
+            mutated: false,
         };
         let opened = rt.connect(&v, Some(&setup), &log).await;
         match opened {
@@ -115,6 +116,13 @@ impl Perform for Connect {
                 log.saw(format!("no WebSocket at the plaintext URL: {e}"));
                 s.add_link(link(HandshakeSeen::NoWebSocket(e.to_string()), None));
                 Ok(())
+            }
+            Err(ClientError::Violation(v)) => {
+                s.note_violation(v.clone());
+                Err(format!(
+                    "the handshake failed: the server broke {v}; a browser fails such a connection"
+                )
+                .into())
             }
             Err(e) => Err(format!("the handshake failed: {e}").into()),
         }

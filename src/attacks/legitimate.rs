@@ -36,6 +36,9 @@ pub(super) async fn fetch(
         .map_err(|e| format!("the ticket request failed: {e}"))?;
     rt.register_secret(ticket.value());
     let cookies = rt.register_cookies(&ticket.set_cookies);
+    for r in &ticket.redirects {
+        log.saw(format!("redirect followed (same origin): {r}"));
+    }
     log.saw(format!(
         "HTTP {}: ticket *** (cookies: {})",
         ticket.status,
@@ -167,6 +170,12 @@ pub async fn logged_in_channel(
                 "invalid URL `{url}`: {reason}"
             )));
         }
+        // Not a crash: the server's handshake is one a browser fails.
+        Err(crate::client::ClientError::Violation(v)) => {
+            return Err(Judgement::Inconclusive(format!(
+                "the server broke {v}; a browser fails such a connection"
+            )));
+        }
         Err(e) => {
             return Err(Judgement::Broken(format!(
                 "a fresh client cannot connect any more: {e}"
@@ -182,6 +191,12 @@ pub async fn logged_in_channel(
     let result = log_in(rt, log, &mut channel, Some(&setup)).await;
     if let Some(fault) = channel.take_fault() {
         return Err(Judgement::Inconclusive(format!("harness fault: {fault}")));
+    }
+    if let Some(v) = channel.violations().into_iter().find(|v| v.fatal) {
+        log_transcript(log, &channel);
+        return Err(Judgement::Inconclusive(format!(
+            "the server broke {v}; a browser fails such a connection"
+        )));
     }
     match result {
         Ok(()) => Ok((channel, setup)),

@@ -189,6 +189,11 @@ impl Judge for Closed {
                 Event::ReaderFailed { error } => {
                     return Judgement::Inconclusive(format!("harness fault: {error}"));
                 }
+                Event::Violation(v) => {
+                    return Judgement::Inconclusive(format!(
+                        "the server broke {v}; a browser fails such a connection"
+                    ));
+                }
                 Event::Dropped { .. } => {
                     if c.after_warning && !warned {
                         return Judgement::Broken(format!(

@@ -48,7 +48,7 @@ pub use session::Session;
 use crate::plan::expect::with_expectation;
 use crate::plan::step::with_step;
 use crate::plan::{Case, Expectation, Step};
-use crate::report::{CaseLog, Outcome};
+use crate::report::{CaseLog, Outcome, Role};
 
 /// How an expectation turned out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,9 @@ pub(crate) async fn run_steps(s: &mut Session, steps: &[Step]) -> Result<(), (us
         if let Some(fault) = s.take_fault() {
             return Err((i, StepFailure::Harness(fault)));
         }
+        if let Some(b) = s.fatal_violation() {
+            return Err((i, StepFailure::Violation(b)));
+        }
         result.map_err(|e| (i, StepFailure::Step(e)))?;
     }
     Ok(())
@@ -140,6 +143,8 @@ pub(crate) enum StepFailure {
     Step(StepError),
     /// The harness itself failed during the step.
     Harness(String),
+    /// The server broke a rule of RFC 6455 a browser fails the connection for.
+    Violation(session::BrokenRule),
 }
 
 /// Runs one case: its steps in order, then its expectations; the first broken expectation
@@ -156,18 +161,23 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outco
         log.note(format!("differs from its positive control: {d}"));
     }
     let mut s = Session::new(rt, log);
+    if case
+        .expect
+        .iter()
+        .any(|e| matches!(e, Expectation::Conforms))
+    {
+        s.set_judges_conformance();
+    }
     if let Err((i, failure)) = run_steps(&mut s, &case.steps).await {
-        s.close_all();
         let step = format!("step {} ({})", i + 1, case.steps[i].name());
-        return match failure {
-            StepFailure::Harness(fault) => harness_error(&step, &fault),
-            StepFailure::Step(StepError::NotApplicable(reason)) => {
-                Outcome::skipped(format!("not applicable: {reason}"))
+        match failure {
+            // The violation is what this case judges: the steps stop there, the judging not.
+            StepFailure::Violation(_) if s.judges_conformance() => {}
+            failure => {
+                s.close_all();
+                return step_failure(&step, failure, case.role);
             }
-            StepFailure::Step(StepError::Inconclusive(reason)) => {
-                Outcome::error(format!("{step} could not be carried out: {reason}"))
-            }
-        };
+        }
     }
     s.finish_steps();
     let mut reasons = Vec::new();
@@ -177,6 +187,12 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outco
         if let Some(fault) = s.take_fault() {
             s.close_all();
             return harness_error(e.name(), &fault);
+        }
+        if !s.judges_conformance()
+            && let Some(b) = s.fatal_violation()
+        {
+            s.close_all();
+            return violation_outcome(e.name(), &b, case.role);
         }
         match j {
             Judgement::Holds(why) => reasons.push(why),
@@ -196,6 +212,36 @@ pub async fn run_case(case: Case, rt: Arc<TargetRuntime>, log: CaseLog) -> Outco
     }
     s.close_all();
     Outcome::pass(reasons.join("; "))
+}
+
+/// The outcome of a case (of `role`) whose steps stopped at `step`.
+fn step_failure(step: &str, failure: StepFailure, role: Role) -> Outcome {
+    match failure {
+        StepFailure::Harness(fault) => harness_error(step, &fault),
+        StepFailure::Violation(b) => violation_outcome(step, &b, role),
+        StepFailure::Step(StepError::NotApplicable(reason)) => {
+            Outcome::skipped(format!("not applicable: {reason}"))
+        }
+        StepFailure::Step(StepError::Inconclusive(reason)) => {
+            Outcome::error(format!("{step} could not be carried out: {reason}"))
+        }
+    }
+}
+
+/// The outcome of a case (of `role`) on a connection a browser would have failed. Not judged
+/// either way (the protocol control's conformance cases report the break itself), unless the
+/// break answered the attack's own malformed frame on a connection whose legitimate path
+/// worked: then the server took that input and answered it wrongly, which is no refusal.
+fn violation_outcome(during: &str, b: &session::BrokenRule, role: Role) -> Outcome {
+    let v = &b.violation;
+    if b.answering_attack && role == Role::Attack {
+        return Outcome::fail(format!(
+            "{during}: the server answered the malformed frame by breaking {v} itself, instead of refusing it (close 1002)"
+        ));
+    }
+    Outcome::error(format!(
+        "{during}: not judged: the server broke {v}; a browser fails such a connection, so no verdict rests on it"
+    ))
 }
 
 /// The outcome of a case the harness itself failed: inconclusive, never evidence either way.
@@ -231,6 +277,7 @@ mod tests {
             fresh_auth_pending: false,
             pings_off_at: None,
             valid_confirmed: false,
+            mutated: false,
         });
         // A drop counts as a rejection; the reader's panic must not pass for one.
         let rejected = Expectation::Rejected(Rejected {

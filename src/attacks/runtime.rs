@@ -117,6 +117,9 @@ impl TargetRuntime {
             .await
             .map_err(|e| format!("{label}the request failed: {e}"))?;
         let cookies = self.register_cookies(&response.set_cookies);
+        for r in &response.redirects {
+            log.saw(format!("{label}redirect followed (same origin): {r}"));
+        }
         log.saw(format!(
             "{label}HTTP {} (cookies: {})",
             response.status,

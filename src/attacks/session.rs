@@ -11,7 +11,7 @@ use super::channel::{Channel, Reply};
 use super::runtime::TargetRuntime;
 use super::setup_state::SetupState;
 use super::values::Values;
-use crate::client::{ClientError, Event, HttpResponse, Ticket, TlsFacts};
+use crate::client::{ClientError, Event, HttpResponse, Ticket, TlsFacts, Violation};
 use crate::report::CaseLog;
 
 /// Bytes of events a connection's drain holds before leaving the rest queued in the
@@ -67,6 +67,21 @@ pub struct Link {
     /// Whether it carried the unmutated valid message, acknowledged (`send_valid`): the
     /// differential control of what is sent on it next.
     pub valid_confirmed: bool,
+    /// Whether a hand-built frame (`send_frame`) went out on it: what the server sends after
+    /// that answers the case's own malformed input.
+    pub mutated: bool,
+}
+
+/// A rule of RFC 6455 the server broke in a way a browser fails the connection for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenRule {
+    /// The rule and what the server did.
+    pub violation: Violation,
+    /// Whether it came in answer to a hand-built frame sent after the unmutated message was
+    /// acknowledged on that connection: the legitimate path worked, and the break is how the
+    /// server answered the case's malformed input (an oversized ping echoed in an oversized
+    /// pong), not a refusal of it.
+    pub answering_attack: bool,
 }
 
 /// The tickets of a case.
@@ -125,6 +140,13 @@ pub struct Session {
     ramp: Option<RampRecord>,
     /// What the target's setup requests gave this case, once run.
     setup: Option<Arc<SetupState>>,
+    /// Rules of RFC 6455 the server broke on connections no longer held (refused 101s,
+    /// retired connections, a branch's), each with whether it answered the case's malformed
+    /// input (see [`BrokenRule`]).
+    violations: Vec<(Violation, bool)>,
+    /// Whether the case judges the server's conformance to RFC 6455: its violations are then
+    /// the finding, not a reason to leave the case unjudged.
+    judges_conformance: bool,
 }
 
 impl Session {
@@ -143,7 +165,68 @@ impl Session {
             ticket_at_fork: None,
             ramp: None,
             setup: None,
+            violations: Vec::new(),
+            judges_conformance: false,
         }
+    }
+
+    /// Marks the case as one judging the server's conformance (see [`Session::violation`]).
+    pub fn set_judges_conformance(&mut self) {
+        self.judges_conformance = true;
+    }
+
+    /// Whether the case judges the server's conformance.
+    pub fn judges_conformance(&self) -> bool {
+        self.judges_conformance
+    }
+
+    /// Records a rule the server broke outside any held connection (a 101 a browser fails).
+    pub fn note_violation(&mut self, v: Violation) {
+        self.log.note(format!("the server broke {v}"));
+        self.keep_violations(vec![v], false);
+    }
+
+    fn keep_violations(&mut self, vs: Vec<Violation>, answering_attack: bool) {
+        for v in vs {
+            if !self.violations.iter().any(|(k, _)| *k == v) {
+                self.violations.push((v, answering_attack));
+            }
+        }
+    }
+
+    /// Every rule of RFC 6455 the server broke in this case so far, in order, each with
+    /// whether it answered the case's malformed input.
+    fn all_violations(&self) -> Vec<(Violation, bool)> {
+        let mut all = self.violations.clone();
+        for l in &self.links {
+            let Some(c) = l.channel.as_ref() else {
+                continue;
+            };
+            for v in c.violations() {
+                if !all.iter().any(|(k, _)| *k == v) {
+                    all.push((v, l.mutated && l.valid_confirmed));
+                }
+            }
+        }
+        all
+    }
+
+    /// Every rule of RFC 6455 the server broke in this case so far, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.all_violations().into_iter().map(|(v, _)| v).collect()
+    }
+
+    /// The first rule broken in a way a browser fails the connection for: no verdict of a
+    /// case that does not judge conformance may rest on that connection, unless the break
+    /// answered the case's own malformed input (see [`BrokenRule`]).
+    pub fn fatal_violation(&self) -> Option<BrokenRule> {
+        self.all_violations()
+            .into_iter()
+            .find(|(v, _)| v.fatal)
+            .map(|(violation, answering_attack)| BrokenRule {
+                violation,
+                answering_attack,
+            })
     }
 
     /// What the target's setup requests gave this case: run once, the first time a step
@@ -257,6 +340,7 @@ impl Session {
     /// Moves a connection's transcript into the case evidence and drops it.
     fn retire(&mut self, link: Link) {
         let Some(channel) = link.channel else { return };
+        self.keep_violations(channel.violations(), link.mutated && link.valid_confirmed);
         let t = channel.transcript();
         let label = if link.name == DEFAULT_CONNECTION {
             String::new()
@@ -389,6 +473,7 @@ impl Session {
     /// and the connections `names` moved over from this session (the branch acts on them).
     pub fn fork(&mut self, names: &[String]) -> Session {
         let mut child = Session::new(self.rt.clone(), self.log.clone());
+        child.judges_conformance = self.judges_conformance;
         child.tickets = self.tickets.clone();
         child.setup = self.setup.clone();
         child.ticket_at_fork = self.tickets.own.as_ref().map(|t| t.value().to_string());
@@ -409,6 +494,9 @@ impl Session {
     pub fn join(&mut self, mut child: Session) {
         if let Some(f) = child.take_fault() {
             self.note_fault(f);
+        }
+        for (v, answering) in std::mem::take(&mut child.violations) {
+            self.keep_violations(vec![v], answering);
         }
         for link in std::mem::take(&mut child.links) {
             self.add_link(link);

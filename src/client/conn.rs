@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::deflate::{InflateError, Inflater};
 use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
+use super::rfc6455::{FrameRules, Violation, check_close, check_text, data_after_close};
 use super::tls::TlsFacts;
 use super::{ClientError, Deadline, Phase, io_error};
 use crate::config::Secrets;
@@ -43,6 +44,9 @@ const PING_LOG: usize = 1024;
 const OBSERVED_KEEP: usize = 32;
 /// How long the reader waits to send a pong before giving up on it.
 const PONG_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the reader keeps reading after the server's close frame, to see whether the server
+/// sends anything after it (RFC 6455 5.5.1); in the background, delaying no one.
+pub const AFTER_CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 /// WebSocket opcodes by name, for [`FrameSpec::new`].
 pub mod opcode {
@@ -235,8 +239,12 @@ pub enum Event {
         /// The reason, lossily decoded.
         reason: String,
     },
-    /// A frame or message that was not kept: above [`READ_CAP`], a reserved opcode, or a
-    /// continuation with nothing to continue.
+    /// The server broke a rule of RFC 6455 a browser enforces (a masked frame, RSV bits with
+    /// no extension, an oversized ping...): the client failed the connection, as a browser
+    /// does. Never a refusal: nothing on this connection is judged.
+    Violation(Violation),
+    /// A message that was not kept: above [`READ_CAP`], or compressed data that does not
+    /// inflate within it.
     Skipped {
         /// The frame's opcode bits.
         opcode: u8,
@@ -268,6 +276,7 @@ impl Event {
             Event::Binary(b) | Event::Ping(b) | Event::Pong(b) => b.len(),
             Event::Close { reason, .. } => reason.len(),
             Event::Dropped { error } | Event::ReaderFailed { error } => error.len(),
+            Event::Violation(v) => v.what.len(),
             Event::Skipped { .. } | Event::Timeout => 0,
         }
     }
@@ -277,7 +286,10 @@ impl Event {
     pub fn is_end(&self) -> bool {
         matches!(
             self,
-            Event::Close { .. } | Event::Dropped { .. } | Event::ReaderFailed { .. }
+            Event::Close { .. }
+                | Event::Dropped { .. }
+                | Event::ReaderFailed { .. }
+                | Event::Violation(_)
         )
     }
 
@@ -310,6 +322,10 @@ impl Event {
             Event::ReaderFailed { error } => {
                 format!("harness fault, not the peer: {}", p(error.as_bytes()))
             }
+            Event::Violation(v) => format!(
+                "the client failed the connection (close 1002), as a browser does: the server broke {}",
+                p(v.to_string().as_bytes())
+            ),
             Event::Timeout => "nothing before the deadline".into(),
         }
     }
@@ -382,6 +398,8 @@ struct Shared {
     transcript: Mutex<ConnectionLog>,
     /// The protocol heartbeat recogniser, once the caller sets one.
     text_heartbeat: std::sync::OnceLock<TextHeartbeat>,
+    /// The rules of RFC 6455 the server broke on this connection, in order.
+    violations: Mutex<Vec<Violation>>,
 }
 
 /// Locks a std mutex; a poisoned lock still holds usable evidence.
@@ -455,6 +473,7 @@ impl Connection {
             pings: Mutex::new(Vec::new()),
             transcript: Mutex::new(transcript),
             text_heartbeat: std::sync::OnceLock::new(),
+            violations: Mutex::new(Vec::new()),
         });
         let (tx, events) = mpsc::channel(EVENT_QUEUE);
         let reader = tokio::spawn(read_loop(
@@ -516,6 +535,12 @@ impl Connection {
     /// Whether the reader saw the connection end (close frame, EOF or error).
     pub fn has_ended(&self) -> bool {
         self.shared.ended.load(Ordering::Relaxed)
+    }
+
+    /// The rules of RFC 6455 the server broke on this connection so far: the one that failed
+    /// it, and any bytes sent after its close frame.
+    pub fn violations(&self) -> Vec<Violation> {
+        lock(&self.shared.violations).clone()
     }
 
     /// A copy of the transcript so far.
@@ -872,6 +897,7 @@ async fn read_loop(
     mut inflater: Option<Inflater>,
 ) {
     let mut partial = Partial::None;
+    let mut rules = FrameRules::new(inflater.is_some());
     let end = loop {
         let h = match reader.read_header().await {
             Ok(Some(h)) => h,
@@ -886,6 +912,9 @@ async fn read_loop(
                 };
             }
         };
+        if let Err(v) = rules.check_header(&h) {
+            break fail_connection(&shared, &writer, v).await;
+        }
         let kept = match &partial {
             Partial::Collecting(m) if !h.is_control() => m.data.len() as u64,
             _ => 0,
@@ -925,8 +954,16 @@ async fn read_loop(
                 };
             }
         };
+        if h.opcode_bits == opcode::CLOSE
+            && let Err(v) = check_close(&payload)
+        {
+            break fail_connection(&shared, &writer, v).await;
+        }
         let completed = match on_frame(&h, payload, &mut partial) {
-            Some(Completed::Message(m)) => Some(message_event(m, inflater.as_mut(), &shared)),
+            Some(Completed::Message(m)) => match message_event(m, inflater.as_mut(), &shared) {
+                Ok(e) => Some(e),
+                Err(v) => break fail_connection(&shared, &writer, v).await,
+            },
             Some(Completed::Event(e)) => Some(e),
             None => None,
         };
@@ -952,13 +989,62 @@ async fn read_loop(
         }
     };
     shared.ended.store(true, Ordering::Relaxed);
+    let closed = matches!(end, Event::Close { .. });
     let _ = queue(&tx, &shared, end).await;
+    if closed {
+        watch_after_close(&mut reader, &shared).await;
+    }
+}
+
+/// Fails the connection for a broken rule, as a browser does (RFC 6455 7.1.7): records it,
+/// sends a close 1002 (best effort, bounded), and gives the event that ends the connection.
+async fn fail_connection(shared: &Shared, writer: &Writer, v: Violation) -> Event {
+    lock(&shared.violations).push(v.clone());
+    let mut frame = Vec::with_capacity(16);
+    crate::wire::encode_frame(
+        &mut frame,
+        &crate::wire::header(
+            OpCode::Control(crate::wire::Control::Close),
+            Some(rand::random()),
+        ),
+        &close_payload(1002, ""),
+    );
+    let _ = tokio::time::timeout(PONG_DEADLINE, async {
+        let mut w = writer.lock().await;
+        w.write_all(&frame).await?;
+        w.flush().await?;
+        w.shutdown().await
+    })
+    .await;
+    Event::Violation(v)
+}
+
+/// After the server's close frame, notes whatever else it sends within [`AFTER_CLOSE_GRACE`]
+/// (RFC 6455 5.5.1: nothing may follow a close). A browser ignores such bytes; so does the
+/// client, but the protocol control reports them.
+async fn watch_after_close(reader: &mut FrameReader<ReadHalf<BoxStream>>, shared: &Shared) {
+    let mut extra = reader.buffered().len();
+    if extra == 0 {
+        extra = match tokio::time::timeout(AFTER_CLOSE_GRACE, reader.fill()).await {
+            Ok(Ok(n)) => n,
+            _ => 0,
+        };
+    }
+    if extra > 0 {
+        let v = data_after_close(extra);
+        shared.record(Direction::Note, format!("the server broke {v}"));
+        lock(&shared.violations).push(v);
+    }
 }
 
 /// The event of a complete data message: inflated first when it came compressed on a
 /// connection that negotiated permessage-deflate (bounded by [`READ_CAP`], like every other
 /// message; the transcript notes the compression and any cut).
-fn message_event(m: Message, inflater: Option<&mut Inflater>, shared: &Shared) -> Event {
+fn message_event(
+    m: Message,
+    inflater: Option<&mut Inflater>,
+    shared: &Shared,
+) -> Result<Event, Violation> {
     let data = match (m.compressed, inflater) {
         (true, Some(inflater)) => {
             let wire = m.data.len();
@@ -979,7 +1065,7 @@ fn message_event(m: Message, inflater: Option<&mut Inflater>, shared: &Shared) -
                         Direction::Note,
                         format!("a compressed message of {wire} B on the wire {e}"),
                     );
-                    return Event::Skipped {
+                    return Ok(Event::Skipped {
                         opcode: if m.text { opcode::TEXT } else { opcode::BINARY },
                         declared_len: wire as u64,
                         reason: match e {
@@ -988,19 +1074,19 @@ fn message_event(m: Message, inflater: Option<&mut Inflater>, shared: &Shared) -
                             }
                             InflateError::Corrupt(_) => "compressed data that does not inflate",
                         },
-                    };
+                    });
                 }
             }
         }
         _ => m.data,
     };
     if m.text {
-        Event::Text(
-            String::from_utf8(data)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        )
+        check_text(&data)?;
+        Ok(Event::Text(String::from_utf8(data).unwrap_or_else(|e| {
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        })))
     } else {
-        Event::Binary(data)
+        Ok(Event::Binary(data))
     }
 }
 
@@ -1391,14 +1477,12 @@ mod tests {
             peer.write_all(&server_frame(opcode::BINARY, &big))
                 .await
                 .expect("write");
-            // A fragmented text message, then a stray continuation and a reserved opcode.
+            // A fragmented text message with a ping inside, then a stray continuation.
             for frame in [
                 FrameSpec::new(opcode::TEXT, b"he".to_vec()).fin(false),
                 FrameSpec::new(opcode::PING, b"".to_vec()),
                 FrameSpec::new(opcode::CONTINUATION, b"llo".to_vec()),
                 FrameSpec::new(opcode::CONTINUATION, b"?".to_vec()),
-                FrameSpec::new(0x5, b"r".to_vec()),
-                FrameSpec::close(1009, "too big"),
             ] {
                 peer.write_all(&frame.mask(Mask::Unmasked).encode())
                     .await
@@ -1416,24 +1500,65 @@ mod tests {
         );
         assert!(matches!(conn.read_event(d).await, Event::Ping(_)));
         assert_eq!(conn.read_event(d).await, Event::Text("hello".into()));
-        assert!(matches!(
-            conn.read_event(d).await,
-            Event::Skipped { opcode: 0, .. }
-        ));
-        assert!(matches!(
-            conn.read_event(d).await,
-            Event::Skipped { opcode: 5, .. }
-        ));
-        assert_eq!(
-            conn.read_event(d).await,
-            Event::Close {
-                code: Some(1009),
-                reason: "too big".into()
-            }
+        // The stray continuation breaks RFC 6455 5.4: the client fails the connection.
+        let e = conn.read_event(d).await;
+        assert!(
+            matches!(&e, Event::Violation(v) if v.rule == "RFC 6455 §5.4"),
+            "{e:?}"
         );
         assert!(conn.has_ended());
+        assert_eq!(conn.violations().len(), 1);
         assert!(matches!(conn.read_event(d).await, Event::Dropped { .. }));
         drop(writer.await.expect("writer"));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_ping_is_never_answered_and_fails_the_connection() {
+        let (mut conn, mut peer) = pair();
+        let d = Duration::from_secs(5);
+        peer.write_all(&server_frame(opcode::PING, &[b'p'; 200]))
+            .await
+            .expect("write");
+        let e = conn.read_event(d).await;
+        assert!(
+            matches!(&e, Event::Violation(v) if v.what.contains("at most 125")),
+            "{e:?}"
+        );
+        // What the client sent back: a masked close 1002, and no pong.
+        let mut back = Vec::new();
+        tokio::time::timeout(d, peer.read_to_end(&mut back))
+            .await
+            .expect("the client closes")
+            .expect("read");
+        let h = parse_header(&back).expect("a frame");
+        assert_eq!(h.opcode_bits, opcode::CLOSE, "{back:?}");
+        let mut payload = back[h.header_len..].to_vec();
+        apply_mask(&mut payload, h.header.mask.expect("masked"), 0);
+        assert_eq!(payload, 1002u16.to_be_bytes());
+        assert!(conn.pings().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_close_frame_are_noted_not_fatal() {
+        let (mut conn, mut peer) = pair();
+        let mut bytes = FrameSpec::close(1000, "bye").mask(Mask::Unmasked).encode();
+        bytes.extend(FrameSpec::text("late").mask(Mask::Unmasked).encode());
+        peer.write_all(&bytes).await.expect("write");
+        let e = conn.read_event(Duration::from_secs(5)).await;
+        assert!(
+            matches!(
+                e,
+                Event::Close {
+                    code: Some(1000),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        tokio::time::sleep(AFTER_CLOSE_GRACE * 2).await;
+        let v = conn.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(!v[0].fatal && v[0].what.contains("after its close frame"));
     }
 
     #[tokio::test]
@@ -1511,7 +1636,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_and_huge_claims_never_panic_or_allocate() {
         let (mut conn, mut peer) = pair();
-        // A text frame claiming 2^63 - 1 bytes, then silence.
+        // A text frame claiming 2^63 - 1 bytes (the most RFC 6455 allows), then silence.
         let mut claim = vec![0x81, 0x7F];
         claim.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
         peer.write_all(&claim).await.expect("write");

@@ -13,6 +13,7 @@ use url::Url;
 use super::conn::{BoxStream, Connection, Stream};
 use super::endpoint::{Endpoint, parse_url};
 use super::evidence::{ConnectionLog, Direction, PREVIEW_CHARS};
+use super::rfc6455::{Offered, check_upgrade_response, extension_names};
 use super::tls::{TlsClient, TlsFacts};
 use super::{ClientError, Deadline, Phase, display_url, io_error};
 use crate::config::Secrets;
@@ -243,19 +244,6 @@ impl UpgradeRequest {
         }
         s
     }
-}
-
-/// The extension names a `Sec-WebSocket-Extensions` response header negotiates, lower-cased,
-/// without their parameters (`permessage-deflate; client_no_context_takeover` is
-/// `permessage-deflate`). No header, or an empty one, negotiates nothing.
-pub fn extension_names(header: Option<&str>) -> Vec<String> {
-    header
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|ext| ext.split(';').next())
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect()
 }
 
 /// The parsed head of an HTTP response.
@@ -522,6 +510,17 @@ pub async fn handshake_on<S: Stream>(
         if got.as_deref() != Some(expected.as_str()) {
             return Err(ClientError::BadAccept { got, expected });
         }
+    }
+    let header = |name: &str| {
+        req.header_value(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let offered = Offered::from_request(
+        header("sec-websocket-protocol").as_deref(),
+        header("sec-websocket-extensions").as_deref(),
+    );
+    if let Err(v) = check_upgrade_response(&head.headers, &offered) {
+        return Err(ClientError::Violation(v));
     }
     // RFC 7692: the extension is in force when the server's answer names it.
     let deflate = head

@@ -17,6 +17,10 @@ pub struct HttpOptions {
     pub max_redirects: usize,
     /// Most body bytes kept.
     pub body_limit: usize,
+    /// Whether a redirect to another origin is followed (without the request's credential
+    /// headers). Off for every request of an audit: its ticket, login and setup requests carry
+    /// credentials, which go only to the origins the target file names.
+    pub cross_origin_redirects: bool,
 }
 
 impl Default for HttpOptions {
@@ -24,7 +28,25 @@ impl Default for HttpOptions {
         Self {
             max_redirects: 5,
             body_limit: 1024 * 1024,
+            cross_origin_redirects: false,
         }
+    }
+}
+
+/// A redirect an [`HttpClient`] followed, for evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The redirect's status (301, 302, 303, 307, 308).
+    pub status: u16,
+    /// Where the request went, query hidden.
+    pub from: String,
+    /// Where it was sent on to, query hidden.
+    pub to: String,
+}
+
+impl fmt::Display for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {} from {} to {}", self.status, self.from, self.to)
     }
 }
 
@@ -235,6 +257,8 @@ pub struct HttpResponse {
     pub set_cookies: Vec<SetCookie>,
     /// The URL the response came from, after redirects (a page scan resolves against it).
     pub url: url::Url,
+    /// The redirects followed on the way, in order.
+    pub redirects: Vec<Redirect>,
 }
 
 impl fmt::Debug for HttpResponse {
@@ -257,6 +281,8 @@ pub struct Ticket {
     pub status: u16,
     /// The `Set-Cookie` headers of the response.
     pub set_cookies: Vec<SetCookie>,
+    /// The redirects followed to get it.
+    pub redirects: Vec<Redirect>,
 }
 
 impl fmt::Debug for Ticket {
@@ -265,6 +291,7 @@ impl fmt::Debug for Ticket {
             .field("value", &"***")
             .field("status", &self.status)
             .field("set_cookies", &self.set_cookies)
+            .field("redirects", &self.redirects)
             .finish()
     }
 }
@@ -295,11 +322,14 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// Builds the client: no proxy (the WebSocket side uses none either), limited redirects.
+    /// Builds the client: no proxy (the WebSocket side uses none either), no `Referer` (it
+    /// would carry a query credential to wherever a redirect points), and redirects followed
+    /// here rather than by reqwest, so each is checked against the origin and recorded.
     pub fn new(tls: &TlsClient, options: HttpOptions) -> Result<Self, ClientError> {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls.rustls_config())
-            .redirect(reqwest::redirect::Policy::limited(options.max_redirects))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .no_proxy()
             .user_agent(concat!("wsaudit/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -335,31 +365,88 @@ impl HttpClient {
                 ),
             }
         })?;
-        let mut request = self.client.request(method, url).timeout(timeout);
-        for (name, value) in &spec.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(body) = &spec.body {
-            request = request.body(body.clone());
-        }
         let failed = |e: reqwest::Error, step: Phase| {
-            reqwest_error(
-                e,
-                step,
-                &shown_url,
-                &deadline,
-                &spec.redactor,
-                &self.options,
-            )
+            reqwest_error(e, step, &shown_url, &deadline, &spec.redactor)
         };
-        let mut response = deadline
-            .run(Phase::HttpRequest, async {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| failed(e, Phase::HttpRequest))
-            })
-            .await?;
+        let mut redirects = Vec::new();
+        let (mut method, mut url, mut body) = (method, url, spec.body.clone());
+        let mut headers: Vec<&(String, String)> = spec.headers.iter().collect();
+        let mut response = loop {
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(deadline.remaining());
+            for (name, value) in &headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let response = deadline
+                .run(Phase::HttpRequest, async {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| failed(e, Phase::HttpRequest))
+                })
+                .await?;
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            let next = match (status, location) {
+                (301 | 302 | 303 | 307 | 308, Some(location)) => url.join(location).ok(),
+                _ => None,
+            };
+            let Some(next) = next else { break response };
+            let redirect = Redirect {
+                status,
+                from: display_url(&url),
+                to: display_url(&next),
+            };
+            if redirects.len() == self.options.max_redirects {
+                return Err(ClientError::Http {
+                    url: shown_url.clone(),
+                    reason: format!(
+                        "gave up after {} redirects (a redirect loop?); the last: {redirect}",
+                        redirects.len()
+                    ),
+                });
+            }
+            let same_origin = next.origin() == url.origin();
+            if !same_origin && !self.options.cross_origin_redirects {
+                return Err(ClientError::CrossOriginRedirect {
+                    url: shown_url.clone(),
+                    redirects,
+                    refused: redirect,
+                });
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(ClientError::Http {
+                    url: shown_url.clone(),
+                    reason: format!("{redirect}: not an http(s) URL, not followed"),
+                });
+            }
+            if !same_origin {
+                // As a browser does: credentials stay with the origin they were given for.
+                headers.retain(|(n, _)| !SECRET_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)));
+            }
+            // RFC 9110 15.4: 303 turns any method into GET; 301 and 302 turn a POST into GET
+            // (what clients do); 307 and 308 keep method and body.
+            if status == 303 || (matches!(status, 301 | 302) && method == reqwest::Method::POST) {
+                if method != reqwest::Method::HEAD {
+                    method = reqwest::Method::GET;
+                }
+                body = None;
+                headers.retain(|(n, _)| {
+                    !n.eq_ignore_ascii_case("content-type")
+                        && !n.eq_ignore_ascii_case("content-length")
+                });
+            }
+            redirects.push(redirect);
+            url = next;
+        };
         let status = response.status().as_u16();
         let final_url = response.url().clone();
         let headers: Vec<(String, String)> = response
@@ -400,6 +487,7 @@ impl HttpClient {
             body,
             body_truncated,
             url: final_url,
+            redirects,
         })
     }
 
@@ -465,6 +553,7 @@ impl HttpClient {
             value,
             status: response.status,
             set_cookies: response.set_cookies,
+            redirects: response.redirects,
         })
     }
 }
@@ -488,7 +577,6 @@ fn reqwest_error(
     shown_url: &str,
     deadline: &Deadline,
     redactor: &Secrets,
-    options: &HttpOptions,
 ) -> ClientError {
     if e.is_timeout() {
         return ClientError::Timeout {
@@ -496,12 +584,7 @@ fn reqwest_error(
             budget: deadline.budget,
         };
     }
-    let reason = if e.is_redirect() {
-        format!(
-            "gave up after {} redirects (a redirect loop?)",
-            options.max_redirects
-        )
-    } else {
+    let reason = {
         let e = e.without_url();
         let mut parts = vec![e.to_string()];
         let mut source = std::error::Error::source(&e);
@@ -561,6 +644,7 @@ mod tests {
             value: "TICKET".into(),
             status: 200,
             set_cookies: vec![],
+            redirects: vec![],
         };
         assert!(!format!("{t:?}").contains("TICKET"));
         assert_eq!(t.cookie_header(), None);

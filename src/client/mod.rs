@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod evidence;
 pub mod handshake;
 pub mod http;
+pub mod rfc6455;
 pub mod tls;
 
 use std::fmt;
@@ -23,8 +24,9 @@ use tokio::time::Instant;
 pub use conn::{Connection, Event, FrameSpec, Mask, StreamReport, StreamStop};
 pub use endpoint::http_url;
 pub use evidence::ConnectionLog;
-pub use handshake::{Handshake, HandshakeResponse, UpgradeRequest, connect, extension_names};
+pub use handshake::{Handshake, HandshakeResponse, UpgradeRequest, connect};
 pub use http::{HttpClient, HttpOptions, HttpRequestSpec, HttpResponse, SetCookie, Ticket};
+pub use rfc6455::{Violation, extension_names};
 pub use tls::{CertCheck, TlsClient, TlsFacts, TlsOptions, TlsVersions};
 
 /// The network phase an error or a timeout happened in; reports name it.
@@ -144,6 +146,10 @@ pub enum ClientError {
         /// The value RFC 6455 requires.
         expected: String,
     },
+    /// The server broke a rule of RFC 6455 (or RFC 7692) a browser enforces, in its 101
+    /// response: a browser fails such a connection, so nothing is judged on it.
+    #[error("the server broke {0}; a browser fails such a connection")]
+    Violation(Violation),
     /// The handshake was answered with a status other than 101.
     #[error("handshake refused with HTTP {status}: {body_prefix}")]
     Refused {
@@ -170,6 +176,20 @@ pub enum ClientError {
         /// The error chain, redacted.
         reason: String,
     },
+    /// A request was redirected to another origin, and not followed: its credentials go only
+    /// to the origins the target file names.
+    #[error(
+        "HTTP request to {url} was redirected to another origin, not followed (a request carrying credentials goes only where the target file says): {refused}{}",
+        followed(redirects)
+    )]
+    CrossOriginRedirect {
+        /// The URL first requested (query hidden).
+        url: String,
+        /// Same-origin redirects followed before it.
+        redirects: Vec<http::Redirect>,
+        /// The redirect that was not followed.
+        refused: http::Redirect,
+    },
     /// The ticket endpoint answered, but no ticket was found where the target says.
     #[error("no ticket at JSON pointer `{pointer}`: {reason}")]
     TicketMissing {
@@ -178,6 +198,15 @@ pub enum ClientError {
         /// What the body held instead (keys only, never values).
         reason: String,
     },
+}
+
+/// ", after following ..." for the redirects followed before an error, if any.
+fn followed(redirects: &[http::Redirect]) -> String {
+    if redirects.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = redirects.iter().map(ToString::to_string).collect();
+    format!(" (after following {})", list.join(", "))
 }
 
 /// A point in time every step of one operation must finish by, with the budget it came from.

@@ -3,30 +3,124 @@
 //! passes through [`Secrets::redact`] before it is printed.
 //!
 //! A secret can reach output encoded rather than as written: a `${VAR}` placed in a URL is
-//! percent-encoded by the URL parser, a query parameter is form-encoded (`+` for a space). So
-//! every registered value is searched for in each of those forms too.
+//! percent-encoded by the URL parser, a query parameter is form-encoded (`+` for a space), and a
+//! hostile server can echo a bearer token base64-encoded, as hex, as `%XX` of every byte or as
+//! JSON `\u` escapes. So every registered value is searched for in each of those forms too
+//! (see [`encoded_forms`]); docs/robustness.md lists them.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use base64::Engine as _;
 
 /// What a secret is replaced with in output.
 pub const REDACTED: &str = "***";
 
 /// The secret values of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Secrets {
     /// The values as registered.
     values: BTreeSet<String>,
-    /// What output is searched for: every value and each of its encoded forms, longest first
-    /// (so a secret containing another is replaced whole), kept in that order as they arrive.
-    forms: BTreeSet<(Reverse<usize>, String)>,
+    /// Each value's forms, longest value first (so a secret containing another is replaced
+    /// whole). Shared between copies: a run copies its registry for every connection.
+    entries: BTreeMap<(Reverse<usize>, String), Arc<Forms>>,
+    /// The longest form of any value.
+    longest: usize,
 }
 
-/// The forms `value` takes once encoded for a URL or a form, other than itself: the
-/// `application/x-www-form-urlencoded` form (space as `+`), the RFC 3986 component form
-/// (everything but unreserved characters escaped), and the forms the `url` crate gives it in a
-/// query, a path, user information and a fragment. A form shorter than the value (a path's dot
-/// segments removed) is left out: it could match unrelated text.
+impl PartialEq for Secrets {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl Eq for Secrets {}
+
+/// One value's forms (itself and [`encoded_forms`]) and the automaton finding them, built
+/// once per value: a run holds hundreds of tickets and cookies in some thirty forms each.
+#[derive(Debug)]
+struct Forms {
+    /// Longest first.
+    forms: Vec<String>,
+    /// Finds the leftmost, longest form; `None` only if it could not be built.
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Forms {
+    /// The forms of `value`, shared by every registry holding it: the client copies a run's
+    /// secrets into each request and connection it makes, so each value's automaton is built
+    /// once while any registry still holds it.
+    fn of(value: &str) -> Arc<Self> {
+        static CACHE: OnceLock<Mutex<HashMap<String, Weak<Forms>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Mutex::default);
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(forms) = cache.get(value).and_then(Weak::upgrade) {
+            return forms;
+        }
+        let mut forms = encoded_forms(value);
+        forms.push(value.to_string());
+        forms.sort_by_key(|f| Reverse(f.len()));
+        // A contiguous NFA: quick to build and small (a DFA per secret would cost far more
+        // to build than the few lines it searches).
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+            .build(&forms)
+            .ok();
+        let built = Arc::new(Self { forms, matcher });
+        if cache.len() >= 4096 {
+            cache.retain(|_, w| w.strong_count() > 0);
+        }
+        cache.insert(value.to_string(), Arc::downgrade(&built));
+        built
+    }
+
+    fn longest(&self) -> usize {
+        self.forms.first().map_or(0, String::len)
+    }
+
+    fn found_in(&self, text: &str) -> bool {
+        match &self.matcher {
+            Some(m) => m.is_match(text),
+            None => self.forms.iter().any(|f| text.contains(f.as_str())),
+        }
+    }
+
+    fn replaced_in(&self, text: &str) -> String {
+        match &self.matcher {
+            Some(m) => {
+                let mut out = String::with_capacity(text.len());
+                m.replace_all_with(text, &mut out, |_, _, dst| {
+                    dst.push_str(REDACTED);
+                    true
+                });
+                out
+            }
+            None => {
+                let mut out = text.to_string();
+                for f in &self.forms {
+                    out = out.replace(f.as_str(), REDACTED);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The forms `value` takes once encoded, other than itself:
+///
+/// - for a URL or a form: the `application/x-www-form-urlencoded` form (space as `+`), the
+///   RFC 3986 component form (everything but unreserved characters escaped), and the forms the
+///   `url` crate gives it in a query, a path, user information and a fragment;
+/// - as a server may echo it: `%XX` of every byte (upper and lower case hex), hex (both cases),
+///   JSON `\uXXXX` escapes of every character (both cases), its JSON string escaping, and base64
+///   and base64url at each of the three byte alignments it can have inside a longer encoded
+///   blob (the characters that depend on the secret alone, and, for a secret ending the blob,
+///   the rest with and without padding).
+///
+/// A form shorter than the value (a path's dot segments removed, the base64 of a secret of a
+/// few bytes at an odd alignment) is left out: it could match unrelated text.
 pub fn encoded_forms(value: &str) -> Vec<String> {
     /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -34,8 +128,9 @@ pub fn encoded_forms(value: &str) -> Vec<String> {
         .remove(b'.')
         .remove(b'_')
         .remove(b'~');
+    let bytes = value.as_bytes();
     let mut forms = vec![
-        url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+        url::form_urlencoded::byte_serialize(bytes).collect::<String>(),
         percent_encoding::utf8_percent_encode(value, COMPONENT).to_string(),
     ];
     if let Ok(base) = url::Url::parse("wss://h/") {
@@ -53,10 +148,57 @@ pub fn encoded_forms(value: &str) -> Vec<String> {
         u.set_fragment(Some(value));
         forms.extend(u.fragment().map(str::to_owned));
     }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let every_byte: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+    let json_u: String = value
+        .encode_utf16()
+        .map(|u| format!("\\u{u:04x}"))
+        .collect();
+    forms.extend([
+        hex.to_ascii_uppercase(),
+        hex,
+        every_byte.to_ascii_lowercase(),
+        every_byte,
+        json_u.to_ascii_uppercase().replace("\\U", "\\u"),
+        json_u,
+    ]);
+    if let Ok(quoted) = serde_json::to_string(value) {
+        forms.push(quoted[1..quoted.len() - 1].to_string());
+    }
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ] {
+        forms.extend(base64_forms(bytes, engine));
+    }
     forms.retain(|f| f.len() >= value.len() && f != value);
     forms.sort();
     forms.dedup();
     forms
+}
+
+/// The base64 text `bytes` leave inside any longer base64 blob, with `engine`'s alphabet: for
+/// each alignment `a` (the secret starting `a` bytes into a 3-byte group), the characters whose
+/// six bits all come from the secret, and, for a blob the secret ends, those to the end with
+/// and without padding.
+fn base64_forms(bytes: &[u8], engine: &base64::engine::GeneralPurpose) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in 0..3usize {
+        let mut blob = vec![0u8; a];
+        blob.extend_from_slice(bytes);
+        let padded = engine.encode(&blob);
+        // Character i holds bits [6i, 6i + 6) of the blob; the secret holds [8a, 8(a + n)).
+        let first = (8 * a).div_ceil(6);
+        let end = 8 * (a + bytes.len()) / 6;
+        if let Some(core) = padded.get(first..end) {
+            out.push(core.to_string());
+        }
+        if let Some(tail) = padded.get(first..) {
+            out.push(tail.to_string());
+            out.push(tail.trim_end_matches('=').to_string());
+        }
+    }
+    out
 }
 
 /// A lossy UTF-8 preview of at most `max_chars` characters, control characters escaped, with
@@ -92,16 +234,18 @@ impl Secrets {
         Self::default()
     }
 
-    /// Marks `value` as secret, in every encoded form it can take in a URL or a form (see
-    /// [`encoded_forms`]); empty values are ignored (they cannot be found in text).
+    /// Marks `value` as secret, in every encoded form it can take in a URL, a form or a
+    /// server's echo (see [`encoded_forms`]); empty values are ignored (they cannot be found
+    /// in text).
     pub fn register(&mut self, value: impl Into<String>) {
         let value = value.into();
         if value.is_empty() || value == REDACTED || self.values.contains(&value) {
             return;
         }
-        for form in encoded_forms(&value).into_iter().chain([value.clone()]) {
-            self.forms.insert((Reverse(form.len()), form));
-        }
+        let forms = Forms::of(&value);
+        self.longest = self.longest.max(forms.longest());
+        self.entries
+            .insert((Reverse(value.len()), value.clone()), forms);
         self.values.insert(value);
     }
 
@@ -116,8 +260,13 @@ impl Secrets {
 
     /// Adds every secret of `other`.
     pub fn extend(&mut self, other: &Secrets) {
-        self.values.extend(other.values.iter().cloned());
-        self.forms.extend(other.forms.iter().cloned());
+        for (key, forms) in &other.entries {
+            if !self.entries.contains_key(key) {
+                self.entries.insert(key.clone(), forms.clone());
+                self.values.insert(key.1.clone());
+            }
+        }
+        self.longest = self.longest.max(other.longest);
     }
 
     /// The registered values, as registered (to hand them to a client that redacts its own
@@ -136,30 +285,30 @@ impl Secrets {
         self.values.len()
     }
 
-    /// Whether `text` contains any registered secret.
+    /// Whether `text` contains any registered secret, in any of its forms.
     pub fn leaks(&self, text: &str) -> bool {
-        self.forms.iter().any(|(_, v)| text.contains(v.as_str()))
+        self.entries.values().any(|f| f.found_in(text))
     }
 
     /// `text` with every occurrence of every secret, in any of its forms, replaced by `***`.
-    /// Longer forms are replaced first so a secret containing another is hidden whole.
+    /// Longer secrets are replaced first, and each secret's longest form, so a secret
+    /// containing another is hidden whole.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (_, v) in &self.forms {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), REDACTED);
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for f in self.entries.values() {
+            if f.found_in(&out) {
+                out = std::borrow::Cow::Owned(f.replaced_in(&out));
             }
         }
-        out
+        out.into_owned()
     }
 
     /// A preview of `bytes` (lossy, escaped, at most `max_chars` characters) with secrets
     /// replaced before truncation, so a secret cut by the truncation cannot leak its first half.
     pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
-        let longest = self.forms.first().map_or(0, |(Reverse(len), _)| *len);
         // A char is at most 4 bytes, so this window holds every char that can be shown, plus
         // the whole of any secret starting among them.
-        let window = max_chars.saturating_mul(4).saturating_add(longest);
+        let window = max_chars.saturating_mul(4).saturating_add(self.longest);
         let shown = &bytes[..bytes.len().min(window)];
         let text = self.redact(&String::from_utf8_lossy(shown));
         clip(&text, max_chars, bytes.len() > shown.len())
@@ -280,6 +429,57 @@ mod tests {
             run.redact("c=cookie+value%2B1 d=cookie%20value+1"),
             "c=*** d=***"
         );
+    }
+
+    #[test]
+    fn base64_of_the_secret_is_redacted_at_every_alignment_and_padding() {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let s = tricky();
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+            for before in 0..6usize {
+                for after in 0..4usize {
+                    let mut blob = vec![b'<'; before];
+                    blob.extend_from_slice(TRICKY.as_bytes());
+                    blob.extend(std::iter::repeat_n(b'>', after));
+                    let text = engine.encode(&blob);
+                    let redacted = s.redact(&text);
+                    // What stays is what the bytes around the secret, plus one character on
+                    // each side shared with it, encode to: never a run of the secret's own.
+                    let kept = redacted.len() - REDACTED.len();
+                    let around = (before + after) * 4 / 3 + 4;
+                    assert!(
+                        redacted.contains(REDACTED) && kept <= around,
+                        "{before}+{after}: {text} -> {redacted}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hex_every_byte_escapes_and_json_escapes_are_redacted_in_both_cases() {
+        let s = tricky();
+        let hex: String = TRICKY.bytes().map(|b| format!("{b:02x}")).collect();
+        let pct: String = TRICKY.bytes().map(|b| format!("%{b:02X}")).collect();
+        let json_u: String = TRICKY
+            .encode_utf16()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect();
+        for form in [
+            hex.clone(),
+            hex.to_uppercase(),
+            pct.clone(),
+            pct.to_lowercase(),
+            json_u.clone(),
+            json_u.to_uppercase().replace("\\U", "\\u"),
+        ] {
+            assert_eq!(s.redact(&format!("[{form}]")), "[***]", "{form}");
+        }
+        let mut quoted = Secrets::new();
+        quoted.register("a\"b\\c");
+        assert_eq!(quoted.redact(r#"{"t":"a\"b\\c"}"#), r#"{"t":"***"}"#);
     }
 
     #[test]

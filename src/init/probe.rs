@@ -407,7 +407,9 @@ async fn first_text(conn: &mut Connection, wait: Duration) -> Heard {
         match conn.read_event(left).await {
             Event::Text(t) => return Heard::Text(t),
             Event::Close { code, .. } => return Heard::Closed(code),
-            Event::Dropped { .. } | Event::ReaderFailed { .. } => return Heard::Closed(None),
+            Event::Dropped { .. } | Event::ReaderFailed { .. } | Event::Violation(_) => {
+                return Heard::Closed(None);
+            }
             Event::Timeout => return Heard::Nothing,
             Event::Ping(_) | Event::Pong(_) | Event::Binary(_) | Event::Skipped { .. } => {}
         }

@@ -74,7 +74,14 @@ pub enum Expectation {
     /// the first message (judged on the target file; without, the evidence shows how it gets
     /// data instead).
     TicketFlow,
+    /// The server's 101 and every frame it sent in the case follow the rules of RFC 6455 (and
+    /// RFC 7692) a browser enforces; waits up to [`CONFORMS_WAIT`] for the connection to end,
+    /// so a close handshake and anything sent after it are checked too.
+    Conforms,
 }
+
+/// How long `conforms` waits for the case's connection to end.
+pub const CONFORMS_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs `$body` with `$x` bound to a reference to the payload of `$expectation` (a unit
 /// expectation binds its unit struct): the engine's dispatch, one arm per expectation, checked
@@ -105,6 +112,10 @@ macro_rules! with_expectation {
             $crate::plan::Expectation::MeasuredRate($x) => $body,
             $crate::plan::Expectation::TicketFlow => {
                 let $x = &$crate::plan::expect::TicketFlow;
+                $body
+            }
+            $crate::plan::Expectation::Conforms => {
+                let $x = &$crate::plan::expect::Conforms;
                 $body
             }
         }
@@ -138,6 +149,10 @@ pub struct TlsRefused;
 #[derive(Debug, Clone, Copy)]
 pub struct TicketFlow;
 
+/// `conforms`, as a payload for [`with_expectation`].
+#[derive(Debug, Clone, Copy)]
+pub struct Conforms;
+
 /// `healthy`, as a payload for [`with_expectation`].
 #[derive(Debug, Clone, Copy)]
 pub struct Healthy;
@@ -165,6 +180,7 @@ impl Expectation {
             Expectation::Closed(c) => c.within.total(),
             Expectation::PingSeen(p) => p.within.total(),
             Expectation::Rejected(r) => r.within.as_ref().map(Within::total).unwrap_or_default(),
+            Expectation::Conforms => CONFORMS_WAIT,
             _ => Duration::ZERO,
         }
     }

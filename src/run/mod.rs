@@ -204,7 +204,11 @@ pub async fn run(
         if probe.down_before {
             // Not this case's doing: something earlier left the target down.
             down_after = Some(probe.down_before_reason.clone());
-        } else if f.is_some() && !probe.healthy_after && !*opts.cancel.borrow() {
+        } else if f.is_some()
+            && !probe.healthy_after
+            && !probe.inconclusive_after
+            && !*opts.cancel.borrow()
+        {
             // This case took the target down: wait a bounded time for it to come back.
             let recovered = if opts.stop_on_crash {
                 None
@@ -305,6 +309,9 @@ struct CrashProbe {
     down_before_reason: String,
     /// A fresh legitimate client still got in and was served after the case.
     healthy_after: bool,
+    /// The probe after the case could not tell (a harness fault, a server whose handshake a
+    /// browser fails): neither healthy nor down, and no crash is claimed.
+    inconclusive_after: bool,
 }
 
 /// A destructive case between two health probes (a fresh login and a valid message): when the
@@ -318,13 +325,20 @@ async fn run_destructive(
     let lock = || crash.lock().unwrap_or_else(|e| e.into_inner());
     if lock().probe_before {
         log.note("health probe before this case (a fresh login and a valid message):");
-        if let Judgement::Broken(why) | Judgement::Inconclusive(why) = healthy(&rt, &log).await {
-            let mut c = lock();
-            c.down_before = true;
-            c.down_before_reason = format!("{} (the probe before it)", case.case_id);
-            return Outcome::skipped(format!(
-                "not run: the target was not healthy before this case: {why}"
-            ));
+        match healthy(&rt, &log).await {
+            Judgement::Broken(why) => {
+                let mut c = lock();
+                c.down_before = true;
+                c.down_before_reason = format!("{} (the probe before it)", case.case_id);
+                return Outcome::skipped(format!(
+                    "not run: the target was not healthy before this case: {why}"
+                ));
+            }
+            // Not evidence that the target is down: the case runs and speaks for itself.
+            Judgement::Inconclusive(why) => {
+                log.note(format!("the health probe was inconclusive: {why}"));
+            }
+            Judgement::Holds(_) | Judgement::NotApplicable(_) => {}
         }
     }
     let id = case.case_id.clone();
@@ -335,7 +349,15 @@ async fn run_destructive(
             lock().healthy_after = true;
             outcome
         }
-        Judgement::Broken(why) | Judgement::Inconclusive(why) | Judgement::NotApplicable(why) => {
+        // An inconclusive probe is no evidence of a crash: the case keeps its own verdict.
+        Judgement::Inconclusive(why) => {
+            log.note(format!(
+                "the health probe after this case was inconclusive, so no crash is claimed: {why}"
+            ));
+            lock().inconclusive_after = true;
+            outcome
+        }
+        Judgement::Broken(why) | Judgement::NotApplicable(why) => {
             log.note(format!(
                 "the case's own verdict was {}: {}",
                 outcome.verdict.as_str(),

@@ -200,6 +200,9 @@ pub async fn scan(opts: &ScanOptions) -> Result<RunReport, ScanError> {
         &tls,
         HttpOptions {
             body_limit: opts.bounds.max_bytes,
+            // A page scan sends no credential, and a site often redirects its page to its
+            // canonical origin (http to https): followed, and judged off-origin by the fetcher.
+            cross_origin_redirects: true,
             ..HttpOptions::default()
         },
     )?;

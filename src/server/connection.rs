@@ -157,6 +157,9 @@ where
                 }
                 Next::Received(Received::Close(code)) => {
                     let _ = wr.send(OpCode::Control(Control::Close), &close_payload(code.unwrap_or(1000), "")).await;
+                    if flaws.is(Flaw::ProtocolDataAfterClose) {
+                        let _ = wr.send(OpCode::Data(Data::Text), super::protocol::AFTER_CLOSE.as_bytes()).await;
+                    }
                     break Ending { code, reason: "client closed", initiator: "client" };
                 }
                 Next::Received(Received::Ping(p)) => {

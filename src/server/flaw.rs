@@ -66,6 +66,13 @@ super::weaken::switch_kind! {
         CookieLax,
         /// Any close code is accepted (1005, 999, 5000 answered with a normal close).
         ProtocolCloseCodes,
+        /// A `Sec-WebSocket-Protocol` offer holding a protocol the server does not speak is copied
+        /// whole into the 101 (`if offered: response[header] = request[header]`), instead of one
+        /// protocol it speaks being chosen, or none.
+        ProtocolSubprotocolCopy,
+        /// After answering a client's close, one more queued message goes out (a broadcast
+        /// racing the close).
+        ProtocolDataAfterClose,
     }
 }
 

@@ -382,6 +382,13 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
         .find(|w| offered_protocols.iter().any(|p| p == *w))
         .map(|w| w.to_string());
 
+    // Flaw `protocol-subprotocol-copy`: an offer the server does not wholly speak, copied back.
+    let copied = shared
+        .flaws
+        .is(Flaw::ProtocolSubprotocolCopy)
+        .then(|| super::protocol::copied_offer(&offered_protocols, wanted))
+        .flatten();
+
     let accept = tungstenite::handshake::derive_accept_key(&key.unwrap_or_default());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let opened = Opened {
@@ -424,21 +431,26 @@ fn handshake(mut req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
         h.insert("sec-websocket-accept", v);
     }
     // The protocol's own subprotocol when it is offered; otherwise the one that carried the
-    // credential is "chosen", as such servers do.
-    if let Some(p) = subprotocol
-        .as_ref()
-        .or(protocol_ticket)
+    // credential is "chosen", as such servers do (or, flaw `protocol-subprotocol-copy`, an
+    // offer with a protocol it does not speak is copied whole).
+    if let Some(p) = copied
+        .as_deref()
+        .or(subprotocol.as_deref())
+        .or(protocol_ticket.map(String::as_str))
         .and_then(|p| HeaderValue::from_str(p).ok())
     {
         h.insert("sec-websocket-protocol", p);
     }
+    let mut extensions: Vec<String> = Vec::new();
     if deflate {
-        h.insert(
-            "sec-websocket-extensions",
-            HeaderValue::from_static(
-                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-            ),
+        extensions.push(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover".into(),
         );
+    }
+    if let Ok(v) = HeaderValue::from_str(&extensions.join(", "))
+        && !extensions.is_empty()
+    {
+        h.insert("sec-websocket-extensions", v);
     }
     r
 }

@@ -1,5 +1,7 @@
 //! RFC 6455 strictness: frames a conforming client never sends are closed with 1002.
-//! With `protocol-strict` weakened the server tolerates them, like many lax servers do.
+//! With `protocol-strict` weakened the server tolerates them, like many lax servers do. The
+//! other way round, the server's own 101 and frames follow the rules a browser checks, except
+//! under the flaws `protocol-subprotocol-copy` and `protocol-data-after-close`.
 
 use crate::wire::{OpCode, RawHeader};
 
@@ -67,3 +69,15 @@ pub fn close_violation(payload: &[u8]) -> Option<(u16, &'static str)> {
     }
     None
 }
+
+/// The `Sec-WebSocket-Protocol` value a `protocol-subprotocol-copy` server answers: the whole
+/// offer, when it holds a protocol the server does not speak (`speaks`).
+pub fn copied_offer(offered: &[String], speaks: &[&str]) -> Option<String> {
+    offered
+        .iter()
+        .any(|p| !speaks.contains(&p.as_str()))
+        .then(|| offered.join(", "))
+}
+
+/// What a `protocol-data-after-close` server sends after its close frame.
+pub const AFTER_CLOSE: &str = r#"{"type":"notice","text":"session ended"}"#;

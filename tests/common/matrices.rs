@@ -204,6 +204,16 @@ pub const FLAW_MATRIX: &[(&str, &str, &str)] = &[
         "WS-PROTO-01",
         "WS-PROTO-01/PROTO-CLOSE-CODE-999",
     ),
+    (
+        "protocol-subprotocol-copy",
+        "WS-PROTO-01",
+        "WS-PROTO-01/PROTO-SERVER-HANDSHAKE",
+    ),
+    (
+        "protocol-data-after-close",
+        "WS-PROTO-01",
+        "WS-PROTO-01/PROTO-SERVER-FRAMES",
+    ),
 ];
 
 /// Attack cases no weakened server can make fail, because they test a defence that is subtly
@@ -218,6 +228,9 @@ pub const FLAW_PROVEN: &[&str] = &[
     "WS-AUTH-01/TICKET-TAMPER[extend_exp]",
     "WS-AUTH-01/TICKET-UNIFORM-REFUSAL",
     "WS-AUTH-02/URLTOKEN-SUBPROTOCOL-",
+    // The server's own conformance: a server without it is a subtly wrong one, not one with a
+    // defence switched off.
+    "WS-PROTO-01/PROTO-SERVER-",
 ];
 
 #[derive(Clone, Copy)]

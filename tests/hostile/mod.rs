@@ -105,12 +105,44 @@ pub enum Upgrade {
     EndlessHeaders,
     /// A correct 101, then this.
     Accept(After),
+    /// The permissive echoing app of [`After::App`], breaking one rule of RFC 6455 a browser
+    /// enforces.
+    Breaks(Break),
+}
+
+/// A rule of RFC 6455 (or RFC 7692) a server breaks, client-side checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Break {
+    /// A 101 without `Upgrade: websocket`.
+    NoUpgradeHeader,
+    /// A 101 with `Connection: keep-alive` instead of `Upgrade`.
+    NoConnectionHeader,
+    /// A 101 choosing subprotocol `chat`, which nobody offered.
+    UnofferedSubprotocol,
+    /// A 101 naming extension `x-webkit-deflate-frame`, which nobody offered.
+    UnofferedExtension,
+    /// A second HTTP response right after the 101 (read as a frame: RSV1, opcode close).
+    HttpAfter101,
+    /// Every frame masked.
+    MaskedFrames,
+    /// RSV1 on every text frame, no extension negotiated.
+    Rsv1Frames,
+    /// After `auth_ok`, a ping with a 200-byte payload.
+    OversizedPing,
+    /// After `auth_ok`, a ping without FIN.
+    FragmentedPing,
+    /// Every close it sends carries the reserved code 1005.
+    CloseCode1005,
+    /// Every text frame ends with a byte that is not UTF-8.
+    InvalidUtf8,
+    /// A text frame after each close frame it sends (noted, not fatal).
+    DataAfterClose,
 }
 
 /// What an upgraded hostile connection does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
-    /// A frame declaring 2^63 bytes, 1 MiB of it, then silence.
+    /// A frame declaring 2^63 - 1 bytes (the most RFC 6455 allows), 1 MiB of it, then silence.
     HugeFrame,
     /// After the client's first frame (its login), `auth_ok` and then text frames of 1000 KiB
     /// (just under the client's 1 MiB read cap, so each is kept), as fast as the client reads.
@@ -118,9 +150,10 @@ pub enum After {
     /// After the client's first two frames (login, one message), half a frame, then the TCP
     /// connection closes.
     CloseMidFrame,
-    /// permessage-deflate claimed in the 101 (offered or not), then after the client's first
-    /// frame (its login), compressed text frames of about 512 KiB each inflating to 512 MiB of
-    /// spaces, as fast as the client reads.
+    /// permessage-deflate accepted in the 101 when the client offers it, and then after the
+    /// client's first frame (its login), compressed text frames of about 512 KiB each
+    /// inflating to 512 MiB of spaces, as fast as the client reads (a client that offers
+    /// nothing gets the permissive app of [`After::App`]).
     CompressedBombs,
     /// A permissive app that answers auth and payments and echoes what it got (tickets,
     /// cookies, URLs) back in replies and close reasons; optionally pinging ~2000 times a second.
@@ -143,6 +176,11 @@ pub enum TicketReply {
     HugeBody,
     /// 302 to itself, forever.
     RedirectLoop,
+    /// 307 to `/ws/ticket/issued` on the same origin, which issues.
+    RedirectSameOrigin,
+    /// 307 to `https://localhost:PORT/ws/ticket`: another origin (another host name, and
+    /// another server on this port).
+    RedirectElsewhere(u16),
     /// A correct answer, one byte every 100 ms.
     Slowloris,
     /// `200` and then header lines forever.
@@ -191,6 +229,12 @@ pub struct Record {
     used: Mutex<HashSet<String>>,
     /// Replies and close reasons that carried a secret back (proof the echo test is not vacuous).
     pub echoed: AtomicUsize,
+    /// Compressed bombs written (each one the client read, but for what TCP buffers).
+    pub bombs: AtomicUsize,
+    /// The record of the server a redirect points to, where a scenario has one.
+    pub elsewhere: std::sync::OnceLock<Arc<Record>>,
+    /// Requests that carried a `Referer` header.
+    pub referers: AtomicUsize,
 }
 
 impl Record {
@@ -485,6 +529,9 @@ async fn http(mut s: Io, b: Behaviour, rec: &Record) {
     let Some(req) = read_request(&mut s).await else {
         return;
     };
+    if req.header("referer").is_some() {
+        rec.referers.fetch_add(1, Ordering::Relaxed);
+    }
     if req.target.starts_with("/ws/ticket") {
         ticket(s, &req, b.ticket, rec).await;
     } else {
@@ -531,7 +578,28 @@ async fn hold(s: &mut Io) {
 
 /// The ticket endpoint.
 async fn ticket(mut s: Io, req: &Request, reply: TicketReply, rec: &Record) {
+    let reply = match reply {
+        TicketReply::RedirectSameOrigin if req.target.starts_with("/ws/ticket/issued") => {
+            TicketReply::Issue
+        }
+        other => other,
+    };
     match reply {
+        TicketReply::RedirectSameOrigin => {
+            let _ = s
+                .write_all(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /ws/ticket/issued\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+        TicketReply::RedirectElsewhere(port) => {
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://localhost:{port}/ws/ticket\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
         TicketReply::Issue | TicketReply::Slowloris => {
             let ticket = random_token();
             let cookie = random_token();
@@ -548,8 +616,9 @@ async fn ticket(mut s: Io, req: &Request, reply: TicketReply, rec: &Record) {
             let response = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                  Set-Cookie: wsaudit_session={cookie}; Secure; HttpOnly; SameSite=Strict\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
+                 X-Token-Echo: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len(),
+                next_encoding(TOKEN, usize::MAX)
             );
             if reply == TicketReply::Slowloris {
                 slowly(&mut s, response.as_bytes()).await;
@@ -637,6 +706,37 @@ async fn upgrade(mut s: Io, req: &Request, how: Upgrade, rec: &Record) {
         Upgrade::EndlessHeaders => {
             endless(&mut s, b"HTTP/1.1 101 Switching Protocols\r\n", HEADER_LINE).await;
         }
+        Upgrade::Breaks(b) => {
+            if let Some(response) = app_handshake(req, rec) {
+                let _ = s.write_all(&response).await;
+                return;
+            }
+            let mut response = switching(&accept_key(req));
+            let extra =
+                |r: &str, line: &str| r.replacen("\r\n\r\n", &format!("\r\n{line}\r\n\r\n"), 1);
+            match b {
+                Break::NoUpgradeHeader => response = response.replace("Upgrade: websocket\r\n", ""),
+                Break::NoConnectionHeader => {
+                    response = response.replace("Connection: Upgrade", "Connection: keep-alive");
+                }
+                Break::UnofferedSubprotocol => {
+                    response = extra(&response, "Sec-WebSocket-Protocol: chat")
+                }
+                Break::UnofferedExtension => {
+                    response = extra(
+                        &response,
+                        "Sec-WebSocket-Extensions: x-webkit-deflate-frame",
+                    );
+                }
+                Break::HttpAfter101 => {
+                    response.push_str("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                }
+                _ => {}
+            }
+            if s.write_all(response.as_bytes()).await.is_ok() {
+                app(s, req, false, Some(b), rec).await;
+            }
+        }
         Upgrade::Accept(after) => {
             if let After::App { .. } = after
                 && let Some(response) = app_handshake(req, rec)
@@ -645,7 +745,7 @@ async fn upgrade(mut s: Io, req: &Request, how: Upgrade, rec: &Record) {
                 return;
             }
             let mut response = switching(&accept_key(req));
-            if after == After::CompressedBombs {
+            if after == After::CompressedBombs && offers_deflate(req) {
                 response = response.replacen(
                     "\r\n\r\n",
                     "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
@@ -653,6 +753,11 @@ async fn upgrade(mut s: Io, req: &Request, how: Upgrade, rec: &Record) {
                 );
             }
             if let (After::App { .. }, Some(cookie)) = (after, req.header("cookie")) {
+                response = response.replacen(
+                    "\r\n\r\n",
+                    &format!("\r\nX-Echo: {}\r\n\r\n", next_encoding(cookie, usize::MAX)),
+                    1,
+                );
                 // The cookie echoed in the reason phrase, where a 60-character preview cuts it.
                 response = response.replacen(
                     "Switching Protocols",
@@ -687,7 +792,17 @@ fn app_handshake(req: &Request, rec: &Record) -> Option<Vec<u8>> {
     if contains_secret(&req.raw, rec) {
         rec.echoed.fetch_add(1, Ordering::Relaxed);
     }
-    let body = format!("refused{}; you sent:\n{}", ".".repeat(62), req.raw);
+    let secret = rec
+        .issued_now()
+        .into_iter()
+        .find(|v| req.raw.contains(v.as_str()))
+        .unwrap_or_else(|| TOKEN.to_string());
+    let body = format!(
+        "{} refused{}; you sent:\n{}",
+        next_encoding(&secret, usize::MAX),
+        ".".repeat(62),
+        req.raw
+    );
     Some(
         format!(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -700,6 +815,12 @@ fn app_handshake(req: &Request, rec: &Record) -> Option<Vec<u8>> {
 /// Whether `text` holds the API token or anything issued.
 fn contains_secret(text: &str, rec: &Record) -> bool {
     text.contains(TOKEN) || rec.issued_now().iter().any(|v| text.contains(v.as_str()))
+}
+
+/// Whether the request offers permessage-deflate.
+fn offers_deflate(req: &Request) -> bool {
+    req.header("sec-websocket-extensions")
+        .is_some_and(|e| e.contains("permessage-deflate"))
 }
 
 /// A server frame (unmasked).
@@ -724,9 +845,9 @@ fn close(code: u16, reason: &str) -> Vec<u8> {
 async fn upgraded(mut s: Io, req: &Request, after: After, rec: &Record) {
     match after {
         After::HugeFrame => {
-            // Text frame, 64-bit length 2^63.
+            // Text frame, 64-bit length 2^63 - 1.
             let mut head = vec![0x81, 0x7F];
-            head.extend_from_slice(&(1u64 << 63).to_be_bytes());
+            head.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
             let chunk = [b'a'; 16 * 1024];
             if s.write_all(&head).await.is_err() {
                 return;
@@ -751,14 +872,17 @@ async fn upgraded(mut s: Io, req: &Request, after: After, rec: &Record) {
                 while s.write_all(f).await.is_ok() {}
             }
         }
-        After::CompressedBombs => {
+        After::CompressedBombs if offers_deflate(req) => {
             if client_frames(&mut s, 1).await {
                 // One bomb for every connection: the memory measured is the harness's.
                 static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
                 let bomb = BOMB.get_or_init(|| deflate_bomb::frame(512));
-                while s.write_all(bomb).await.is_ok() {}
+                while s.write_all(bomb).await.is_ok() {
+                    rec.bombs.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+        After::CompressedBombs => app(s, req, false, None, rec).await,
         After::CloseMidFrame => {
             // After the login and one message, half a frame; dropping the stream then closes
             // TCP without a close frame (or a TLS close_notify).
@@ -769,7 +893,7 @@ async fn upgraded(mut s: Io, req: &Request, after: After, rec: &Record) {
                 let _ = s.flush().await;
             }
         }
-        After::App { ping_flood } => app(s, req, ping_flood, rec).await,
+        After::App { ping_flood } => app(s, req, ping_flood, None, rec).await,
     }
 }
 
@@ -787,8 +911,8 @@ async fn client_frames(s: &mut Io, n: usize) -> bool {
     true
 }
 
-/// The permissive, echoing app.
-async fn app(s: Io, req: &Request, ping_flood: bool, rec: &Record) {
+/// The permissive, echoing app; `breaks` makes it break that rule of RFC 6455.
+async fn app(s: Io, req: &Request, ping_flood: bool, breaks: Option<Break>, rec: &Record) {
     let (rd, mut wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);
     let mut pings = tokio::time::interval(Duration::from_millis(10));
@@ -817,13 +941,14 @@ async fn app(s: Io, req: &Request, ping_flood: bool, rec: &Record) {
         let Ok(payload) = reader.read_payload(h.length as usize, h.header.mask).await else {
             return;
         };
+        let authenticated_before = authenticated;
         let reply = match h.opcode_bits {
             0x1 => {
                 let msg = String::from_utf8_lossy(&payload).into_owned();
                 answer(&msg, &cookie, &req.target, &mut authenticated, rec)
             }
             0x8 => {
-                let _ = wr.write_all(&close(1000, "bye")).await;
+                let _ = wr.write_all(&twist(close(1000, "bye"), breaks)).await;
                 return;
             }
             0x9 => frame(OpCode::Control(wsaudit::wire::Control::Pong), &payload),
@@ -835,8 +960,23 @@ async fn app(s: Io, req: &Request, ping_flood: bool, rec: &Record) {
             rec.echoed.fetch_add(1, Ordering::Relaxed);
         }
         let closing = reply.first().is_some_and(|b| b & 0x0F == 0x8);
-        if wr.write_all(&reply).await.is_err() || closing {
+        if wr.write_all(&twist(reply, breaks)).await.is_err() || closing {
             return;
+        }
+        if authenticated && !authenticated_before {
+            let ping = match breaks {
+                Some(Break::OversizedPing) => Some(frame(
+                    OpCode::Control(wsaudit::wire::Control::Ping),
+                    &[b'p'; 200],
+                )),
+                Some(Break::FragmentedPing) => Some(vec![0x09, 0x01, b'p']),
+                _ => None,
+            };
+            if let Some(ping) = ping
+                && wr.write_all(&ping).await.is_err()
+            {
+                return;
+            }
         }
     }
 }
@@ -854,13 +994,18 @@ fn answer(
     if json["type"] == "auth" {
         let t = json["ticket"].as_str().unwrap_or_default().to_string();
         if !rec.issued_now().contains(&t) {
-            return close(1008, &format!("unknown ticket {t}"));
+            return close(1008, &format!("unknown ticket {}", next_encoding(&t, 100)));
         }
         if !rec.used.lock().expect("record lock").insert(t.clone()) {
             return close(1008, &format!("ticket {t} was already used"));
         }
         *authenticated = true;
-        return text(&serde_json::json!({ "type": "auth_ok", "echo": msg }).to_string());
+        let echo = serde_json::json!({ "type": "auth_ok", "echo": msg }).to_string();
+        return text(&format!(
+            r#"{{"encoded":"{}",{}"#,
+            next_encoding(&t, usize::MAX),
+            &echo[1..]
+        ));
     }
     if !*authenticated {
         return close(1008, &format!("authenticate first ({cookie})"));
@@ -870,10 +1015,106 @@ fn answer(
     } else {
         "error"
     };
-    text(
-        &serde_json::json!({ "type": kind, "echo": msg, "cookie": cookie, "target": target })
-            .to_string(),
-    )
+    let echo = serde_json::json!({ "type": kind, "echo": msg, "cookie": cookie, "target": target })
+        .to_string();
+    // The cookie and the API token, each in turn in one of its encoded forms, first (where a
+    // preview shows them).
+    static WHICH: AtomicUsize = AtomicUsize::new(0);
+    let secret = match WHICH.fetch_add(1, Ordering::Relaxed) % 2 {
+        0 if !cookie.is_empty() => cookie,
+        _ => TOKEN,
+    };
+    text(&format!(
+        r#"{{"encoded":"{}",{}"#,
+        next_encoding(secret, usize::MAX),
+        &echo[1..]
+    ))
+}
+
+/// Every form a server may echo a secret in: base64 and base64url, padded and not, with the
+/// secret at each byte alignment inside a longer blob; hex in both cases; `%XX` of every byte
+/// in both cases; JSON `\uXXXX` escapes in both cases.
+pub fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = Vec::new();
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        for before in 0..3 {
+            let mut blob = b"<~~"[..before].to_vec();
+            blob.extend_from_slice(secret.as_bytes());
+            blob.push(b'>');
+            out.push(engine.encode(&blob));
+        }
+    }
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    let pct: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+    let json_u: String = secret
+        .encode_utf16()
+        .map(|c| format!("\\u{c:04x}"))
+        .collect();
+    out.extend([
+        hex.to_uppercase(),
+        hex,
+        pct.to_lowercase(),
+        pct,
+        json_u.to_uppercase().replace("\\U", "\\u"),
+        json_u,
+    ]);
+    out
+}
+
+/// The next of `secret`'s [`encodings`] no longer than `max_len` (each comes round in turn).
+fn next_encoding(secret: &str, max_len: usize) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let all: Vec<String> = encodings(secret)
+        .into_iter()
+        .filter(|e| e.len() <= max_len)
+        .collect();
+    all.get(NEXT.fetch_add(1, Ordering::Relaxed) % all.len().max(1))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A server frame as the app would send it, made to break `breaks` where that rule is about
+/// frames.
+fn twist(frame_bytes: Vec<u8>, breaks: Option<Break>) -> Vec<u8> {
+    let Some(h) = wsaudit::wire::parse_header(&frame_bytes) else {
+        return frame_bytes;
+    };
+    let payload = &frame_bytes[h.header_len..];
+    let op = h.opcode_bits;
+    match breaks {
+        Some(Break::MaskedFrames) => {
+            let mut out = Vec::with_capacity(frame_bytes.len() + 4);
+            encode_frame(
+                &mut out,
+                &header(OpCode::from(op), Some([1, 2, 3, 4])),
+                payload,
+            );
+            out
+        }
+        Some(Break::Rsv1Frames) if op == 0x1 => {
+            let mut out = frame_bytes;
+            out[0] |= 0x40;
+            out
+        }
+        Some(Break::InvalidUtf8) if op == 0x1 => {
+            let mut bad = payload.to_vec();
+            bad.push(0xFF);
+            frame(OpCode::from(op), &bad)
+        }
+        Some(Break::CloseCode1005) if op == 0x8 => {
+            let mut p = 1005u16.to_be_bytes().to_vec();
+            p.extend_from_slice(payload.get(2..).unwrap_or_default());
+            frame(OpCode::from(op), &p)
+        }
+        Some(Break::DataAfterClose) if op == 0x8 => {
+            let mut out = frame_bytes;
+            out.extend(text("late"));
+            out
+        }
+        _ => frame_bytes,
+    }
 }
 
 /// The reference-fast policy.

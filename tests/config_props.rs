@@ -48,10 +48,19 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
         "properties": { "type": { "const": "payment" }, "amount": { "type": "number", "maximum": 10 } }
     });
     prop_oneof![
-        prop_oneof![Just(TlsVersion::V1_2), Just(TlsVersion::V1_3)].prop_map(|v| (
-            "transport.tls",
-            CheckParams::Tls(TlsParams { min_version: v })
-        )),
+        (
+            prop_oneof![Just(TlsVersion::V1_2), Just(TlsVersion::V1_3)],
+            prop::sample::subsequence(WeakSuites::all(), 0..=6),
+            0u32..400,
+        )
+            .prop_map(|(v, forbidden_suites, cert_min_days)| (
+                "transport.tls",
+                CheckParams::Tls(TlsParams {
+                    min_version: v,
+                    forbidden_suites,
+                    cert_min_days,
+                })
+            )),
         (
             prop::collection::btree_set(origin(), 1..4),
             prop_oneof![Just(MissingOrigin::Reject), Just(MissingOrigin::Allow)],

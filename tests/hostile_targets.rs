@@ -441,10 +441,11 @@ fn scenarios() -> Vec<Scenario> {
             )
         }),
         broken("http-after-the-101", Break::HttpAfter101, |a, r| {
+            // Read as a frame (FIN clear, RSV1, opcode close), before the login's answer.
             broken_rule(
                 a,
                 r,
-                "PROTO-SERVER-HANDSHAKE",
+                "PROTO-SERVER-FRAMES",
                 "RSV1 set, and no extension",
                 true,
             )

@@ -2,6 +2,8 @@
 //! declared length other than the bytes sent, fragments, and large payloads streamed from a
 //! small reused buffer.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::channel::Kind;
@@ -131,12 +133,20 @@ impl Perform for SendFrame {
 }
 
 impl Judge for Conforms {
-    /// `conforms`: reads the connection to its end (at most [`CONFORMS_WAIT`]), then lists
-    /// every rule of RFC 6455 the server broke in the case, its 101 included.
+    /// `conforms`: reads the connection to its end (at most [`CONFORMS_WAIT`]) when the case
+    /// sent a frame of its own (a close), else what already arrived; then lists every rule of
+    /// RFC 6455 the server broke in the case, its 101 included.
     async fn judge(&self, s: &mut Session) -> Judgement {
         let refused = s.no_channel();
+        let closing = s.current().is_some_and(|l| l.mutated);
         if s.channel().is_some() {
-            let deadline = Instant::now() + CONFORMS_WAIT;
+            // Without a close of its own, only long enough for what came with the 101 to be read.
+            let wait = if closing {
+                CONFORMS_WAIT
+            } else {
+                Duration::from_millis(200)
+            };
+            let deadline = Instant::now() + wait;
             loop {
                 let r = s.next_reply(deadline).await;
                 if r.kind == Kind::Timeout {

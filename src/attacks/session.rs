@@ -102,9 +102,20 @@ pub struct Tickets {
 pub struct ProbeSeen {
     /// The handshake's facts, or why it failed.
     pub result: Result<TlsFacts, ClientError>,
-    /// Whether it offered every version the client speaks (no `below`).
-    pub offered_all: bool,
     /// The target has no TLS endpoint at all (a `ws://` URL): nothing was probed.
+    pub plaintext: bool,
+}
+
+/// What the last `tls_hello` offered and got back.
+#[derive(Debug, Clone)]
+pub struct HelloSeen {
+    /// The only version offered.
+    pub version: crate::client::tls_hello::LegacyVersion,
+    /// The only class of suites offered, if the hello offered one.
+    pub class: Option<crate::client::tls_hello::SuiteClass>,
+    /// The server's first flight, or why none could be read.
+    pub result: Result<crate::client::tls_hello::FirstFlight, ClientError>,
+    /// The target has no TLS endpoint at all (a `ws://` URL): nothing was sent.
     pub plaintext: bool,
 }
 
@@ -131,6 +142,7 @@ pub struct Session {
     tickets: Tickets,
     http: Option<Result<HttpResponse, String>>,
     probe: Option<ProbeSeen>,
+    hello: Option<HelloSeen>,
     steps_done: Instant,
     fault: Option<String>,
     /// For a `parallel` branch: the case's own ticket when the branch started, so joining
@@ -160,6 +172,7 @@ impl Session {
             tickets: Tickets::default(),
             http: None,
             probe: None,
+            hello: None,
             steps_done: Instant::now(),
             fault: None,
             ticket_at_fork: None,
@@ -457,6 +470,16 @@ impl Session {
     /// Keeps a `tls_probe` result.
     pub fn set_probe(&mut self, probe: ProbeSeen) {
         self.probe = Some(probe);
+    }
+
+    /// The last `tls_hello` result.
+    pub fn hello(&self) -> Option<&HelloSeen> {
+        self.hello.as_ref()
+    }
+
+    /// Keeps a `tls_hello` result.
+    pub fn set_hello(&mut self, hello: HelloSeen) {
+        self.hello = Some(hello);
     }
 
     /// When the steps finished (timing expectations count from here).

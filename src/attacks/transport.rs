@@ -1,88 +1,192 @@
-//! Transport (TLS) and cookies: `tls_probe` with capped versions, the `tls` / `tls_refused`
-//! judgements, `http_request` to the ticket endpoint and the `cookie` judgement.
+//! Transport (TLS) and cookies: `tls_probe` (a rustls handshake recording version and
+//! certificate), `tls_hello` (a raw ClientHello offering only an old version or a class of weak
+//! suites, as testssl.sh sends), the `tls` / `tls_refused` judgements, `http_request` to the
+//! ticket endpoint and the `cookie` judgement.
 
-use super::session::{ProbeSeen, Session};
+use super::session::{HelloSeen, ProbeSeen, Session};
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::http::SetCookie;
+use crate::client::tls_hello::{
+    FirstFlight, LegacyVersion, SuiteClass, alert_name, client_hello, legacy_suites, suite_name,
+};
 use crate::client::{ClientError, TlsVersions};
-use crate::config::policy::{SameSite, TlsVersion};
+use crate::config::policy::{OldTlsVersion, SameSite, WeakSuites};
 use crate::plan::expect::{CookieAttributes, TlsExpectation, TlsRefused};
-use crate::plan::step::{HttpEndpoint, HttpRequest, TlsProbe};
+use crate::plan::step::{HttpEndpoint, HttpRequest, TlsHello, TlsProbe};
+
+/// The note and the error of a TLS step on a target whose URL is plaintext `ws://`.
+fn no_tls_endpoint(s: &Session) -> ClientError {
+    let url = crate::client::display_url(&s.rt().target.url.0);
+    s.log().note(format!(
+        "the target's URL {url} is plaintext (ws://): no TLS endpoint to probe"
+    ));
+    ClientError::InvalidUrl {
+        url,
+        reason: "plaintext ws://, no TLS".into(),
+    }
+}
 
 impl Perform for TlsProbe {
     /// `tls_probe`: a handshake recording version and certificate facts.
     async fn perform(&self, s: &mut Session) -> StepResult {
-        let p = self;
         let rt = s.rt().clone();
         let log = s.log().clone();
         if rt.target.url.0.scheme() == "ws" {
             // A target without TLS has failed every TLS case; nothing to probe.
-            log.note(format!(
-                "the target's URL {} is plaintext (ws://): no TLS endpoint to probe",
-                crate::client::display_url(&rt.target.url.0)
-            ));
+            let e = no_tls_endpoint(s);
             s.set_probe(ProbeSeen {
-                result: Err(ClientError::InvalidUrl {
-                    url: crate::client::display_url(&rt.target.url.0),
-                    reason: "plaintext ws://, no TLS".into(),
-                }),
-                offered_all: p.below.is_none(),
+                result: Err(e),
                 plaintext: true,
             });
             return Ok(());
         }
-        let versions = match p.below {
-            None => TlsVersions::Default,
-            Some(TlsVersion::V1_3) => TlsVersions::Tls12Only,
-            Some(TlsVersion::V1_2) => {
-                return Err(StepError::NotApplicable(
-                    "a probe below TLS 1.2 would need TLS 1.0 or 1.1, which the client (rustls) does not implement; \
-                     a server still offering them is not detected here"
-                        .into(),
-                ));
-            }
-        };
-        let client = rt.probe_client(versions).map_err(|e| e.to_string())?;
+        let client = rt
+            .probe_client(TlsVersions::Default)
+            .map_err(|e| e.to_string())?;
         let url = rt.target.url.0.as_str().to_string();
         log.sent(format!(
-            "TLS handshake offering {versions:?} to {}",
+            "TLS handshake offering TLS 1.3 and 1.2 to {}",
             crate::client::display_url(&rt.target.url.0)
         ));
         let result = crate::client::tls::probe(&url, &client, rt.connect_timeout()).await;
         match &result {
             Ok(f) => log.saw(format!(
-                "TLS {} ({}), certificate: {} (trusting {})",
+                "TLS {} ({}), certificate: {} (trusting {}); {}",
                 f.version,
                 f.cipher_suite,
                 match &f.verified {
                     Ok(()) => "valid".to_string(),
                     Err(e) => format!("invalid: {e}"),
                 },
-                f.trust
+                f.trust,
+                match &f.leaf {
+                    Ok(c) => c.summary(),
+                    Err(e) => format!("leaf certificate unreadable: {e}"),
+                }
             )),
             Err(e) => log.saw(format!("handshake failed: {e}")),
         }
         s.set_probe(ProbeSeen {
             result,
-            offered_all: p.below.is_none(),
             plaintext: false,
         });
         Ok(())
     }
 }
 
+/// The client module's name for a version a policy names.
+fn legacy(v: OldTlsVersion) -> LegacyVersion {
+    match v {
+        OldTlsVersion::Ssl3 => LegacyVersion::Ssl3,
+        OldTlsVersion::Tls10 => LegacyVersion::Tls10,
+        OldTlsVersion::Tls11 => LegacyVersion::Tls11,
+        OldTlsVersion::Tls12 => LegacyVersion::Tls12,
+    }
+}
+
+/// The client module's name for a suite class a policy names.
+fn class(c: WeakSuites) -> SuiteClass {
+    match c {
+        WeakSuites::Null => SuiteClass::Null,
+        WeakSuites::Export => SuiteClass::Export,
+        WeakSuites::Anonymous => SuiteClass::Anonymous,
+        WeakSuites::Rc4 => SuiteClass::Rc4,
+        WeakSuites::TripleDes => SuiteClass::TripleDes,
+        WeakSuites::CbcRsa => SuiteClass::CbcRsaKx,
+    }
+}
+
+impl Perform for TlsHello {
+    /// `tls_hello`: a hand-built ClientHello offering only `version` (with the suites its
+    /// clients offered, or only a class of weak suites), and the server's first flight.
+    async fn perform(&self, s: &mut Session) -> StepResult {
+        let rt = s.rt().clone();
+        let log = s.log().clone();
+        let version = legacy(self.version);
+        let suite_class = self.suites.map(class);
+        if rt.target.url.0.scheme() == "ws" {
+            let e = no_tls_endpoint(s);
+            s.set_hello(HelloSeen {
+                version,
+                class: suite_class,
+                result: Err(e),
+                plaintext: true,
+            });
+            return Ok(());
+        }
+        let suites: Vec<u16> = match suite_class {
+            Some(c) => c.suites().to_vec(),
+            None => legacy_suites(version).to_vec(),
+        };
+        let host = rt.target.url.0.host_str().map(str::to_string);
+        let hello = client_hello(version, &suites, host.as_deref(), rand::random());
+        let names: Vec<String> = suites.iter().take(6).map(|&id| suite_name(id)).collect();
+        log.sent(format!(
+            "a {} B ClientHello offering only {}{}: {} suites ({}{}), to {}",
+            hello.len(),
+            version.name(),
+            suite_class.map_or_else(String::new, |c| format!(" and only {} suites", c.name())),
+            suites.len(),
+            names.join(", "),
+            if suites.len() > names.len() {
+                ", …"
+            } else {
+                ""
+            },
+            crate::client::display_url(&rt.target.url.0)
+        ));
+        let result =
+            crate::client::tls::hello_probe(rt.target.url.0.as_str(), &hello, rt.connect_timeout())
+                .await;
+        match &result {
+            Ok(flight) => log.saw(describe(flight)),
+            Err(e) => log.saw(format!("no answer to judge: {e}")),
+        }
+        s.set_hello(HelloSeen {
+            version,
+            class: suite_class,
+            result,
+            plaintext: false,
+        });
+        Ok(())
+    }
+}
+
+/// A version as written on the wire, by name.
+fn version_name(wire: u16) -> String {
+    match (LegacyVersion::from_wire(wire), wire) {
+        (Some(v), _) => v.name().to_string(),
+        (None, 0x0304) => "TLS 1.3".to_string(),
+        (None, w) => format!("version 0x{w:04X}"),
+    }
+}
+
+/// The server's first flight, for evidence.
+fn describe(flight: &FirstFlight) -> String {
+    match flight {
+        FirstFlight::ServerHello { version, suite } => format!(
+            "ServerHello: {} with {}",
+            version_name(*version),
+            suite_name(*suite)
+        ),
+        FirstFlight::Alert { level, description } => format!(
+            "{} alert: {} ({description})",
+            if *level == 2 { "fatal" } else { "warning" },
+            alert_name(*description)
+        ),
+        FirstFlight::Closed => "the connection closed without an answer".to_string(),
+        FirstFlight::NotTls { preview } => format!("an answer that is not TLS: `{preview}`"),
+    }
+}
+
 impl Judge for TlsExpectation {
-    /// `tls`: negotiated version and certificate validity.
+    /// `tls`: negotiated version, certificate validity and time left.
     async fn judge(&self, s: &mut Session) -> Judgement {
         let t = self;
         if let Some(no_tls) = plaintext_target(s) {
             return no_tls;
         }
-        let (probe, offered_all) = match s.probe() {
-            Some(p) => (Some(&p.result), p.offered_all),
-            None => (None, false),
-        };
-        match probe {
+        match s.probe().map(|p| &p.result) {
             None => Judgement::Inconclusive("no TLS probe was made".into()),
             // A probe offering 1.3 and 1.2 (all rustls speaks, and every allowed minimum)
             // refused by version: the server speaks no version the policy allows.
@@ -91,7 +195,7 @@ impl Judge for TlsExpectation {
                     version_refused: true,
                     ..
                 },
-            )) if t.min_version.is_some() && offered_all => Judgement::Broken(format!(
+            )) if t.min_version.is_some() => Judgement::Broken(format!(
                 "the server refuses TLS 1.3 and 1.2 alike (protocol_version alert), so it speaks no version the policy allows: {e}"
             )),
             Some(Err(e)) => Judgement::Inconclusive(format!("the TLS handshake failed: {e}")),
@@ -112,32 +216,95 @@ impl Judge for TlsExpectation {
                         f.trust
                     ));
                 }
-                Judgement::Holds(format!("TLS {} with a valid certificate", f.version))
+                let leaf = match &f.leaf {
+                    Ok(c) => c,
+                    Err(e) if t.min_days_left > 0 => {
+                        return Judgement::Inconclusive(format!(
+                            "the certificate's expiry cannot be read: {e}"
+                        ));
+                    }
+                    Err(_) => {
+                        return Judgement::Holds(format!(
+                            "TLS {} with a valid certificate",
+                            f.version
+                        ));
+                    }
+                };
+                let left = leaf.days_left();
+                if left < i64::from(t.min_days_left) {
+                    return Judgement::Broken(format!(
+                        "the certificate expires {} ({left} days left), within the policy's {} days",
+                        leaf.not_after, t.min_days_left
+                    ));
+                }
+                Judgement::Holds(format!(
+                    "TLS {} ({}) with a valid certificate: {}",
+                    f.version,
+                    f.cipher_suite,
+                    leaf.summary()
+                ))
             }
         }
     }
 }
 
 impl Judge for TlsRefused {
-    /// `tls_refused`: the server refused every version the probe offered.
+    /// `tls_refused`: the server did not accept the old version or weak suites the last
+    /// `tls_hello` offered.
     async fn judge(&self, s: &mut Session) -> Judgement {
         if let Some(no_tls) = plaintext_target(s) {
             return no_tls;
         }
-        match s.probe().map(|p| &p.result) {
-            None => Judgement::Inconclusive("no TLS probe was made".into()),
-            Some(Ok(f)) => Judgement::Broken(format!("the server accepted TLS {}", f.version)),
-            Some(Err(e @ ClientError::Tls { .. })) => Judgement::Holds(format!("refused: {e}")),
-            Some(Err(e)) => {
-                Judgement::Inconclusive(format!("the probe did not reach a TLS handshake: {e}"))
+        let Some(h) = s.hello() else {
+            return Judgement::Inconclusive("no ClientHello was sent".into());
+        };
+        let offered = match h.class {
+            Some(c) => format!("only {} suites ({})", c.name(), h.version.name()),
+            None => format!("only {}", h.version.name()),
+        };
+        match &h.result {
+            Err(e) => {
+                Judgement::Inconclusive(format!("the ClientHello got no answer to judge: {e}"))
             }
+            Ok(FirstFlight::ServerHello { version, suite }) => {
+                let chosen = version_name(*version);
+                let suite_named = suite_name(*suite);
+                match h.class {
+                    Some(c) if c.suites().contains(suite) => Judgement::Broken(format!(
+                        "accepted the {} suite {suite_named} ({chosen}) offered alone",
+                        c.name()
+                    )),
+                    Some(_) => Judgement::Inconclusive(format!(
+                        "answered a hello offering {offered} with {suite_named}, which was not offered"
+                    )),
+                    // Any version up to the one offered is accepted: old servers answer a
+                    // newer hello with the newest version they have.
+                    None if *version <= h.version.wire() => Judgement::Broken(format!(
+                        "accepted {chosen} (suite {suite_named}) in answer to a hello offering {offered}"
+                    )),
+                    None => Judgement::Holds(format!(
+                        "did not accept {}: answered {chosen}, which was not offered (such a client aborts)",
+                        h.version.name()
+                    )),
+                }
+            }
+            Ok(f @ (FirstFlight::Alert { .. } | FirstFlight::Closed)) => Judgement::Holds(format!(
+                "refused a hello offering {offered}: {}",
+                describe(f)
+            )),
+            Ok(f @ FirstFlight::NotTls { .. }) => Judgement::Inconclusive(format!(
+                "the endpoint did not answer in TLS: {}",
+                describe(f)
+            )),
         }
     }
 }
 
 /// The judgement of every TLS case on a target without TLS: a failure, saying so.
 fn plaintext_target(s: &Session) -> Option<Judgement> {
-    s.probe().filter(|p| p.plaintext).map(|_| {
+    let plaintext =
+        s.probe().is_some_and(|p| p.plaintext) || s.hello().is_some_and(|h| h.plaintext);
+    plaintext.then(|| {
         Judgement::Broken(format!(
             "the target has no TLS: its URL {} is plaintext ws://, so its WebSocket traffic \
              (credentials and payments included) crosses the network unencrypted",

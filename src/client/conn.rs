@@ -991,6 +991,8 @@ async fn read_loop(
     shared.ended.store(true, Ordering::Relaxed);
     let closed = matches!(end, Event::Close { .. });
     let _ = queue(&tx, &shared, end).await;
+    // The caller's reads end here; only the watch for bytes after a close goes on.
+    drop(tx);
     if closed {
         watch_after_close(&mut reader, &shared).await;
     }

@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod http;
 pub mod rfc6455;
 pub mod tls;
+pub mod tls_hello;
 
 use std::fmt;
 use std::future::Future;

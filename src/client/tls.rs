@@ -16,7 +16,7 @@ use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::{ClientError, Deadline};
+use super::{ClientError, Deadline, Phase};
 use crate::config::policy::TlsVersion;
 
 /// Which TLS versions the client offers.
@@ -406,6 +406,57 @@ pub struct CertificateFacts {
     pub not_before_unix: i64,
     /// End of validity, Unix seconds.
     pub not_after_unix: i64,
+    /// The public key: its type and size (`RSA 2048 bits`, `EC 256 bits (prime256v1)`).
+    pub key: String,
+    /// The signature algorithm the issuer signed it with (`ecdsa-with-SHA256`).
+    pub signature: String,
+}
+
+impl CertificateFacts {
+    /// Whole days from now until the certificate expires (negative once it has).
+    pub fn days_left(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        (self.not_after_unix - now).div_euclid(86_400)
+    }
+
+    /// Key, signature and expiry, for evidence.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} key, signed {}, expires {} ({} days left)",
+            self.key,
+            self.signature,
+            self.not_after,
+            self.days_left()
+        )
+    }
+}
+
+/// The short name of an OID from the registry x509-parser knows, else its dotted form.
+fn oid_name(oid: &x509_parser::der_parser::oid::Oid) -> String {
+    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+        .map_or_else(|_| oid.to_id_string(), str::to_string)
+}
+
+/// The type and size of a certificate's public key.
+fn key_description(spki: &x509_parser::x509::SubjectPublicKeyInfo) -> String {
+    use x509_parser::public_key::PublicKey;
+    let algorithm = oid_name(&spki.algorithm.algorithm);
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {} bits", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map_or_else(|| "unnamed curve".to_string(), |o| oid_name(&o));
+            format!("EC {} bits ({curve})", point.key_size())
+        }
+        Ok(PublicKey::DSA(_)) => "DSA".to_string(),
+        Ok(_) | Err(_) => algorithm,
+    }
 }
 
 /// Reads names and dates from a DER certificate; never panics on malformed input.
@@ -434,6 +485,8 @@ pub fn certificate_facts(der: &[u8]) -> Result<CertificateFacts, String> {
         not_after: validity.not_after.to_string(),
         not_before_unix: validity.not_before.timestamp(),
         not_after_unix: validity.not_after.timestamp(),
+        key: key_description(cert.public_key()),
+        signature: oid_name(&cert.signature_algorithm.algorithm),
     })
 }
 
@@ -447,11 +500,9 @@ fn ip_to_string(bytes: &[u8]) -> String {
     }
 }
 
-/// Connects to a `wss://` (or `https://`) URL, completes a TLS handshake whatever the
-/// certificate, and returns its facts; `verified` says whether the certificate is valid.
-pub async fn probe(url: &str, tls: &TlsClient, timeout: Duration) -> Result<TlsFacts, ClientError> {
+/// The endpoint of a `wss://` or `https://` URL; any other URL is not one to probe.
+fn tls_endpoint(url: &str) -> Result<super::endpoint::Endpoint, ClientError> {
     let url = super::endpoint::parse_url(url)?;
-    let deadline = Deadline::after(timeout);
     let endpoint = super::endpoint::Endpoint::of(&url)?;
     if !endpoint.tls {
         return Err(ClientError::InvalidUrl {
@@ -459,12 +510,87 @@ pub async fn probe(url: &str, tls: &TlsClient, timeout: Duration) -> Result<TlsF
             reason: "a TLS probe needs a wss:// or https:// URL".into(),
         });
     }
+    Ok(endpoint)
+}
+
+/// Connects to a `wss://` (or `https://`) URL, completes a TLS handshake whatever the
+/// certificate, and returns its facts; `verified` says whether the certificate is valid.
+pub async fn probe(url: &str, tls: &TlsClient, timeout: Duration) -> Result<TlsFacts, ClientError> {
+    let endpoint = tls_endpoint(url)?;
+    let deadline = Deadline::after(timeout);
     let tcp = endpoint.connect_tcp(&deadline).await?;
     let stream = tls
         .handshake(tcp, endpoint.server_name()?, true, &deadline)
         .await?;
     Ok(tls.facts(stream.get_ref().1, &endpoint.server_name()?))
 }
+
+/// Sends a hand-built ClientHello (`hello`, one TLS record from
+/// [`super::tls_hello::client_hello`]) to the TLS endpoint of `url` and reads the server's
+/// first flight, within `timeout`: a ServerHello, an alert, a close, or bytes that are not TLS.
+/// At most [`HELLO_READ_CAP`] bytes are read.
+pub async fn hello_probe(
+    url: &str,
+    hello: &[u8],
+    timeout: Duration,
+) -> Result<super::tls_hello::FirstFlight, ClientError> {
+    use super::tls_hello::{FirstFlight, parse_first_flight};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = tls_endpoint(url)?;
+    let deadline = Deadline::after(timeout);
+    let mut tcp = endpoint.connect_tcp(&deadline).await?;
+    deadline
+        .run(Phase::TlsHandshake, async {
+            tcp.write_all(hello)
+                .await
+                .map_err(|e| super::io_error(Phase::TlsHandshake, &e))
+        })
+        .await?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = deadline
+            .run(Phase::TlsHandshake, async {
+                match tcp.read(&mut buf).await {
+                    Ok(n) => Ok(n),
+                    // A reset after the hello refuses it as surely as a close.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(0),
+                    Err(e) => Err(super::io_error(Phase::TlsHandshake, &e)),
+                }
+            })
+            .await?;
+        if n == 0 {
+            return Ok(match parse_first_flight(&got) {
+                Ok(Some(flight)) => flight,
+                _ if got.is_empty() => FirstFlight::Closed,
+                _ => FirstFlight::NotTls {
+                    preview: crate::config::secrets::preview(&got, 40),
+                },
+            });
+        }
+        got.extend_from_slice(&buf[..n]);
+        match parse_first_flight(&got) {
+            Ok(Some(flight)) => return Ok(flight),
+            Ok(None) if got.len() < HELLO_READ_CAP => {}
+            Ok(None) => {
+                return Err(ClientError::MalformedResponse {
+                    reason: format!(
+                        "no whole ServerHello in the first {HELLO_READ_CAP} bytes of the TLS answer"
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(ClientError::MalformedResponse {
+                    reason: format!("the TLS answer to a ClientHello: {e}"),
+                });
+            }
+        }
+    }
+}
+
+/// Most bytes [`hello_probe`] reads looking for the ServerHello (a whole first flight with a
+/// certificate chain fits; a ServerHello alone is far smaller).
+pub const HELLO_READ_CAP: usize = 128 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -478,6 +604,9 @@ mod tests {
         assert_eq!(f.ip_addresses, ["127.0.0.1"]);
         assert_eq!(f.dns_names, ["localhost"]);
         assert!(f.not_after_unix > f.not_before_unix);
+        assert!(f.key.starts_with("EC 256 bits"), "{}", f.key);
+        assert!(f.signature.contains("ecdsa"), "{}", f.signature);
+        assert!(f.days_left() > 30, "{}", f.summary());
         assert!(
             f.issuer.contains("wsaudit reference server CA"),
             "{}",

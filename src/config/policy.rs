@@ -74,14 +74,95 @@ fn is_null(v: &serde_yaml::Value) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsParams {
-    /// Lowest acceptable TLS version: "1.2" or "1.3".
+    /// Lowest acceptable TLS version: "1.2" or "1.3". Every version below it (SSL 3.0 up) is
+    /// probed with a ClientHello offering only that version, and must be refused.
     #[serde(default = "TlsParams::default_min")]
     pub min_version: TlsVersion,
+    /// Cipher-suite classes each offered alone in a TLS 1.2 ClientHello, which the server must
+    /// refuse. Default: all of them.
+    #[serde(default = "WeakSuites::all")]
+    pub forbidden_suites: Vec<WeakSuites>,
+    /// A certificate that expires within this many days fails (0: only an expired one).
+    #[serde(default)]
+    pub cert_min_days: u32,
 }
 
 impl TlsParams {
     fn default_min() -> TlsVersion {
         TlsVersion::V1_2
+    }
+}
+
+/// A class of weak cipher suites, as `forbidden_suites` names it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum WeakSuites {
+    /// No encryption (`*_WITH_NULL_*`).
+    #[serde(rename = "null")]
+    Null,
+    /// The 40- and 56-bit export suites.
+    #[serde(rename = "export")]
+    Export,
+    /// Anonymous key exchange (`*_anon_*`): no server authentication.
+    #[serde(rename = "anon")]
+    Anonymous,
+    /// RC4 (prohibited by RFC 7465).
+    #[serde(rename = "rc4")]
+    Rc4,
+    /// Triple DES (64-bit blocks, Sweet32).
+    #[serde(rename = "3des")]
+    TripleDes,
+    /// CBC suites with RSA key exchange on TLS 1.2 (no forward secrecy, padding oracles).
+    #[serde(rename = "cbc-rsa")]
+    CbcRsa,
+}
+
+impl WeakSuites {
+    /// Every class, the default of `forbidden_suites`.
+    pub fn all() -> Vec<WeakSuites> {
+        vec![
+            WeakSuites::Null,
+            WeakSuites::Export,
+            WeakSuites::Anonymous,
+            WeakSuites::Rc4,
+            WeakSuites::TripleDes,
+            WeakSuites::CbcRsa,
+        ]
+    }
+}
+
+/// A protocol version below TLS 1.3 that a raw ClientHello can offer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum OldTlsVersion {
+    /// SSL 3.0.
+    #[serde(rename = "3.0")]
+    Ssl3,
+    /// TLS 1.0.
+    #[serde(rename = "1.0")]
+    Tls10,
+    /// TLS 1.1.
+    #[serde(rename = "1.1")]
+    Tls11,
+    /// TLS 1.2.
+    #[serde(rename = "1.2")]
+    Tls12,
+}
+
+impl OldTlsVersion {
+    /// The versions a policy requiring `min` must see refused, oldest first.
+    pub fn below(min: TlsVersion) -> Vec<OldTlsVersion> {
+        let mut v = vec![
+            OldTlsVersion::Ssl3,
+            OldTlsVersion::Tls10,
+            OldTlsVersion::Tls11,
+        ];
+        if min == TlsVersion::V1_3 {
+            v.push(OldTlsVersion::Tls12);
+        }
+        v
     }
 }
 

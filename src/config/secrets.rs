@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use base64::Engine as _;
 
+/// The shortest encoded form searched for: the base64 of a two-byte secret (`eA`) would
+/// otherwise hide every `ea` of a report. The value itself is always searched for.
+pub const MIN_FORM: usize = 6;
+
 /// What a secret is replaced with in output.
 pub const REDACTED: &str = "***";
 
@@ -61,11 +65,16 @@ impl Forms {
         let mut forms = encoded_forms(value);
         forms.push(value.to_string());
         forms.sort_by_key(|f| Reverse(f.len()));
-        // A contiguous NFA: quick to build and small (a DFA per secret would cost far more
-        // to build than the few lines it searches).
+        // A contiguous NFA without prefilter or dense states: quick to build and about 11 KiB
+        // for a 43-character ticket (a run holds hundreds; a DFA would cost far more). ASCII
+        // case is ignored, so hex and escapes match in either case from one form each (a
+        // secret's other-case spelling is redacted too: more, never less).
         let matcher = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .dense_depth(0)
             .build(&forms)
             .ok();
         let built = Arc::new(Self { forms, matcher });
@@ -113,14 +122,15 @@ impl Forms {
 /// - for a URL or a form: the `application/x-www-form-urlencoded` form (space as `+`), the
 ///   RFC 3986 component form (everything but unreserved characters escaped), and the forms the
 ///   `url` crate gives it in a query, a path, user information and a fragment;
-/// - as a server may echo it: `%XX` of every byte (upper and lower case hex), hex (both cases),
-///   JSON `\uXXXX` escapes of every character (both cases), its JSON string escaping, and base64
+/// - as a server may echo it: `%XX` of every byte, hex, JSON `\uXXXX` escapes of every
+///   character (each in either case: matching ignores ASCII case), its JSON string escaping, and base64
 ///   and base64url at each of the three byte alignments it can have inside a longer encoded
 ///   blob (the characters that depend on the secret alone, and, for a secret ending the blob,
 ///   the rest with and without padding).
 ///
 /// A form shorter than the value (a path's dot segments removed, the base64 of a secret of a
-/// few bytes at an odd alignment) is left out: it could match unrelated text.
+/// few bytes at an odd alignment), or than [`MIN_FORM`] characters, is left out: it could match
+/// unrelated text.
 pub fn encoded_forms(value: &str) -> Vec<String> {
     /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -154,14 +164,8 @@ pub fn encoded_forms(value: &str) -> Vec<String> {
         .encode_utf16()
         .map(|u| format!("\\u{u:04x}"))
         .collect();
-    forms.extend([
-        hex.to_ascii_uppercase(),
-        hex,
-        every_byte.to_ascii_lowercase(),
-        every_byte,
-        json_u.to_ascii_uppercase().replace("\\U", "\\u"),
-        json_u,
-    ]);
+    // One case of each: the matcher ignores ASCII case.
+    forms.extend([hex, every_byte, json_u]);
     if let Ok(quoted) = serde_json::to_string(value) {
         forms.push(quoted[1..quoted.len() - 1].to_string());
     }
@@ -171,7 +175,7 @@ pub fn encoded_forms(value: &str) -> Vec<String> {
     ] {
         forms.extend(base64_forms(bytes, engine));
     }
-    forms.retain(|f| f.len() >= value.len() && f != value);
+    forms.retain(|f| f.len() >= value.len().max(MIN_FORM) && f != value);
     forms.sort();
     forms.dedup();
     forms

@@ -33,6 +33,7 @@ use crate::config::policy::{
     AttestationParams, CheckParams, Control, CookieParams, DeflatePolicy, HeartbeatParams,
     MaxSizeParams, MissingOrigin, OriginParams, Policy, ProtocolParams, RateLimitParams, SameSite,
     SchemaParams, Severity, TicketParams, TlsParams, TlsVersion, UnauthParams, UrlTokenParams,
+    WeakSuites,
 };
 use crate::config::target::Matcher;
 use crate::config::values::{ByteSize, Origin};
@@ -214,6 +215,11 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
     let p = match u.int_in_range(0..=12)? {
         0 => CheckParams::Tls(TlsParams {
             min_version: *u.choose(&[TlsVersion::V1_2, TlsVersion::V1_3])?,
+            forbidden_suites: WeakSuites::all()
+                .into_iter()
+                .filter(|_| u.arbitrary().unwrap_or(true))
+                .collect(),
+            cert_min_days: u.int_in_range(0..=400)?,
         }),
         1 => {
             let mut allowed = Vec::new();
@@ -911,6 +917,7 @@ pub fn harness_parse(data: &[u8]) {
         }
         None => assert!(data.len() < 14, "a complete frame header was not parsed"),
     }
+    harness_rules(data);
     if ack_matcher().matches(&text) {
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert_eq!(v.pointer("/type"), Some(&json!("ack")), "matched a non-ack");
@@ -921,6 +928,46 @@ pub fn harness_parse(data: &[u8]) {
         !shown.chars().any(char::is_control),
         "preview not printable"
     );
+}
+
+/// The client's RFC 6455 rules and its ClientHello answer parser on the same bytes: a close
+/// payload is accepted exactly when RFC 6455 allows it, a header by the rules names its rule,
+/// a 101 head is checked without panic, and the first-flight parser never panics and only
+/// reports a ServerHello or alert from a TLS record.
+fn harness_rules(data: &[u8]) {
+    use crate::client::rfc6455::{FrameRules, Offered, check_close, check_upgrade_response};
+    use crate::client::tls_hello::{FirstFlight, parse_first_flight};
+    let close = parse_close(data);
+    let valid_close = match close.code {
+        None => !close.malformed,
+        Some(code) => crate::wire::close_code_allowed(code) && !close.malformed,
+    };
+    assert_eq!(
+        check_close(data).is_ok(),
+        valid_close,
+        "close payload judged wrongly"
+    );
+    if let Some(h) = parse_header(data) {
+        for deflate in [false, true] {
+            if let Err(v) = FrameRules::new(deflate).check_header(&h) {
+                assert!(v.rule.starts_with("RFC ") && v.fatal && !v.what.is_empty());
+            }
+        }
+    }
+    if let Ok(Some(head)) = parse_response_head(data) {
+        let offered = Offered::from_request(Some("a, b"), Some("permessage-deflate"));
+        if let Err(v) = check_upgrade_response(&head.headers, &offered) {
+            assert!(v.rule.starts_with("RFC ") && v.fatal);
+        }
+    }
+    match parse_first_flight(data) {
+        Ok(Some(FirstFlight::ServerHello { .. } | FirstFlight::Alert { .. })) => {
+            assert!(matches!(data.first(), Some(21 | 22)), "not a TLS record");
+        }
+        Ok(Some(FirstFlight::NotTls { preview })) => assert!(preview.len() <= 40),
+        Ok(Some(FirstFlight::Closed)) => panic!("the parser reported a close"),
+        Ok(None) | Err(_) => {}
+    }
 }
 
 /// The `Sec-WebSocket-Key` of fuzzed handshakes (RFC 6455's example), so seeds can carry the

@@ -13,7 +13,9 @@ use super::step::TicketTamper;
 use super::template::{evaluate, fill, fill_string};
 use super::{Case, CompileError, PLAN_FORMAT, Plan, PlanPolicy, Role};
 use crate::config::deser::{At, Report};
-use crate::config::policy::{CheckParams, Control, LoadedPolicy, Severity, unknown_check_message};
+use crate::config::policy::{
+    CheckParams, Control, LoadedPolicy, OldTlsVersion, Severity, WeakSuites, unknown_check_message,
+};
 use crate::config::source::{ConfigError, SourceFile};
 use crate::config::suite::{LoadedSuite, SuiteSet};
 use crate::config::target::{LoadedTarget, Target};
@@ -256,6 +258,37 @@ fn derived(params: &CheckParams, target: &Target) -> Mapping {
                 Value::Mapping(origin_variants(&o.allowed)),
             );
         }
+        CheckParams::Tls(t) => {
+            let versions = OldTlsVersion::below(t.min_version)
+                .into_iter()
+                .map(|v| {
+                    let (id, version, name) = match v {
+                        OldTlsVersion::Ssl3 => ("ssl3", "3.0", "SSL 3.0"),
+                        OldTlsVersion::Tls10 => ("tls1.0", "1.0", "TLS 1.0"),
+                        OldTlsVersion::Tls11 => ("tls1.1", "1.1", "TLS 1.1"),
+                        OldTlsVersion::Tls12 => ("tls1.2", "1.2", "TLS 1.2"),
+                    };
+                    item(&[("id", id), ("version", version), ("name", name)])
+                })
+                .collect();
+            m.insert("tls_old_versions".into(), Value::Sequence(versions));
+            let classes = t
+                .forbidden_suites
+                .iter()
+                .map(|c| {
+                    let (id, name) = match c {
+                        WeakSuites::Null => ("null", "NULL (no encryption)"),
+                        WeakSuites::Export => ("export", "EXPORT (40/56-bit)"),
+                        WeakSuites::Anonymous => ("anon", "anonymous key exchange"),
+                        WeakSuites::Rc4 => ("rc4", "RC4"),
+                        WeakSuites::TripleDes => ("3des", "3DES"),
+                        WeakSuites::CbcRsa => ("cbc-rsa", "CBC with RSA key exchange"),
+                    };
+                    item(&[("id", id), ("name", name)])
+                })
+                .collect();
+            m.insert("tls_weak_suites".into(), Value::Sequence(classes));
+        }
         CheckParams::UrlTokens(u) => {
             let names = url_params(&u.params).into_iter().map(Value::from).collect();
             m.insert("url_params".into(), Value::Sequence(names));
@@ -287,6 +320,16 @@ fn derived(params: &CheckParams, target: &Target) -> Mapping {
         _ => {}
     }
     m
+}
+
+/// A `for_each` item of string fields.
+fn item(fields: &[(&str, &str)]) -> Value {
+    Value::Mapping(
+        fields
+            .iter()
+            .map(|(k, v)| (Value::from(*k), Value::from(*v)))
+            .collect(),
+    )
 }
 
 /// Reads a step with the YAML map form of enums (`- connect: {...}`).
@@ -416,7 +459,7 @@ fn expand_case(
         let connects: u32 = steps
             .iter()
             .map(|s| match s {
-                Step::Login | Step::TlsProbe(_) => 1,
+                Step::Login | Step::TlsProbe(_) | Step::TlsHello(_) => 1,
                 s => s.handshakes(),
             })
             .sum();

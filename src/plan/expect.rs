@@ -56,7 +56,9 @@ pub enum Expectation {
     Cookie(CookieAttributes),
     /// The last `tls_probe` negotiated at least `min_version`, with a valid certificate when asked.
     Tls(TlsExpectation),
-    /// The last `tls_probe` failed: the server refused every version offered.
+    /// The last `tls_hello` was refused: the server answered the ClientHello with an alert or a
+    /// close, or with a version at or above the policy's minimum, never with the old version or
+    /// the weak suite offered.
     TlsRefused,
     /// After the case, a fresh connection still logs in and gets a valid message acknowledged.
     Healthy,
@@ -75,8 +77,9 @@ pub enum Expectation {
     /// data instead).
     TicketFlow,
     /// The server's 101 and every frame it sent in the case follow the rules of RFC 6455 (and
-    /// RFC 7692) a browser enforces; waits up to [`CONFORMS_WAIT`] for the connection to end,
-    /// so a close handshake and anything sent after it are checked too.
+    /// RFC 7692) a browser enforces; after a frame of the case's own (a close), waits up to
+    /// [`CONFORMS_WAIT`] for the connection to end, so the close handshake and anything sent
+    /// after it are checked too.
     Conforms,
 }
 
@@ -192,6 +195,7 @@ impl Expectation {
             Expectation::Closed(c) => c.within.bound,
             Expectation::PingSeen(p) => p.within.bound,
             Expectation::Rejected(r) => r.within.map(|w| w.bound).unwrap_or_default(),
+            Expectation::Conforms => CONFORMS_WAIT,
             _ => Duration::ZERO,
         }
     }
@@ -365,6 +369,14 @@ pub struct TlsExpectation {
     /// The certificate must be valid for the host (with the target's CA when given).
     #[serde(default, skip_serializing_if = "is_false")]
     pub certificate_valid: bool,
+    /// The certificate must stay valid at least this many more days (0: not checked beyond
+    /// validity).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_days_left: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `attested`.

@@ -58,6 +58,9 @@ pub enum Step {
     HttpRequest(HttpRequest),
     /// Make a TLS handshake only, to observe the version and certificate.
     TlsProbe(TlsProbe),
+    /// Send a hand-built ClientHello offering only an old version (or only a class of weak
+    /// suites) and read the server's first flight.
+    TlsHello(TlsHello),
     /// Keep sending control frames (or other traffic) on the current connection for a while,
     /// as a client that stays busy without ever authenticating.
     KeepBusy(KeepBusy),
@@ -97,6 +100,7 @@ macro_rules! with_step {
             }
             $crate::plan::Step::HttpRequest($x) => $body,
             $crate::plan::Step::TlsProbe($x) => $body,
+            $crate::plan::Step::TlsHello($x) => $body,
             $crate::plan::Step::KeepBusy($x) => $body,
             $crate::plan::Step::Ramp($x) => $body,
             $crate::plan::Step::On(name) => {
@@ -718,13 +722,22 @@ pub enum HttpEndpoint {
     Ticket,
 }
 
-/// `tls_probe`: a TLS handshake with the target's TLS endpoint.
+/// `tls_probe`: a TLS handshake with the target's TLS endpoint (TLS 1.3 and 1.2, as rustls
+/// speaks them), recording the version and certificate.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TlsProbe {
-    /// Offer only protocol versions strictly below this one ("1.2" or "1.3").
+pub struct TlsProbe {}
+
+/// `tls_hello`: a raw ClientHello to the target's TLS endpoint, as testssl.sh sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsHello {
+    /// The only version offered: "3.0", "1.0", "1.1" or "1.2".
+    pub version: crate::config::policy::OldTlsVersion,
+    /// Offer only this class of weak suites; absent: the suites real clients of `version`
+    /// offered (so a refusal is about the version, not the suites).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub below: Option<crate::config::policy::TlsVersion>,
+    pub suites: Option<crate::config::policy::WeakSuites>,
 }
 
 /// A frame opcode, written by name or as a number 0-15 (reserved ones included).

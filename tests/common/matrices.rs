@@ -233,6 +233,17 @@ pub const FLAW_PROVEN: &[&str] = &[
     "WS-PROTO-01/PROTO-SERVER-",
 ];
 
+/// Attack cases the reference server cannot be made to fail, because rustls speaks neither
+/// TLS 1.1 and below nor the weak suites: `tests/tls_old.rs` proves them against a Python
+/// OpenSSL server that really accepts them (TLS 1.2 below a 1.3 minimum is proven here, by
+/// `--weaken tls-version`).
+pub const OLD_TLS_PROVEN: &[&str] = &[
+    "WS-TLS-01/TLS-VERSION-BELOW-MIN[ssl3]",
+    "WS-TLS-01/TLS-VERSION-BELOW-MIN[tls1.0]",
+    "WS-TLS-01/TLS-VERSION-BELOW-MIN[tls1.1]",
+    "WS-TLS-01/TLS-WEAK-SUITE[",
+];
+
 #[derive(Clone, Copy)]
 pub enum Inconclusive {
     None,

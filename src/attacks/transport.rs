@@ -452,6 +452,132 @@ fn samesite_satisfies(sent: Option<&str>, min: SameSite) -> bool {
 mod tests {
     use super::*;
     use crate::client::http::parse_set_cookie;
+    use crate::report::CaseLog;
+    use std::sync::Arc;
+
+    fn session() -> Session {
+        crate::crypto::install_crypto_provider();
+        let target = crate::plan::sample_target().expect("sample target");
+        let rt = Arc::new(super::super::TargetRuntime::new(&target).expect("runtime"));
+        Session::new(rt, CaseLog::default())
+    }
+
+    /// The facts of a TLS 1.3 handshake with a valid certificate expiring in `days`.
+    fn facts(days: i64) -> crate::client::TlsFacts {
+        let ck = crate::crypto::generate_ca_and_leaf(&["127.0.0.1".into()]).expect("certificate");
+        let mut leaf = crate::client::tls::certificate_facts(&ck.chain[0]).expect("facts");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        leaf.not_after_unix = now + days * 86_400 + 3_600;
+        crate::client::TlsFacts {
+            server_name: "127.0.0.1".into(),
+            version: "1.3".into(),
+            cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+            alpn: None,
+            chain_len: 2,
+            leaf: Ok(leaf),
+            verified: Ok(()),
+            trust: "the target's CA".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_expiring_within_the_policys_days_fails_with_its_facts() {
+        let mut s = session();
+        let expect = TlsExpectation {
+            min_version: Some(crate::config::policy::TlsVersion::V1_2),
+            certificate_valid: true,
+            min_days_left: 30,
+        };
+        s.set_probe(ProbeSeen {
+            result: Ok(facts(10)),
+            plaintext: false,
+        });
+        match expect.judge(&mut s).await {
+            Judgement::Broken(why) => {
+                assert!(
+                    why.contains("(10 days left), within the policy's 30 days"),
+                    "{why}"
+                )
+            }
+            other => panic!("a certificate with 10 days left was judged {other:?}"),
+        }
+        s.set_probe(ProbeSeen {
+            result: Ok(facts(90)),
+            plaintext: false,
+        });
+        match expect.judge(&mut s).await {
+            Judgement::Holds(why) => {
+                assert!(
+                    why.contains("EC 256 bits") && why.contains("90 days left"),
+                    "{why}"
+                )
+            }
+            other => panic!("a certificate with 90 days left was judged {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hello_is_refused_by_an_alert_or_a_newer_version_and_accepted_by_its_own() {
+        let mut s = session();
+        let mut judged = |version, class, flight| {
+            s.set_hello(HelloSeen {
+                version,
+                class,
+                result: Ok(flight),
+                plaintext: false,
+            });
+            futures_util::FutureExt::now_or_never(TlsRefused.judge(&mut s)).expect("no waiting")
+        };
+        let hello = |version, suite| FirstFlight::ServerHello { version, suite };
+        match judged(LegacyVersion::Tls11, None, hello(0x0301, 0x002F)) {
+            Judgement::Broken(why) => assert!(
+                why.contains("accepted TLS 1.0 (suite TLS_RSA_WITH_AES_128_CBC_SHA)")
+                    && why.contains("offering only TLS 1.1"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            judged(LegacyVersion::Tls10, None, hello(0x0303, 0xC02F)),
+            Judgement::Holds(_)
+        ));
+        assert!(matches!(
+            judged(
+                LegacyVersion::Tls10,
+                None,
+                FirstFlight::Alert {
+                    level: 2,
+                    description: 70
+                }
+            ),
+            Judgement::Holds(why) if why.contains("protocol_version")
+        ));
+        assert!(matches!(
+            judged(LegacyVersion::Tls12, Some(SuiteClass::Rc4), hello(0x0303, 0x0005)),
+            Judgement::Broken(why) if why.contains("RC4 suite TLS_RSA_WITH_RC4_128_SHA")
+        ));
+        assert!(matches!(
+            judged(
+                LegacyVersion::Tls12,
+                Some(SuiteClass::Rc4),
+                hello(0x0303, 0xC02F)
+            ),
+            Judgement::Inconclusive(_)
+        ));
+        assert!(matches!(
+            judged(
+                LegacyVersion::Tls10,
+                None,
+                FirstFlight::NotTls {
+                    preview: "HTTP/1.1 400".into()
+                }
+            ),
+            Judgement::Inconclusive(_)
+        ));
+    }
 
     fn cookies(headers: &[&str]) -> Vec<SetCookie> {
         headers.iter().filter_map(|h| parse_set_cookie(h)).collect()

@@ -50,7 +50,7 @@ fn params() -> impl Strategy<Value = (String, CheckParams)> {
     prop_oneof![
         (
             prop_oneof![Just(TlsVersion::V1_2), Just(TlsVersion::V1_3)],
-            prop::sample::subsequence(WeakSuites::all(), 0..=6),
+            prop::sample::subsequence(SuiteClass::all(), 0..=6),
             0u32..400,
         )
             .prop_map(|(v, forbidden_suites, cert_min_days)| (

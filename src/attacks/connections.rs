@@ -53,8 +53,8 @@ impl Perform for Parallel {
                     }
                     // Reported again by the case: `join` kept the violation.
                     StepFailure::Violation(v) => StepError::Inconclusive(format!(
-                        "{at}: the server broke {}; a browser fails such a connection",
-                        v.violation
+                        "{at}: {}",
+                        v.violation.failed_connection()
                     )),
                     StepFailure::Step(StepError::NotApplicable(e)) => {
                         StepError::NotApplicable(format!("{at}: {e}"))

@@ -117,14 +117,12 @@ impl Perform for Connect {
                 s.add_link(link(HandshakeSeen::NoWebSocket(e.to_string()), None));
                 Ok(())
             }
-            Err(ClientError::Violation(v)) => {
-                s.note_violation(v.clone());
-                Err(format!(
-                    "the handshake failed: the server broke {v}; a browser fails such a connection"
-                )
-                .into())
+            Err(e) => {
+                if let ClientError::Violation(v) = &e {
+                    s.note_violation(v.clone());
+                }
+                Err(format!("the handshake failed: {e}").into())
             }
-            Err(e) => Err(format!("the handshake failed: {e}").into()),
         }
     }
 }

@@ -36,9 +36,7 @@ pub(super) async fn fetch(
         .map_err(|e| format!("the ticket request failed: {e}"))?;
     rt.register_secret(ticket.value());
     let cookies = rt.register_cookies(&ticket.set_cookies);
-    for r in &ticket.redirects {
-        log.saw(format!("redirect followed (same origin): {r}"));
-    }
+    super::runtime::log_redirects(log, "", &ticket.redirects);
     log.saw(format!(
         "HTTP {}: ticket *** (cookies: {})",
         ticket.status,
@@ -172,9 +170,7 @@ pub async fn logged_in_channel(
         }
         // Not a crash: the server's handshake is one a browser fails.
         Err(crate::client::ClientError::Violation(v)) => {
-            return Err(Judgement::Inconclusive(format!(
-                "the server broke {v}; a browser fails such a connection"
-            )));
+            return Err(Judgement::Inconclusive(v.failed_connection()));
         }
         Err(e) => {
             return Err(Judgement::Broken(format!(
@@ -194,9 +190,7 @@ pub async fn logged_in_channel(
     }
     if let Some(v) = channel.violations().into_iter().find(|v| v.fatal) {
         log_transcript(log, &channel);
-        return Err(Judgement::Inconclusive(format!(
-            "the server broke {v}; a browser fails such a connection"
-        )));
+        return Err(Judgement::Inconclusive(v.failed_connection()));
     }
     match result {
         Ok(()) => Ok((channel, setup)),

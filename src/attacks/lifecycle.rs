@@ -190,9 +190,7 @@ impl Judge for Closed {
                     return Judgement::Inconclusive(format!("harness fault: {error}"));
                 }
                 Event::Violation(v) => {
-                    return Judgement::Inconclusive(format!(
-                        "the server broke {v}; a browser fails such a connection"
-                    ));
+                    return Judgement::Inconclusive(v.failed_connection());
                 }
                 Event::Dropped { .. } => {
                     if c.after_warning && !warned {

@@ -240,7 +240,8 @@ fn violation_outcome(during: &str, b: &session::BrokenRule, role: Role) -> Outco
         ));
     }
     Outcome::error(format!(
-        "{during}: not judged: the server broke {v}; a browser fails such a connection, so no verdict rests on it"
+        "{during}: not judged: {}, so no verdict rests on it",
+        v.failed_connection()
     ))
 }
 

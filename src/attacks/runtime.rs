@@ -117,9 +117,7 @@ impl TargetRuntime {
             .await
             .map_err(|e| format!("{label}the request failed: {e}"))?;
         let cookies = self.register_cookies(&response.set_cookies);
-        for r in &response.redirects {
-            log.saw(format!("{label}redirect followed (same origin): {r}"));
-        }
+        log_redirects(log, label, &response.redirects);
         log.saw(format!(
             "{label}HTTP {} (cookies: {})",
             response.status,
@@ -288,4 +286,16 @@ fn api_credential(target: &Target) -> Option<String> {
                 .map_or(v.as_str(), |(_, c)| c.trim())
                 .to_string()
         })
+}
+
+/// Puts the redirects a request followed (same origin only: see the client) in a case's
+/// evidence, each under `label`.
+pub(super) fn log_redirects(
+    log: &CaseLog,
+    label: &str,
+    redirects: &[crate::client::http::Redirect],
+) {
+    for r in redirects {
+        log.saw(format!("{label}redirect followed (same origin): {r}"));
+    }
 }

@@ -7,10 +7,10 @@ use super::session::{HelloSeen, ProbeSeen, Session};
 use super::{Judge, Judgement, Perform, StepError, StepResult};
 use crate::client::http::SetCookie;
 use crate::client::tls_hello::{
-    FirstFlight, LegacyVersion, SuiteClass, alert_name, client_hello, legacy_suites, suite_name,
+    FirstFlight, LegacyVersion, alert_name, client_hello, legacy_suites, suite_name,
 };
 use crate::client::{ClientError, TlsVersions};
-use crate::config::policy::{OldTlsVersion, SameSite, WeakSuites};
+use crate::config::policy::SameSite;
 use crate::plan::expect::{CookieAttributes, TlsExpectation, TlsRefused};
 use crate::plan::step::{HttpEndpoint, HttpRequest, TlsHello, TlsProbe};
 
@@ -74,36 +74,14 @@ impl Perform for TlsProbe {
     }
 }
 
-/// The client module's name for a version a policy names.
-fn legacy(v: OldTlsVersion) -> LegacyVersion {
-    match v {
-        OldTlsVersion::Ssl3 => LegacyVersion::Ssl3,
-        OldTlsVersion::Tls10 => LegacyVersion::Tls10,
-        OldTlsVersion::Tls11 => LegacyVersion::Tls11,
-        OldTlsVersion::Tls12 => LegacyVersion::Tls12,
-    }
-}
-
-/// The client module's name for a suite class a policy names.
-fn class(c: WeakSuites) -> SuiteClass {
-    match c {
-        WeakSuites::Null => SuiteClass::Null,
-        WeakSuites::Export => SuiteClass::Export,
-        WeakSuites::Anonymous => SuiteClass::Anonymous,
-        WeakSuites::Rc4 => SuiteClass::Rc4,
-        WeakSuites::TripleDes => SuiteClass::TripleDes,
-        WeakSuites::CbcRsa => SuiteClass::CbcRsaKx,
-    }
-}
-
 impl Perform for TlsHello {
     /// `tls_hello`: a hand-built ClientHello offering only `version` (with the suites its
     /// clients offered, or only a class of weak suites), and the server's first flight.
     async fn perform(&self, s: &mut Session) -> StepResult {
         let rt = s.rt().clone();
         let log = s.log().clone();
-        let version = legacy(self.version);
-        let suite_class = self.suites.map(class);
+        let version = self.version;
+        let suite_class = self.suites;
         if rt.target.url.0.scheme() == "ws" {
             let e = no_tls_endpoint(s);
             s.set_hello(HelloSeen {
@@ -452,6 +430,7 @@ fn samesite_satisfies(sent: Option<&str>, min: SameSite) -> bool {
 mod tests {
     use super::*;
     use crate::client::http::parse_set_cookie;
+    use crate::client::tls_hello::SuiteClass;
     use crate::report::CaseLog;
     use std::sync::Arc;
 

@@ -1002,15 +1002,7 @@ async fn read_loop(
 /// sends a close 1002 (best effort, bounded), and gives the event that ends the connection.
 async fn fail_connection(shared: &Shared, writer: &Writer, v: Violation) -> Event {
     lock(&shared.violations).push(v.clone());
-    let mut frame = Vec::with_capacity(16);
-    crate::wire::encode_frame(
-        &mut frame,
-        &crate::wire::header(
-            OpCode::Control(crate::wire::Control::Close),
-            Some(rand::random()),
-        ),
-        &close_payload(1002, ""),
-    );
+    let frame = FrameSpec::close(1002, "").encode();
     let _ = tokio::time::timeout(PONG_DEADLINE, async {
         let mut w = writer.lock().await;
         w.write_all(&frame).await?;

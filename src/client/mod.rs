@@ -149,7 +149,7 @@ pub enum ClientError {
     },
     /// The server broke a rule of RFC 6455 (or RFC 7692) a browser enforces, in its 101
     /// response: a browser fails such a connection, so nothing is judged on it.
-    #[error("the server broke {0}; a browser fails such a connection")]
+    #[error("{}", .0.failed_connection())]
     Violation(Violation),
     /// The handshake was answered with a status other than 101.
     #[error("handshake refused with HTTP {status}: {body_prefix}")]

@@ -5,10 +5,8 @@
 
 use std::fmt;
 
-use crate::wire::{RawHeader, close_code_allowed, parse_close};
-
-/// Largest payload of a control frame (RFC 6455 5.5).
-pub const MAX_CONTROL_PAYLOAD: u64 = 125;
+use crate::wire::RawHeader;
+use crate::wire::rules::{CloseFault, HeaderFault, MAX_CONTROL_PAYLOAD, close_fault, header_fault};
 
 /// A rule of RFC 6455 or RFC 7692 the server broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +27,14 @@ impl Violation {
             what: what.into(),
             fatal: true,
         }
+    }
+}
+
+impl Violation {
+    /// What a connection that met this break is, for evidence: "the server broke ...; a
+    /// browser fails such a connection".
+    pub fn failed_connection(&self) -> String {
+        format!("the server broke {self}; a browser fails such a connection")
     }
 }
 
@@ -275,109 +281,85 @@ impl FrameRules {
     /// Checks a frame header from the server before its payload is read, and tracks
     /// fragmentation (RFC 6455 5.1 to 5.5, RFC 7692 6).
     pub fn check_header(&mut self, h: &RawHeader) -> Result<(), Violation> {
-        let f = &h.header;
         let name = opcode_name(h.opcode_bits);
-        if f.mask.is_some() {
-            return Err(Violation::fatal(
+        let Some(fault) = header_fault(h, false, self.in_message, self.deflate) else {
+            if !h.is_control() {
+                self.in_message = !h.header.is_final;
+            }
+            return Ok(());
+        };
+        let (rule, what) = match fault {
+            HeaderFault::Masking => (
                 "RFC 6455 §5.1",
                 format!("the server sent a masked {name} frame (servers must not mask)"),
-            ));
-        }
-        if h.length > i64::MAX as u64 {
-            return Err(Violation::fatal(
+            ),
+            HeaderFault::LengthTopBit => (
                 "RFC 6455 §5.2",
                 format!(
                     "a {name} frame declares {} bytes: the most significant bit of a 64-bit length must be 0",
                     h.length
                 ),
-            ));
-        }
-        if f.rsv2 || f.rsv3 {
-            return Err(Violation::fatal(
+            ),
+            HeaderFault::Rsv2Rsv3 => (
                 "RFC 6455 §5.2",
                 format!("a {name} frame has RSV2 or RSV3 set, and no extension defines them"),
-            ));
-        }
-        if h.is_reserved_opcode() {
-            return Err(Violation::fatal(
+            ),
+            HeaderFault::ReservedOpcode => (
                 "RFC 6455 §5.2",
                 format!(
                     "the server sent a frame with the reserved opcode {:#x}",
                     h.opcode_bits
                 ),
-            ));
-        }
-        if f.rsv1 {
-            if !self.deflate {
-                return Err(Violation::fatal(
-                    "RFC 6455 §5.2",
-                    format!("a {name} frame has RSV1 set, and no extension was negotiated"),
-                ));
-            }
-            if h.is_control() || h.opcode_bits == 0 {
-                return Err(Violation::fatal(
-                    "RFC 7692 §6",
-                    format!("a {name} frame has RSV1 set: only a message's first frame may"),
-                ));
-            }
-        }
-        if h.is_control() {
-            if !f.is_final {
-                return Err(Violation::fatal(
-                    "RFC 6455 §5.5",
-                    format!("a {name} frame is fragmented (FIN clear): control frames must not be"),
-                ));
-            }
-            if h.length > MAX_CONTROL_PAYLOAD {
-                return Err(Violation::fatal(
-                    "RFC 6455 §5.5",
-                    format!(
-                        "a {name} frame carries {} bytes: control frames carry at most 125",
-                        h.length
-                    ),
-                ));
-            }
-            return Ok(());
-        }
-        match (h.opcode_bits, self.in_message) {
-            (0, false) => Err(Violation::fatal(
+            ),
+            HeaderFault::Rsv1WithoutExtension => (
+                "RFC 6455 §5.2",
+                format!("a {name} frame has RSV1 set, and no extension was negotiated"),
+            ),
+            HeaderFault::Rsv1NotFirstFrame => (
+                "RFC 7692 §6",
+                format!("a {name} frame has RSV1 set: only a message's first frame may"),
+            ),
+            HeaderFault::FragmentedControl => (
+                "RFC 6455 §5.5",
+                format!("a {name} frame is fragmented (FIN clear): control frames must not be"),
+            ),
+            HeaderFault::ControlTooLong => (
+                "RFC 6455 §5.5",
+                format!(
+                    "a {name} frame carries {} bytes: control frames carry at most {MAX_CONTROL_PAYLOAD}",
+                    h.length
+                ),
+            ),
+            HeaderFault::ContinuationWithoutMessage => (
                 "RFC 6455 §5.4",
-                "a continuation frame arrived with no message to continue",
-            )),
-            (0, true) => {
-                self.in_message = !f.is_final;
-                Ok(())
-            }
-            (_, true) => Err(Violation::fatal(
+                "a continuation frame arrived with no message to continue".to_string(),
+            ),
+            HeaderFault::DataInsideMessage => (
                 "RFC 6455 §5.4",
                 format!("a new {name} frame arrived inside a fragmented message"),
-            )),
-            (_, false) => {
-                self.in_message = !f.is_final;
-                Ok(())
-            }
-        }
+            ),
+        };
+        Err(Violation::fatal(rule, what))
     }
 }
 
 /// Checks a close frame's payload: empty, or a code a peer may send followed by UTF-8
 /// (RFC 6455 5.5.1 and 7.4).
 pub fn check_close(payload: &[u8]) -> Result<(), Violation> {
-    let c = parse_close(payload);
-    match c.code {
-        None if c.malformed => Err(Violation::fatal(
+    match close_fault(payload) {
+        None => Ok(()),
+        Some(CloseFault::OneByte) => Err(Violation::fatal(
             "RFC 6455 §5.5.1",
             "a close frame carries a 1-byte payload (a code takes two)",
         )),
-        Some(code) if !close_code_allowed(code) => Err(Violation::fatal(
+        Some(CloseFault::CodeNotAllowed(code)) => Err(Violation::fatal(
             "RFC 6455 §7.4",
             format!("a close frame carries code {code}, which no endpoint may send"),
         )),
-        Some(_) if c.malformed => Err(Violation::fatal(
+        Some(CloseFault::ReasonNotUtf8) => Err(Violation::fatal(
             "RFC 6455 §5.5.1",
             "a close frame's reason is not valid UTF-8",
         )),
-        _ => Ok(()),
     }
 }
 

@@ -9,117 +9,13 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+pub use crate::config::policy::{LegacyVersion, SuiteClass};
 use tls_parser::{
     TlsCipherSuite, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_message_alert,
     parse_tls_message_handshake, parse_tls_server_hello_extensions,
 };
 
-/// A protocol version below TLS 1.3 that a raw ClientHello can offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LegacyVersion {
-    /// SSL 3.0 (RFC 6101), prohibited by RFC 7568.
-    Ssl3,
-    /// TLS 1.0 (RFC 2246), deprecated by RFC 8996.
-    Tls10,
-    /// TLS 1.1 (RFC 4346), deprecated by RFC 8996.
-    Tls11,
-    /// TLS 1.2 (RFC 5246).
-    Tls12,
-}
-
-impl LegacyVersion {
-    /// The version as it is written on the wire (`ProtocolVersion`).
-    pub fn wire(self) -> u16 {
-        match self {
-            LegacyVersion::Ssl3 => 0x0300,
-            LegacyVersion::Tls10 => 0x0301,
-            LegacyVersion::Tls11 => 0x0302,
-            LegacyVersion::Tls12 => 0x0303,
-        }
-    }
-
-    /// The version's usual name, as reports show it ("TLS 1.0").
-    pub fn name(self) -> &'static str {
-        match self {
-            LegacyVersion::Ssl3 => "SSL 3.0",
-            LegacyVersion::Tls10 => "TLS 1.0",
-            LegacyVersion::Tls11 => "TLS 1.1",
-            LegacyVersion::Tls12 => "TLS 1.2",
-        }
-    }
-
-    /// The version a wire value names; `None` for any other value (TLS 1.3 included).
-    pub fn from_wire(wire: u16) -> Option<Self> {
-        match wire {
-            0x0300 => Some(LegacyVersion::Ssl3),
-            0x0301 => Some(LegacyVersion::Tls10),
-            0x0302 => Some(LegacyVersion::Tls11),
-            0x0303 => Some(LegacyVersion::Tls12),
-            _ => None,
-        }
-    }
-}
-
-/// A class of weak cipher suites a server must not accept; a probe offers the whole class and
-/// the server either picks one of them or refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SuiteClass {
-    /// No encryption at all (`*_WITH_NULL_*`).
-    Null,
-    /// The 40- and 56-bit export suites (`*_EXPORT*`), broken by FREAK and Logjam.
-    Export,
-    /// Anonymous key exchange (`*_anon_*`): no server authentication, so no defence against a
-    /// man in the middle.
-    Anonymous,
-    /// RC4 (RFC 7465 prohibits it).
-    Rc4,
-    /// Triple DES, with a 64-bit block (Sweet32).
-    TripleDes,
-    /// CBC suites with static RSA key exchange (`TLS_RSA_WITH_*_CBC_*`): no forward secrecy,
-    /// and exposed to padding oracles (Lucky 13, ROBOT).
-    CbcRsaKx,
-}
-
 impl SuiteClass {
-    /// Every class, in the order reports list them.
-    pub const ALL: [SuiteClass; 6] = [
-        SuiteClass::Null,
-        SuiteClass::Export,
-        SuiteClass::Anonymous,
-        SuiteClass::Rc4,
-        SuiteClass::TripleDes,
-        SuiteClass::CbcRsaKx,
-    ];
-
-    /// The class's name in report text ("3DES").
-    pub fn name(self) -> &'static str {
-        match self {
-            SuiteClass::Null => "NULL",
-            SuiteClass::Export => "EXPORT",
-            SuiteClass::Anonymous => "anonymous",
-            SuiteClass::Rc4 => "RC4",
-            SuiteClass::TripleDes => "3DES",
-            SuiteClass::CbcRsaKx => "CBC with RSA key exchange",
-        }
-    }
-
-    /// The class's identifier in policy files and case ids ("3des").
-    pub fn slug(self) -> &'static str {
-        match self {
-            SuiteClass::Null => "null",
-            SuiteClass::Export => "export",
-            SuiteClass::Anonymous => "anon",
-            SuiteClass::Rc4 => "rc4",
-            SuiteClass::TripleDes => "3des",
-            SuiteClass::CbcRsaKx => "cbc-rsa",
-        }
-    }
-
-    /// The class a slug names; `None` for an unknown slug.
-    pub fn from_slug(slug: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|class| class.slug() == slug)
-    }
-
     /// The IANA code points of the class's suites, for TLS 1.2 and below. A suite can be in more
     /// than one class (anonymous RC4 is anonymous and RC4).
     pub fn suites(self) -> &'static [u16] {

@@ -80,8 +80,8 @@ pub struct TlsParams {
     pub min_version: TlsVersion,
     /// Cipher-suite classes each offered alone in a TLS 1.2 ClientHello, which the server must
     /// refuse. Default: all of them.
-    #[serde(default = "WeakSuites::all")]
-    pub forbidden_suites: Vec<WeakSuites>,
+    #[serde(default = "SuiteClass::all")]
+    pub forbidden_suites: Vec<SuiteClass>,
     /// A certificate that expires within this many days fails (0: only an expired one).
     #[serde(default)]
     pub cert_min_days: u32,
@@ -93,76 +93,162 @@ impl TlsParams {
     }
 }
 
-/// A class of weak cipher suites, as `forbidden_suites` names it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum WeakSuites {
-    /// No encryption (`*_WITH_NULL_*`).
-    #[serde(rename = "null")]
-    Null,
-    /// The 40- and 56-bit export suites.
-    #[serde(rename = "export")]
-    Export,
-    /// Anonymous key exchange (`*_anon_*`): no server authentication.
-    #[serde(rename = "anon")]
-    Anonymous,
-    /// RC4 (prohibited by RFC 7465).
-    #[serde(rename = "rc4")]
-    Rc4,
-    /// Triple DES (64-bit blocks, Sweet32).
-    #[serde(rename = "3des")]
-    TripleDes,
-    /// CBC suites with RSA key exchange on TLS 1.2 (no forward secrecy, padding oracles).
-    #[serde(rename = "cbc-rsa")]
-    CbcRsa,
-}
-
-impl WeakSuites {
-    /// Every class, the default of `forbidden_suites`.
-    pub fn all() -> Vec<WeakSuites> {
-        vec![
-            WeakSuites::Null,
-            WeakSuites::Export,
-            WeakSuites::Anonymous,
-            WeakSuites::Rc4,
-            WeakSuites::TripleDes,
-            WeakSuites::CbcRsa,
-        ]
-    }
-}
-
 /// A protocol version below TLS 1.3 that a raw ClientHello can offer.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum OldTlsVersion {
-    /// SSL 3.0.
+pub enum LegacyVersion {
+    /// SSL 3.0 (RFC 6101), prohibited by RFC 7568.
     #[serde(rename = "3.0")]
     Ssl3,
-    /// TLS 1.0.
+    /// TLS 1.0 (RFC 2246), deprecated by RFC 8996.
     #[serde(rename = "1.0")]
     Tls10,
-    /// TLS 1.1.
+    /// TLS 1.1 (RFC 4346), deprecated by RFC 8996.
     #[serde(rename = "1.1")]
     Tls11,
-    /// TLS 1.2.
+    /// TLS 1.2 (RFC 5246).
     #[serde(rename = "1.2")]
     Tls12,
 }
 
-impl OldTlsVersion {
+impl LegacyVersion {
+    /// The version as it is written on the wire (`ProtocolVersion`).
+    pub fn wire(self) -> u16 {
+        match self {
+            LegacyVersion::Ssl3 => 0x0300,
+            LegacyVersion::Tls10 => 0x0301,
+            LegacyVersion::Tls11 => 0x0302,
+            LegacyVersion::Tls12 => 0x0303,
+        }
+    }
+
+    /// The version's usual name, as reports show it ("TLS 1.0").
+    pub fn name(self) -> &'static str {
+        match self {
+            LegacyVersion::Ssl3 => "SSL 3.0",
+            LegacyVersion::Tls10 => "TLS 1.0",
+            LegacyVersion::Tls11 => "TLS 1.1",
+            LegacyVersion::Tls12 => "TLS 1.2",
+        }
+    }
+
+    /// The version's number as policy and suite files write it ("1.0").
+    pub fn number(self) -> &'static str {
+        match self {
+            LegacyVersion::Ssl3 => "3.0",
+            LegacyVersion::Tls10 => "1.0",
+            LegacyVersion::Tls11 => "1.1",
+            LegacyVersion::Tls12 => "1.2",
+        }
+    }
+
+    /// The version's identifier in case ids ("tls1.0").
+    pub fn id(self) -> &'static str {
+        match self {
+            LegacyVersion::Ssl3 => "ssl3",
+            LegacyVersion::Tls10 => "tls1.0",
+            LegacyVersion::Tls11 => "tls1.1",
+            LegacyVersion::Tls12 => "tls1.2",
+        }
+    }
+
     /// The versions a policy requiring `min` must see refused, oldest first.
-    pub fn below(min: TlsVersion) -> Vec<OldTlsVersion> {
+    pub fn below(min: TlsVersion) -> Vec<LegacyVersion> {
         let mut v = vec![
-            OldTlsVersion::Ssl3,
-            OldTlsVersion::Tls10,
-            OldTlsVersion::Tls11,
+            LegacyVersion::Ssl3,
+            LegacyVersion::Tls10,
+            LegacyVersion::Tls11,
         ];
         if min == TlsVersion::V1_3 {
-            v.push(OldTlsVersion::Tls12);
+            v.push(LegacyVersion::Tls12);
         }
         v
+    }
+
+    /// The version a wire value names; `None` for any other value (TLS 1.3 included).
+    pub fn from_wire(wire: u16) -> Option<Self> {
+        match wire {
+            0x0300 => Some(LegacyVersion::Ssl3),
+            0x0301 => Some(LegacyVersion::Tls10),
+            0x0302 => Some(LegacyVersion::Tls11),
+            0x0303 => Some(LegacyVersion::Tls12),
+            _ => None,
+        }
+    }
+}
+
+/// A class of weak cipher suites a server must not accept; a probe offers the whole class and
+/// the server either picks one of them or refuses.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum SuiteClass {
+    /// No encryption at all (`*_WITH_NULL_*`).
+    #[serde(rename = "null")]
+    Null,
+    /// The 40- and 56-bit export suites (`*_EXPORT*`), broken by FREAK and Logjam.
+    #[serde(rename = "export")]
+    Export,
+    /// Anonymous key exchange (`*_anon_*`): no server authentication, so no defence against a
+    /// man in the middle.
+    #[serde(rename = "anon")]
+    Anonymous,
+    /// RC4 (RFC 7465 prohibits it).
+    #[serde(rename = "rc4")]
+    Rc4,
+    /// Triple DES, with a 64-bit block (Sweet32).
+    #[serde(rename = "3des")]
+    TripleDes,
+    /// CBC suites with static RSA key exchange (`TLS_RSA_WITH_*_CBC_*`): no forward secrecy,
+    /// and exposed to padding oracles (Lucky 13, ROBOT).
+    #[serde(rename = "cbc-rsa")]
+    CbcRsaKx,
+}
+
+impl SuiteClass {
+    /// Every class, in the order reports list them.
+    pub const ALL: [SuiteClass; 6] = [
+        SuiteClass::Null,
+        SuiteClass::Export,
+        SuiteClass::Anonymous,
+        SuiteClass::Rc4,
+        SuiteClass::TripleDes,
+        SuiteClass::CbcRsaKx,
+    ];
+
+    /// The class's name in report text ("3DES").
+    pub fn name(self) -> &'static str {
+        match self {
+            SuiteClass::Null => "NULL",
+            SuiteClass::Export => "EXPORT",
+            SuiteClass::Anonymous => "anonymous",
+            SuiteClass::Rc4 => "RC4",
+            SuiteClass::TripleDes => "3DES",
+            SuiteClass::CbcRsaKx => "CBC with RSA key exchange",
+        }
+    }
+
+    /// The class's identifier in policy files and case ids ("3des").
+    pub fn slug(self) -> &'static str {
+        match self {
+            SuiteClass::Null => "null",
+            SuiteClass::Export => "export",
+            SuiteClass::Anonymous => "anon",
+            SuiteClass::Rc4 => "rc4",
+            SuiteClass::TripleDes => "3des",
+            SuiteClass::CbcRsaKx => "cbc-rsa",
+        }
+    }
+
+    /// Every class, the default of `forbidden_suites`.
+    pub fn all() -> Vec<SuiteClass> {
+        Self::ALL.to_vec()
+    }
+
+    /// The class a slug names; `None` for an unknown slug.
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|class| class.slug() == slug)
     }
 }
 

@@ -9,7 +9,7 @@
 //! (see [`encoded_forms`]); docs/robustness.md lists them.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use base64::Engine as _;
@@ -24,18 +24,15 @@ pub const REDACTED: &str = "***";
 /// The secret values of one run.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    /// The values as registered.
-    values: BTreeSet<String>,
-    /// Each value's forms, longest value first (so a secret containing another is replaced
-    /// whole). Shared between copies: a run copies its registry for every connection.
+    /// Each value as registered, with its forms; longest value first (so a secret containing
+    /// another is replaced whole). Shared between copies: a run copies its registry for every
+    /// connection.
     entries: BTreeMap<(Reverse<usize>, String), Arc<Forms>>,
-    /// The longest form of any value.
-    longest: usize,
 }
 
 impl PartialEq for Secrets {
     fn eq(&self, other: &Self) -> bool {
-        self.values == other.values
+        self.entries.keys().eq(other.entries.keys())
     }
 }
 
@@ -243,14 +240,12 @@ impl Secrets {
     /// in text).
     pub fn register(&mut self, value: impl Into<String>) {
         let value = value.into();
-        if value.is_empty() || value == REDACTED || self.values.contains(&value) {
+        if value.is_empty() || value == REDACTED {
             return;
         }
-        let forms = Forms::of(&value);
-        self.longest = self.longest.max(forms.longest());
         self.entries
-            .insert((Reverse(value.len()), value.clone()), forms);
-        self.values.insert(value);
+            .entry((Reverse(value.len()), value))
+            .or_insert_with_key(|(_, v)| Forms::of(v));
     }
 
     /// Marks an `Authorization` header value secret, and its credential part too
@@ -265,28 +260,26 @@ impl Secrets {
     /// Adds every secret of `other`.
     pub fn extend(&mut self, other: &Secrets) {
         for (key, forms) in &other.entries {
-            if !self.entries.contains_key(key) {
-                self.entries.insert(key.clone(), forms.clone());
-                self.values.insert(key.1.clone());
-            }
+            self.entries
+                .entry(key.clone())
+                .or_insert_with(|| forms.clone());
         }
-        self.longest = self.longest.max(other.longest);
     }
 
-    /// The registered values, as registered (to hand them to a client that redacts its own
-    /// errors: registering them there derives the encoded forms again).
+    /// The registered values, as registered, longest first (to hand them to a client that
+    /// redacts its own errors: registering them there finds the same forms).
     pub fn values(&self) -> impl Iterator<Item = &str> {
-        self.values.iter().map(String::as_str)
+        self.entries.keys().map(|(_, v)| v.as_str())
     }
 
     /// Whether no secret is registered.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.entries.is_empty()
     }
 
     /// Number of registered secrets (not counting their encoded forms).
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.entries.len()
     }
 
     /// Whether `text` contains any registered secret, in any of its forms.
@@ -312,7 +305,13 @@ impl Secrets {
     pub fn preview(&self, bytes: &[u8], max_chars: usize) -> String {
         // A char is at most 4 bytes, so this window holds every char that can be shown, plus
         // the whole of any secret starting among them.
-        let window = max_chars.saturating_mul(4).saturating_add(self.longest);
+        let longest = self
+            .entries
+            .values()
+            .map(|f| f.longest())
+            .max()
+            .unwrap_or(0);
+        let window = max_chars.saturating_mul(4).saturating_add(longest);
         let shown = &bytes[..bytes.len().min(window)];
         let text = self.redact(&String::from_utf8_lossy(shown));
         clip(&text, max_chars, bytes.len() > shown.len())

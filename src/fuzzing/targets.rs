@@ -32,8 +32,8 @@ use crate::config::check::FileKind;
 use crate::config::policy::{
     AttestationParams, CheckParams, Control, CookieParams, DeflatePolicy, HeartbeatParams,
     MaxSizeParams, MissingOrigin, OriginParams, Policy, ProtocolParams, RateLimitParams, SameSite,
-    SchemaParams, Severity, TicketParams, TlsParams, TlsVersion, UnauthParams, UrlTokenParams,
-    WeakSuites,
+    SchemaParams, Severity, SuiteClass, TicketParams, TlsParams, TlsVersion, UnauthParams,
+    UrlTokenParams,
 };
 use crate::config::target::Matcher;
 use crate::config::values::{ByteSize, Origin};
@@ -215,7 +215,7 @@ fn arb_params(u: &mut Unstructured<'_>) -> arbitrary::Result<(String, CheckParam
     let p = match u.int_in_range(0..=12)? {
         0 => CheckParams::Tls(TlsParams {
             min_version: *u.choose(&[TlsVersion::V1_2, TlsVersion::V1_3])?,
-            forbidden_suites: WeakSuites::all()
+            forbidden_suites: SuiteClass::all()
                 .into_iter()
                 .filter(|_| u.arbitrary().unwrap_or(true))
                 .collect(),

@@ -14,7 +14,7 @@ use super::template::{evaluate, fill, fill_string};
 use super::{Case, CompileError, PLAN_FORMAT, Plan, PlanPolicy, Role};
 use crate::config::deser::{At, Report};
 use crate::config::policy::{
-    CheckParams, Control, LoadedPolicy, OldTlsVersion, Severity, WeakSuites, unknown_check_message,
+    CheckParams, Control, LegacyVersion, LoadedPolicy, Severity, SuiteClass, unknown_check_message,
 };
 use crate::config::source::{ConfigError, SourceFile};
 use crate::config::suite::{LoadedSuite, SuiteSet};
@@ -259,32 +259,23 @@ fn derived(params: &CheckParams, target: &Target) -> Mapping {
             );
         }
         CheckParams::Tls(t) => {
-            let versions = OldTlsVersion::below(t.min_version)
+            let versions = LegacyVersion::below(t.min_version)
                 .into_iter()
-                .map(|v| {
-                    let (id, version, name) = match v {
-                        OldTlsVersion::Ssl3 => ("ssl3", "3.0", "SSL 3.0"),
-                        OldTlsVersion::Tls10 => ("tls1.0", "1.0", "TLS 1.0"),
-                        OldTlsVersion::Tls11 => ("tls1.1", "1.1", "TLS 1.1"),
-                        OldTlsVersion::Tls12 => ("tls1.2", "1.2", "TLS 1.2"),
-                    };
-                    item(&[("id", id), ("version", version), ("name", name)])
-                })
+                .map(|v| item(&[("id", v.id()), ("version", v.number()), ("name", v.name())]))
                 .collect();
             m.insert("tls_old_versions".into(), Value::Sequence(versions));
             let classes = t
                 .forbidden_suites
                 .iter()
                 .map(|c| {
-                    let (id, name) = match c {
-                        WeakSuites::Null => ("null", "NULL (no encryption)"),
-                        WeakSuites::Export => ("export", "EXPORT (40/56-bit)"),
-                        WeakSuites::Anonymous => ("anon", "anonymous key exchange"),
-                        WeakSuites::Rc4 => ("rc4", "RC4"),
-                        WeakSuites::TripleDes => ("3des", "3DES"),
-                        WeakSuites::CbcRsa => ("cbc-rsa", "CBC with RSA key exchange"),
+                    // Plan text says a little more than a verdict's `SuiteClass::name`.
+                    let name = match c {
+                        SuiteClass::Null => "NULL (no encryption)",
+                        SuiteClass::Export => "EXPORT (40/56-bit)",
+                        SuiteClass::Anonymous => "anonymous key exchange",
+                        other => other.name(),
                     };
-                    item(&[("id", id), ("name", name)])
+                    item(&[("id", c.slug()), ("name", name)])
                 })
                 .collect();
             m.insert("tls_weak_suites".into(), Value::Sequence(classes));

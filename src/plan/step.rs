@@ -733,11 +733,11 @@ pub struct TlsProbe {}
 #[serde(deny_unknown_fields)]
 pub struct TlsHello {
     /// The only version offered: "3.0", "1.0", "1.1" or "1.2".
-    pub version: crate::config::policy::OldTlsVersion,
+    pub version: crate::config::policy::LegacyVersion,
     /// Offer only this class of weak suites; absent: the suites real clients of `version`
     /// offered (so a refusal is about the version, not the suites).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suites: Option<crate::config::policy::WeakSuites>,
+    pub suites: Option<crate::config::policy::SuiteClass>,
 }
 
 /// A frame opcode, written by name or as a number 0-15 (reserved ones included).

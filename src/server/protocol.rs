@@ -3,7 +3,8 @@
 //! other way round, the server's own 101 and frames follow the rules a browser checks, except
 //! under the flaws `protocol-subprotocol-copy` and `protocol-data-after-close`.
 
-use crate::wire::{OpCode, RawHeader};
+use crate::wire::RawHeader;
+use crate::wire::rules::{CloseFault, HeaderFault, close_fault, header_fault};
 
 /// Why a frame header breaks RFC 6455, as sent in the 1002 close reason.
 pub fn header_violation(
@@ -11,43 +12,23 @@ pub fn header_violation(
     in_fragmented_message: bool,
     deflate: bool,
 ) -> Option<&'static str> {
-    let hd = &h.header;
-    if h.is_reserved_opcode() {
-        return Some("reserved opcode");
-    }
-    if hd.mask.is_none() {
-        return Some("unmasked client frame");
-    }
-    if hd.rsv2 || hd.rsv3 {
-        return Some("RSV2/RSV3 set without an extension");
-    }
-    if hd.rsv1 {
-        let first_data_frame =
-            matches!(hd.opcode, OpCode::Data(d) if d != crate::wire::Data::Continue);
-        if !(deflate && first_data_frame) {
-            return Some("RSV1 set without a negotiated extension");
-        }
-    }
-    if h.length >> 63 != 0 {
-        return Some("payload length with the most significant bit set");
-    }
-    if h.is_control() {
-        if !hd.is_final {
-            return Some("fragmented control frame");
-        }
-        if h.length > 125 {
-            return Some("control frame payload over 125 bytes");
-        }
-    } else {
-        let is_continuation = h.opcode_bits == 0;
-        if is_continuation && !in_fragmented_message {
-            return Some("continuation frame without a message to continue");
-        }
-        if !is_continuation && in_fragmented_message {
-            return Some("new data frame inside a fragmented message");
-        }
-    }
-    None
+    Some(
+        match header_fault(h, true, in_fragmented_message, deflate)? {
+            HeaderFault::ReservedOpcode => "reserved opcode",
+            HeaderFault::Masking => "unmasked client frame",
+            HeaderFault::Rsv2Rsv3 => "RSV2/RSV3 set without an extension",
+            HeaderFault::Rsv1WithoutExtension | HeaderFault::Rsv1NotFirstFrame => {
+                "RSV1 set without a negotiated extension"
+            }
+            HeaderFault::LengthTopBit => "payload length with the most significant bit set",
+            HeaderFault::FragmentedControl => "fragmented control frame",
+            HeaderFault::ControlTooLong => "control frame payload over 125 bytes",
+            HeaderFault::ContinuationWithoutMessage => {
+                "continuation frame without a message to continue"
+            }
+            HeaderFault::DataInsideMessage => "new data frame inside a fragmented message",
+        },
+    )
 }
 
 /// The reason of a close frame whose code may not be sent on the wire.
@@ -55,19 +36,11 @@ pub const CLOSE_CODE_NOT_ALLOWED: &str = "close code not allowed on the wire";
 
 /// Why a client's close frame payload breaks RFC 6455: the close code to answer and the reason.
 pub fn close_violation(payload: &[u8]) -> Option<(u16, &'static str)> {
-    let close = crate::wire::parse_close(payload);
-    if close.malformed && close.code.is_none() {
-        return Some((1002, "close payload of one byte"));
-    }
-    if let Some(code) = close.code
-        && !crate::wire::close_code_allowed(code)
-    {
-        return Some((1002, CLOSE_CODE_NOT_ALLOWED));
-    }
-    if close.malformed {
-        return Some((1007, "close reason is not UTF-8"));
-    }
-    None
+    Some(match close_fault(payload)? {
+        CloseFault::OneByte => (1002, "close payload of one byte"),
+        CloseFault::CodeNotAllowed(_) => (1002, CLOSE_CODE_NOT_ALLOWED),
+        CloseFault::ReasonNotUtf8 => (1007, "close reason is not UTF-8"),
+    })
 }
 
 /// The `Sec-WebSocket-Protocol` value a `protocol-subprotocol-copy` server answers: the whole

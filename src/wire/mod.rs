@@ -7,6 +7,7 @@
 //! declared length) and decide, which is what a strictness switch and an attack client both need.
 
 mod reader;
+pub mod rules;
 
 pub use reader::FrameReader;
 pub use tungstenite::protocol::frame::FrameHeader;
